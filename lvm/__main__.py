@@ -1,0 +1,3 @@
+from lvm.cli import console_main
+
+console_main()

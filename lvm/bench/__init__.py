@@ -1,0 +1,59 @@
+"""``lvm bench``: speed figures measured side by side against a reference in one run.
+
+Each benchmark module defines ``run(quick: bool, device: torch.device) -> dict`` returning
+``{"cases": [{"name", "ours_s", "reference", "reference_s", "speedup", ...accuracy figures}]}``;
+times are medians of repeats and ``speedup = reference_s / ours_s``.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from typing import Callable
+
+# benchmark name -> module
+BENCHMARKS: dict[str, str] = {
+    "gmm": "lvm.bench.gmm",
+    "vae": "lvm.bench.vae",
+    "eval": "lvm.bench.eval",
+    "inpaint": "lvm.bench.inpaint",
+    "gui": "lvm.bench.gui",
+}
+
+
+def median_time(fn: Callable[[], object], repeats: int = 3, warmup: int = 1) -> float:
+    """Median wall time in seconds of ``fn()`` over ``repeats`` runs after ``warmup`` runs."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def case(name: str, ours_s: float, reference: str, reference_s: float, **figures) -> dict:
+    """One benchmark case row, with ``speedup = reference_s / ours_s``."""
+    return {"name": name, "ours_s": ours_s, "reference": reference, "reference_s": reference_s,
+            "speedup": reference_s / ours_s if ours_s > 0 else float("inf"), **figures}
+
+
+def shared_data_dir():
+    """The developers' data folder: ``$LVM_SHARED_DATA`` or ``../shared/data`` beside the checkout.
+
+    Benchmarks (a developer tool) may read it; the app never does.
+    """
+    import os
+    from pathlib import Path
+
+    from lvm.errors import LVMError
+
+    env = os.environ.get("LVM_SHARED_DATA")
+    candidates = [Path(env)] if env else []
+    here = Path(__file__).resolve()
+    candidates += [p / "shared" / "data" for p in here.parents[:4]] + [Path.cwd().parent / "shared" / "data"]
+    for c in candidates:
+        if (c / "mnist").is_dir():
+            return c
+    raise LVMError("benchmark data not found: set LVM_SHARED_DATA to the folder holding mnist/ and binarized_mnist/")

@@ -1,0 +1,60 @@
+"""The ``lvm`` command line. Each subcommand lives in its own module of this package.
+
+A subcommand module defines ``HELP`` (one line), ``add_arguments(parser)`` and ``run(args) -> int``.
+Errors a user can cause (``LVMError``) print their message and exit 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from lvm.errors import LVMError
+
+# subcommand name -> module (imported lazily so ``lvm --help`` stays fast)
+COMMANDS: dict[str, str] = {
+    "data": "lvm.cli.data",
+    "fit-gmm": "lvm.cli.fit_gmm",
+    "train-vae": "lvm.cli.train_vae",
+    "eval": "lvm.cli.eval",
+    "inpaint": "lvm.cli.inpaint",
+    "bench": "lvm.cli.bench",
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from lvm import __version__
+
+    parser = argparse.ArgumentParser(prog="lvm", description="LVM Explorer's command line: latent variable models on your data.")
+    parser.add_argument("--version", action="version", version=f"lvm {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    for name, module_name in COMMANDS.items():
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:  # a subcommand not built yet
+            if exc.name != module_name:
+                raise
+            continue
+        p = sub.add_parser(name, help=module.HELP, description=module.HELP)
+        module.add_arguments(p)
+        p.set_defaults(_run=module.run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args._run(args) or 0)
+    except LVMError as exc:
+        print(f"lvm {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+def console_main() -> None:  # the entry point
+    sys.exit(main())

@@ -1,0 +1,25 @@
+"""Choosing the torch device from the user's ``--device auto|cpu|cuda``."""
+
+from __future__ import annotations
+
+import torch
+
+from lvm.errors import LVMError
+
+DEVICE_CHOICES = ("auto", "cpu", "cuda")
+
+
+def resolve_device(spec: str | torch.device | None = "auto") -> torch.device:
+    """``auto`` -> cuda when available else cpu; ``cuda`` without a GPU is a user error."""
+    if isinstance(spec, torch.device):
+        return spec
+    spec = (spec or "auto").strip().lower()
+    if spec == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if spec.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise LVMError("--device cuda was asked for but no CUDA GPU is available; use --device cpu or auto")
+        return torch.device(spec)
+    if spec == "cpu":
+        return torch.device("cpu")
+    raise LVMError(f"unknown device {spec!r}; choose one of {', '.join(DEVICE_CHOICES)}")
