@@ -1,0 +1,3 @@
+from app.main import console_main
+
+console_main()

@@ -1,0 +1,113 @@
+"""``lvm-explorer``: start the GUI. Flags: --data, --model, --device, --view, --list-views, --screenshot, --smoke."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+from lvm.device import DEVICE_CHOICES
+
+_T0 = time.perf_counter()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from app.views import LABS
+
+    p = argparse.ArgumentParser(prog="lvm-explorer", description="LVM Explorer: see and touch latent variable models.")
+    p.add_argument("--data", default=None, help="dataset: folder (MNIST layout), .npz, or built-in name (default: digits)")
+    p.add_argument("--model", default=None, help="VAE checkpoint (.safetensors); default: the bundled 2-D VAE")
+    p.add_argument("--device", default="auto", choices=DEVICE_CHOICES)
+    p.add_argument("--view", default=None, choices=list(LABS), help="lab to open")
+    p.add_argument("--list-views", action="store_true", help="print the view names, one a line, and exit")
+    p.add_argument("--session", default=None, help="open a saved session file")
+    p.add_argument("--screenshot", metavar="PATH", help="load, wait for the view's computations, save a PNG, exit")
+    p.add_argument("--smoke", action="store_true", help="start, load the defaults, quit (exit 0 when all loaded)")
+    p.add_argument("--timeout", type=float, default=120.0, help="seconds --screenshot/--smoke wait at most")
+    p.add_argument("--size", default="1360x860", help="window size WxH")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.list_views:
+        from app.views import LABS
+
+        print("\n".join(LABS))
+        return 0
+    if (args.screenshot or args.smoke) and "QT_QPA_PLATFORM" not in os.environ and not os.environ.get("DISPLAY"):
+        os.environ["QT_QPA_PLATFORM"] = "offscreen"
+
+    from PySide6.QtCore import QTimer
+    from PySide6.QtWidgets import QApplication
+
+    from app.main_window import MainWindow
+    from app.settings import app_settings
+    from app.state import Workspace
+    from lvm.errors import LVMError
+
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    app.setApplicationName("LVM Explorer")
+    app.setOrganizationName("LVM Explorer")
+    try:
+        workspace = Workspace(device=args.device)
+    except LVMError as exc:
+        print(f"lvm-explorer: error: {exc}", file=sys.stderr)
+        return 2
+    window = MainWindow(workspace)
+    try:
+        w, h = (int(v) for v in args.size.lower().split("x"))
+        window.resize(w, h)
+    except ValueError:
+        print(f"lvm-explorer: error: --size {args.size!r} must look like 1360x860", file=sys.stderr)
+        return 2
+    window.show()
+    first_paint = time.perf_counter() - _T0
+    QTimer.singleShot(0, lambda: None)
+    if args.session:
+        window.open_session(args.session)
+    else:
+        window.load_defaults(args.data, args.model)
+    view = args.view or (None if args.screenshot or args.smoke else app_settings().value("last_view", None))
+    window.set_view(view if view in window_views() else "mixture" if view is None else view)
+
+    if args.screenshot or args.smoke:
+        deadline = time.monotonic() + args.timeout
+        status = {"code": 0}
+
+        def poll():
+            if window.is_busy() and time.monotonic() < deadline:
+                QTimer.singleShot(50, poll)
+                return
+            if window.is_busy():
+                print("lvm-explorer: timed out waiting for the computations", file=sys.stderr)
+                status["code"] = 1
+            if window.errors:
+                print("lvm-explorer: " + "\n".join(window.errors), file=sys.stderr)
+                status["code"] = 1
+            if args.screenshot:
+                app.processEvents()
+                if not window.grab().save(args.screenshot):
+                    print(f"lvm-explorer: cannot write {args.screenshot}", file=sys.stderr)
+                    status["code"] = 2
+            if args.smoke:
+                print(f"smoke ok: first paint {first_paint * 1000:.0f} ms, ready {time.perf_counter() - _T0:.2f} s, "
+                      f"dataset {workspace.dataset_spec}, model {workspace.model_path}")
+            window.close()
+            app.quit()
+
+        QTimer.singleShot(100, poll)
+        app.exec()
+        return status["code"]
+    return app.exec()
+
+
+def window_views():
+    from app.views import LABS
+
+    return LABS
+
+
+def console_main() -> None:
+    sys.exit(main())

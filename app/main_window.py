@@ -1,0 +1,403 @@
+"""The main window: one tab per lab, menus for data/models/sessions/export, device and progress in the status bar."""
+
+from __future__ import annotations
+
+import csv  # noqa: F401  (labs use it through export_csv)
+import logging
+import platform
+from pathlib import Path
+
+import numpy as np
+import torch
+from PySide6.QtCore import QSettings, QSize, Qt, QTimer, Signal
+from PySide6.QtGui import QAction, QActionGroup, QIcon, QKeySequence, QPainter
+from PySide6.QtWidgets import (QApplication, QComboBox, QFileDialog, QLabel, QMainWindow, QMessageBox, QProgressBar,
+                               QPushButton, QTabWidget, QVBoxLayout, QWidget)
+
+from app.settings import app_settings
+from app.state import DEFAULT_DATASET, DEFAULT_MODEL, RESOURCES, GaussianQ, Workspace, read_session
+from app.views import LABS, lab_class
+from app.workers import TaskRunner
+from lvm import __version__
+from lvm.device import DEVICE_CHOICES
+from lvm.errors import LVMError
+
+log = logging.getLogger(__name__)
+
+
+class MainWindow(QMainWindow):
+    """Hosts the labs over one ``Workspace`` and one ``TaskRunner``."""
+
+    loading_finished = Signal()
+
+    def __init__(self, workspace: Workspace | None = None, runner: TaskRunner | None = None):
+        super().__init__()
+        self.workspace = workspace or Workspace()
+        self.runner = runner or TaskRunner(parent=self)
+        self.labs: dict[str, object] = {}
+        self.last_error: str | None = None
+        self.errors: list[str] = []
+        self._loading = 0
+        self.setWindowTitle("LVM Explorer")
+        icon = RESOURCES / "icons" / "lvm-explorer.svg"
+        if icon.exists():
+            self.setWindowIcon(QIcon(str(icon)))
+        self.resize(QSize(1360, 860))
+
+        self.tabs = QTabWidget()
+        self.tabs.setDocumentMode(True)
+        for name, (title, _) in LABS.items():
+            holder = QWidget()
+            holder.setObjectName(f"holder-{name}")
+            QVBoxLayout(holder).setContentsMargins(0, 0, 0, 0)
+            self.tabs.addTab(holder, title)
+        self.tabs.currentChanged.connect(self._on_tab_changed)
+        self.setCentralWidget(self.tabs)
+        self._build_status_bar()
+        self._build_menus()
+
+        ws = self.workspace
+        ws.events.dataset.connect(self._on_dataset)
+        ws.events.model.connect(self._on_model)
+        ws.events.device.connect(self._on_device)
+        ws.events.message.connect(self.show_error)
+        self.runner.job_error.connect(lambda ch, msg: self.show_error(msg))
+        self.runner.progress.connect(self._on_progress)
+        self.runner.busy_changed.connect(self._on_busy)
+
+    # -- construction ----------------------------------------------------------------------------------------------
+    def _build_status_bar(self) -> None:
+        bar = self.statusBar()
+        self.dataset_label = QLabel("no dataset")
+        self.model_label = QLabel("no model")
+        self.device_combo = QComboBox()
+        self.device_combo.addItems(list(DEVICE_CHOICES))
+        self.device_combo.setCurrentText(self.workspace.device_spec)
+        self.device_combo.setToolTip("torch device for computations")
+        self.device_combo.textActivated.connect(self.set_device)
+        self.device_label = QLabel(str(self.workspace.device))
+        self.progress = QProgressBar()
+        self.progress.setMaximumWidth(180)
+        self.progress.setRange(0, 1000)
+        self.progress.setVisible(False)
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.setVisible(False)
+        self.cancel_button.clicked.connect(lambda: self.runner.cancel())
+        for w in (self.dataset_label, self.model_label):
+            bar.addWidget(w)
+        for w in (self.progress, self.cancel_button, QLabel("device:"), self.device_combo, self.device_label):
+            bar.addPermanentWidget(w)
+
+    def _action(self, menu, text, slot, shortcut=None) -> QAction:
+        act = QAction(text, self)
+        if shortcut is not None:
+            act.setShortcut(QKeySequence(shortcut))
+        act.triggered.connect(slot)
+        menu.addAction(act)
+        return act
+
+    def _build_menus(self) -> None:
+        m = self.menuBar().addMenu("&File")
+        self._action(m, "Open dataset folder…", self._ask_dataset_folder, QKeySequence.Open)
+        self._action(m, "Open dataset file (.npz)…", self._ask_dataset_file)
+        sub = m.addMenu("Built-in datasets")
+        from lvm.data import BUILTIN_NAMES
+        for name in BUILTIN_NAMES:
+            self._action(sub, name, lambda checked=False, n=name: self.load_dataset(n))
+        m.addSeparator()
+        self._action(m, "Open model…", self._ask_model)
+        self._action(m, "Save model as…", self._ask_save_model)
+        m.addSeparator()
+        self._action(m, "Open session…", self._ask_open_session)
+        self._action(m, "Save session as…", self._ask_save_session, QKeySequence.Save)
+        m.addSeparator()
+        self._action(m, "Export view as PNG…", lambda: self._ask_export("png"))
+        self._action(m, "Export view as SVG…", lambda: self._ask_export("svg"))
+        self._action(m, "Export view data as CSV…", self._ask_export_csv)
+        m.addSeparator()
+        self._action(m, "Quit", self.close, QKeySequence.Quit)
+        dm = self.menuBar().addMenu("&Device")
+        group = QActionGroup(self)
+        for spec in DEVICE_CHOICES:
+            act = self._action(dm, spec, lambda checked=False, s=spec: self.set_device(s))
+            act.setCheckable(True)
+            act.setChecked(spec == self.workspace.device_spec)
+            group.addAction(act)
+        vm = self.menuBar().addMenu("&View")
+        for i, (name, (title, _)) in enumerate(LABS.items()):
+            self._action(vm, title, lambda checked=False, n=name: self.set_view(n), f"Ctrl+{i + 1}")
+        hm = self.menuBar().addMenu("&Help")
+        self._action(hm, "About LVM Explorer", self.show_about)
+
+    # -- labs ------------------------------------------------------------------------------------------------------
+    def set_view(self, name: str) -> None:
+        if name not in LABS:
+            raise LVMError(f"unknown view {name!r}; choose one of {', '.join(LABS)}")
+        index = list(LABS).index(name)
+        if self.tabs.currentIndex() == index:
+            self._on_tab_changed(index)
+        else:
+            self.tabs.setCurrentIndex(index)
+
+    def current_view_name(self) -> str:
+        return list(LABS)[self.tabs.currentIndex()]
+
+    def lab(self, name: str):
+        """The lab ``name``, created on first use."""
+        if name not in self.labs:
+            holder = self.tabs.widget(list(LABS).index(name))
+            lab = lab_class(name)(self.workspace, self.runner)
+            lab.restore_view_state(self.workspace.view_states.get(name, {}))
+            holder.layout().addWidget(lab)
+            self.labs[name] = lab
+        return self.labs[name]
+
+    def _on_tab_changed(self, index: int) -> None:
+        name = list(LABS)[index]
+        for other, lab in self.labs.items():
+            if other != name:
+                lab.deactivate()
+        self.workspace.current_view = name
+        self.lab(name).activate()
+        app_settings().setValue("last_view", name)
+
+    def is_busy(self) -> bool:
+        return self._loading > 0 or any(lab.is_busy() for lab in self.labs.values()) or self.runner.is_busy("load/")
+
+    # -- loading ---------------------------------------------------------------------------------------------------
+    def load_dataset(self, spec: str, split: str | None = None, on_done=None) -> None:
+        """Load ``spec`` in a worker; on error the workspace keeps its dataset and the user sees why."""
+        from lvm.data import load_dataset
+
+        def done(ds):
+            self.workspace.set_dataset(ds, str(spec), split)
+            app_settings().setValue("last_dataset", str(spec))
+            if on_done:
+                on_done()
+
+        self._run_load("load/dataset", lambda: load_dataset(spec), done)
+
+    def load_model(self, path: str | Path, on_done=None) -> None:
+        from lvm.checkpoint import load_model
+
+        device = self.workspace.device
+
+        def done(result):
+            model, info = result
+            self.workspace.set_model(model, str(path), info)
+            if on_done:
+                on_done()
+
+        self._run_load("load/model", lambda: load_model(path, device), done)
+
+    def _run_load(self, channel, fn, done) -> None:
+        self._loading += 1
+
+        def finished():
+            self._loading -= 1
+            if self._loading == 0:
+                self.loading_finished.emit()
+
+        job = self.runner.submit(channel, fn, on_result=done, keep_all=True)
+        job.signals.finished.connect(finished)
+
+    def load_defaults(self, data: str | None = None, model: str | None = None) -> None:
+        self.load_dataset(data or DEFAULT_DATASET)
+        model_path = model or (str(DEFAULT_MODEL) if DEFAULT_MODEL.exists() else None)
+        if model_path:
+            self.load_model(model_path)
+
+    def set_device(self, spec: str) -> None:
+        try:
+            self.workspace.set_device(spec)
+        except LVMError as exc:
+            self.show_error(str(exc))
+            self.device_combo.setCurrentText(self.workspace.device_spec)
+
+    # -- workspace events ------------------------------------------------------------------------------------------
+    def _on_dataset(self, ds) -> None:
+        n = len(ds.split(self.workspace.split))
+        self.dataset_label.setText(f"data: {ds.name} ({self.workspace.split}, {n:,} samples)")
+
+    def _on_model(self, model) -> None:
+        if model is None:
+            self.model_label.setText("no model")
+            return
+        name = Path(self.workspace.model_path).name if self.workspace.model_path else "(unsaved)"
+        self.model_label.setText(f"model: {name} (latent {model.latent_dim}-D, {model.config.decoder})")
+
+    def _on_device(self, device) -> None:
+        self.device_label.setText(str(device))
+        self.device_combo.setCurrentText(self.workspace.device_spec)
+
+    def _on_progress(self, channel: str, fraction: float, text: str) -> None:
+        self.progress.setValue(int(1000 * max(0.0, min(1.0, fraction))))
+        self.progress.setFormat(text or f"{channel} %p%")
+
+    def _on_busy(self, busy: bool) -> None:
+        long_jobs = [c for c in self.runner.running_channels() if c.endswith(("/train", "/fit", "/em", "/optimise"))]
+        self.progress.setVisible(busy and bool(long_jobs))
+        self.cancel_button.setVisible(busy and bool(long_jobs))
+
+    def show_error(self, text: str) -> None:
+        """Tell the user, without blocking (a non-modal message box)."""
+        self.last_error = text
+        self.errors.append(text)
+        self.statusBar().showMessage(text, 10000)
+        box = QMessageBox(QMessageBox.Warning, "LVM Explorer", text, QMessageBox.Ok, self)
+        box.setAttribute(Qt.WA_DeleteOnClose)
+        box.open()
+
+    # -- dialogs ---------------------------------------------------------------------------------------------------
+    def _last_dir(self) -> str:
+        return str(app_settings().value("last_dir", str(Path.home())))
+
+    def _remember_dir(self, path: str) -> None:
+        app_settings().setValue("last_dir", str(Path(path).parent))
+
+    def _ask_dataset_folder(self) -> None:
+        path = QFileDialog.getExistingDirectory(self, "Open dataset folder (MNIST layout)", self._last_dir())
+        if path:
+            self._remember_dir(path + "/x")
+            self.load_dataset(path)
+
+    def _ask_dataset_file(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Open dataset", self._last_dir(), "NumPy archives (*.npz)")
+        if path:
+            self._remember_dir(path)
+            self.load_dataset(path)
+
+    def _ask_model(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Open model", self._last_dir(), "Checkpoints (*.safetensors)")
+        if path:
+            self._remember_dir(path)
+            self.load_model(path)
+
+    def _ask_save_model(self) -> None:
+        if self.workspace.model is None:
+            self.show_error("there is no model to save; train or open one first")
+            return
+        path, _ = QFileDialog.getSaveFileName(self, "Save model", self._last_dir(), "Checkpoints (*.safetensors)")
+        if path:
+            self.save_model(path)
+
+    def save_model(self, path: str) -> None:
+        from lvm.checkpoint import save_model
+
+        try:
+            save_model(self.workspace.model, path, self.workspace.model_info)
+        except (OSError, LVMError) as exc:
+            self.show_error(f"could not save the model to {path}: {exc}")
+            return
+        self.workspace.model_path = str(path)
+        self._on_model(self.workspace.model)
+
+    def _ask_open_session(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Open session", self._last_dir(), "LVM sessions (*.lvmsession *.json)")
+        if path:
+            self.open_session(path)
+
+    def _ask_save_session(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(self, "Save session", self._last_dir(), "LVM sessions (*.lvmsession)")
+        if path:
+            self.save_session(path)
+
+    def _ask_export(self, kind: str) -> None:
+        path, _ = QFileDialog.getSaveFileName(self, f"Export view as {kind.upper()}", self._last_dir(), f"*.{kind}")
+        if path:
+            self.export_view(path)
+
+    def _ask_export_csv(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(self, "Export view data", self._last_dir(), "*.csv")
+        if path:
+            self.export_csv(path)
+
+    # -- sessions and export ---------------------------------------------------------------------------------------
+    def save_session(self, path: str) -> None:
+        ws = self.workspace
+        for name, lab in self.labs.items():
+            ws.view_states[name] = lab.view_state()
+        try:
+            ws.save_session(path)
+        except OSError as exc:
+            self.show_error(f"could not save the session to {path}: {exc}")
+
+    def open_session(self, path: str) -> None:
+        """Restore a session; a bad file leaves the current workspace untouched and says why."""
+        try:
+            raw = read_session(path)
+        except LVMError as exc:
+            self.show_error(str(exc))
+            return
+        ws = self.workspace
+        base = Path(path).parent
+
+        def resolve(p):
+            return p if p is None or Path(p).is_absolute() or p in ("digits",) or ":" in p else str(base / p)
+
+        def after_model():
+            ws.seeds.update(raw.get("seeds", {}))
+            ws.events.seeds.emit("global")
+            ws.view_states.update(raw.get("views", {}))
+            for name, lab in self.labs.items():
+                lab.restore_view_state(ws.view_states.get(name, {}))
+            ws.select(raw.get("selected_index"))
+            if raw.get("q"):
+                ws.set_q(GaussianQ.from_arrays(raw["q"]["mean"], raw["q"]["scale_tril"]))
+            if raw.get("current_view") in LABS:
+                self.set_view(raw["current_view"])
+
+        def after_data():
+            if raw.get("device"):
+                self.set_device(raw["device"])
+            if raw.get("model"):
+                self.load_model(resolve(raw["model"]), on_done=after_model)
+            else:
+                after_model()
+
+        spec = raw["dataset"]
+        self.load_dataset(resolve(spec) if Path(base / spec).exists() else spec, raw.get("split"), on_done=after_data)
+
+    def export_view(self, path: str) -> None:
+        widget = self.lab(self.current_view_name()).export_widget()
+        if path.lower().endswith(".svg"):
+            from PySide6.QtSvg import QSvgGenerator
+
+            gen = QSvgGenerator()
+            gen.setFileName(path)
+            gen.setSize(widget.size())
+            gen.setViewBox(widget.rect())
+            gen.setTitle(f"LVM Explorer — {self.current_view_name()}")
+            painter = QPainter(gen)
+            widget.render(painter)
+            painter.end()
+        elif not widget.grab().save(path):
+            self.show_error(f"could not write {path}")
+
+    def export_csv(self, path: str) -> None:
+        try:
+            self.lab(self.current_view_name()).export_csv(path)
+        except NotImplementedError as exc:
+            self.show_error(str(exc))
+        except OSError as exc:
+            self.show_error(f"could not write {path}: {exc}")
+
+    def show_about(self) -> None:
+        import PySide6
+        import pyqtgraph
+
+        text = (f"<h3>LVM Explorer {__version__}</h3><p>See and touch latent variable models.</p>"
+                f"<p>Python {platform.python_version()}, torch {torch.__version__}, numpy {np.__version__}, "
+                f"PySide6 {PySide6.__version__}, pyqtgraph {pyqtgraph.__version__}</p>"
+                f"<p>Device: {self.workspace.device}"
+                f"{' (' + torch.cuda.get_device_name(0) + ')' if self.workspace.device.type == 'cuda' else ''}</p>"
+                "<p>Bundled data: MNIST test set (Yann LeCun, Corinna Cortes; CC BY-SA 3.0).</p>")
+        box = QMessageBox(QMessageBox.Information, "About LVM Explorer", text, QMessageBox.Ok, self)
+        box.setAttribute(Qt.WA_DeleteOnClose)
+        box.open()
+
+    # -- closing ---------------------------------------------------------------------------------------------------
+    def closeEvent(self, event) -> None:
+        app_settings().setValue("geometry", self.saveGeometry())
+        self.runner.shutdown(3000)
+        super().closeEvent(event)

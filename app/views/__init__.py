@@ -1,0 +1,28 @@
+"""The labs, in window order: name -> (title, "module:Class"). A lab not built yet shows a placeholder."""
+
+from __future__ import annotations
+
+import importlib
+
+LABS: dict[str, tuple[str, str]] = {
+    "mixture": ("Mixture lab", "app.views.mixture:MixtureLab"),
+    "latent": ("Latent lab", "app.views.latent:LatentLab"),
+    "inference": ("Inference lab", "app.views.inference:InferenceLab"),
+    "inpainting": ("Inpainting lab", "app.views.inpainting:InpaintingLab"),
+    "infinite": ("Infinite mixture lab", "app.views.infinite:InfiniteMixtureLab"),
+}
+
+
+def lab_class(name: str):
+    """The LabView subclass for ``name`` (a placeholder class while the lab's module does not exist)."""
+    from app.views.base import PlaceholderLab
+
+    title, target = LABS[name]
+    module_name, _, cls_name = target.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name != module_name:
+            raise
+        return type(f"Placeholder_{name}", (PlaceholderLab,), {"name": name, "title": title})
+    return getattr(module, cls_name)

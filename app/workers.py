@@ -1,0 +1,225 @@
+"""The one worker facility for torch work: jobs in a QThreadPool, progress, cancel, latest-wins channels.
+
+A job is ``fn(token)`` returning a value, or a generator yielding snapshots; the GUI receives them through Qt signals
+(queued to the GUI thread). Cancellation is cooperative: generators are stopped between yields, and functions may
+poll ``token.cancelled``. Per channel, a newer request cancels the running one and replaces any pending one
+(latest wins), so hover/drag requests never pile up.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import threading
+import traceback
+from typing import Any, Callable
+
+from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal, Slot
+
+from lvm.errors import LVMError
+
+log = logging.getLogger(__name__)
+
+# Unexpected exceptions raised in workers (not LVMError): tests assert this stays empty.
+unexpected_errors: list[str] = []
+
+
+class Cancelled(Exception):
+    """Raised by ``CancelToken.check()`` inside a job that was cancelled."""
+
+
+class CancelToken:
+    def __init__(self):
+        self._event = threading.Event()
+
+    def cancel(self) -> None:
+        self._event.set()
+
+    @property
+    def cancelled(self) -> bool:
+        return self._event.is_set()
+
+    def check(self) -> None:
+        if self._event.is_set():
+            raise Cancelled()
+
+
+class JobSignals(QObject):
+    snapshot = Signal(object)
+    progress = Signal(float, str)
+    result = Signal(object)
+    error = Signal(str)
+    finished = Signal()
+
+
+class Job(QRunnable):
+    """One unit of work. Snapshots: with ``keep_all`` every one is delivered, else only the newest unread."""
+
+    def __init__(self, channel: str, fn: Callable[[CancelToken], Any], keep_all: bool = False):
+        super().__init__()
+        self.setAutoDelete(False)
+        self.channel = channel
+        self.fn = fn
+        self.keep_all = keep_all
+        self.token = CancelToken()
+        self.signals = JobSignals()
+        self._latest: list[Any] = []
+        self._lock = threading.Lock()
+        self.done = threading.Event()
+
+    def cancel(self) -> None:
+        self.token.cancel()
+
+    @property
+    def cancelled(self) -> bool:
+        return self.token.cancelled
+
+    def report(self, fraction: float, text: str = "") -> None:
+        """Called from inside a job: progress in [0, 1]."""
+        if not self.token.cancelled:
+            self.signals.progress.emit(float(fraction), text)
+
+    def _deliver(self, item: Any) -> None:
+        if self.keep_all:
+            self.signals.snapshot.emit(item)
+            return
+        with self._lock:
+            empty = not self._latest
+            self._latest[:] = [item]
+        if empty:
+            self.signals.snapshot.emit(_PULL)
+
+    def take_latest(self) -> Any:
+        with self._lock:
+            item = self._latest[0] if self._latest else _PULL
+            self._latest.clear()
+        return item
+
+    @Slot()
+    def run(self) -> None:
+        try:
+            params = inspect.signature(self.fn).parameters
+            out = self.fn(self.token) if params else self.fn()
+            if inspect.isgenerator(out):
+                try:
+                    for item in out:
+                        if self.token.cancelled:
+                            break
+                        self._deliver(item)
+                finally:
+                    out.close()
+            elif not self.token.cancelled:
+                self.signals.result.emit(out)
+        except Cancelled:
+            pass
+        except LVMError as exc:
+            if not self.token.cancelled:
+                self.signals.error.emit(str(exc))
+        except Exception as exc:  # noqa: BLE001 - reported to the user and recorded for tests
+            text = "".join(traceback.format_exception(exc))
+            log.error("worker %s failed:\n%s", self.channel, text)
+            unexpected_errors.append(text)
+            if not self.token.cancelled:
+                self.signals.error.emit(f"{type(exc).__name__}: {exc}")
+        finally:
+            self.done.set()
+            self.signals.finished.emit()
+
+
+_PULL = object()  # marker: "a snapshot is waiting, take the latest"
+
+
+class TaskRunner(QObject):
+    """Submits jobs, one running per channel; a newer submit cancels the running job (latest wins)."""
+
+    busy_changed = Signal(bool)
+    progress = Signal(str, float, str)  # channel, fraction, text
+    job_error = Signal(str, str)  # channel, message
+
+    def __init__(self, max_threads: int = 4, parent: QObject | None = None):
+        super().__init__(parent)
+        self.pool = QThreadPool(self)
+        self.pool.setMaxThreadCount(max_threads)
+        self._running: dict[str, Job] = {}
+        self._pending: dict[str, tuple[Job, dict]] = {}
+        self._all: set[Job] = set()
+
+    def submit(self, channel: str, fn: Callable, *, on_snapshot: Callable[[Any], None] | None = None,
+               on_result: Callable[[Any], None] | None = None, on_error: Callable[[str], None] | None = None,
+               on_finished: Callable[[], None] | None = None, keep_all: bool = False) -> Job:
+        """Run ``fn`` in the pool on ``channel``; callbacks run on the GUI thread unless the job was cancelled."""
+        job = Job(channel, fn, keep_all=keep_all)
+        callbacks = dict(on_snapshot=on_snapshot, on_result=on_result, on_error=on_error, on_finished=on_finished)
+        old = self._pending.pop(channel, None)
+        if old is not None:
+            old[0].cancel()
+        running = self._running.get(channel)
+        if running is not None:
+            running.cancel()
+            self._pending[channel] = (job, callbacks)
+        else:
+            self._start(job, callbacks)
+        return job
+
+    def _start(self, job: Job, cb: dict) -> None:
+        def snapshot(item):
+            if job.cancelled or cb["on_snapshot"] is None:
+                return
+            if item is _PULL:
+                item = job.take_latest()
+                if item is _PULL:
+                    return
+            cb["on_snapshot"](item)
+
+        def result(value):
+            if not job.cancelled and cb["on_result"] is not None:
+                cb["on_result"](value)
+
+        def error(message):
+            self.job_error.emit(job.channel, message)
+            if cb["on_error"] is not None:
+                cb["on_error"](message)
+
+        def finished():
+            if self._running.get(job.channel) is job:
+                del self._running[job.channel]
+            self._all.discard(job)
+            if cb["on_finished"] is not None and not job.cancelled:
+                cb["on_finished"]()
+            nxt = self._pending.pop(job.channel, None)
+            if nxt is not None:
+                self._start(*nxt)
+            if not self._running:
+                self.busy_changed.emit(False)
+
+        job.signals.snapshot.connect(snapshot)
+        job.signals.result.connect(result)
+        job.signals.error.connect(error)
+        job.signals.finished.connect(finished)
+        job.signals.progress.connect(lambda f, t: self.progress.emit(job.channel, f, t))
+        was_idle = not self._running
+        self._running[job.channel] = job
+        self._all.add(job)
+        self.pool.start(job)
+        if was_idle:
+            self.busy_changed.emit(True)
+
+    def cancel(self, channel: str | None = None) -> None:
+        """Cancel the jobs of ``channel`` (or of every channel starting with it, or all when None)."""
+        for ch in list(self._pending):
+            if channel is None or ch.startswith(channel):
+                self._pending.pop(ch)[0].cancel()
+        for ch, job in list(self._running.items()):
+            if channel is None or ch.startswith(channel):
+                job.cancel()
+
+    def is_busy(self, prefix: str | None = None) -> bool:
+        return any(prefix is None or ch.startswith(prefix) for ch in [*self._running, *self._pending])
+
+    def running_channels(self) -> list[str]:
+        return list(self._running)
+
+    def shutdown(self, timeout_ms: int = 5000) -> bool:
+        """Cancel everything and wait for the threads; True when all stopped in time."""
+        self.cancel()
+        return self.pool.waitForDone(timeout_ms)

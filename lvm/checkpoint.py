@@ -1,0 +1,100 @@
+"""Model checkpoints in safetensors with JSON metadata. Nothing is ever unpickled; saving is atomic.
+
+Metadata (string -> string): ``format`` = ``lvm-explorer``, ``format_version``, ``kind`` (``vae``), ``config``
+(the architecture, JSON) and ``info`` (dataset, epochs, metrics, JSON).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load as st_load
+from safetensors.torch import save as st_save
+
+from lvm.errors import CheckpointError, ModelInputError
+from lvm.io import atomic_write_bytes
+from lvm.models.vae import VAE, VAEConfig
+
+FORMAT = "lvm-explorer"
+FORMAT_VERSION = 1
+PICKLE_PREFIXES = (b"\x80", b"PK\x03\x04")  # raw pickle protocol 2+, torch.save zip archives
+
+
+def save_model(model: VAE, path: str | os.PathLike, info: dict | None = None) -> None:
+    """Save ``model`` (weights + architecture + ``info``) to ``path`` atomically."""
+    tensors = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
+    metadata = {"format": FORMAT, "format_version": str(FORMAT_VERSION), "kind": "vae",
+                "config": json.dumps(model.config.to_dict()), "info": json.dumps(info or {})}
+    atomic_write_bytes(path, st_save(tensors, metadata=metadata))
+
+
+def read_metadata(data: bytes, name: str) -> dict:
+    """The safetensors header metadata, validated; raises CheckpointError."""
+    if len(data) < 8:
+        raise CheckpointError(f"{name}: too short to be a checkpoint ({len(data)} bytes); it is truncated")
+    header_len = int.from_bytes(data[:8], "little")
+    if data[:2] in (b"\x80\x02", b"\x80\x03", b"\x80\x04", b"\x80\x05") or data[:4] == b"PK\x03\x04":
+        raise CheckpointError(f"{name}: looks like a pickle / torch.save file; those are never loaded (they can run "
+                              "code). Save models with LVM Explorer or `lvm train-vae` (safetensors)")
+    if header_len <= 0 or 8 + header_len > len(data):
+        raise CheckpointError(f"{name}: not a safetensors checkpoint or truncated (header claims {header_len} bytes)")
+    try:
+        header = json.loads(data[8:8 + header_len])
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise CheckpointError(f"{name}: corrupt checkpoint header (not JSON); the file was damaged") from None
+    meta = header.get("__metadata__") if isinstance(header, dict) else None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise CheckpointError(f"{name}: a safetensors file but not an LVM Explorer checkpoint (no '{FORMAT}' metadata)")
+    try:
+        version = int(meta.get("format_version", "0"))
+    except ValueError:
+        version = -1
+    if version != FORMAT_VERSION:
+        raise CheckpointError(f"{name}: checkpoint format version {meta.get('format_version')!r}; this LVM Explorer "
+                              f"reads version {FORMAT_VERSION}")
+    return meta
+
+
+def load_model(path: str | os.PathLike, device: torch.device | str = "cpu") -> tuple[VAE, dict]:
+    """Load a checkpoint: (model in eval mode on ``device``, info dict). Raises CheckpointError on any problem."""
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise CheckpointError(f"{path}: file not found") from None
+    except OSError as exc:
+        raise CheckpointError(f"{path}: cannot be read ({exc})") from None
+    meta = read_metadata(data, str(path))
+    try:
+        config = VAEConfig.from_dict(json.loads(meta["config"]))
+        info = json.loads(meta.get("info", "{}"))
+    except (KeyError, TypeError, ValueError, json.JSONDecodeError, ModelInputError) as exc:
+        raise CheckpointError(f"{path}: the stored architecture is invalid ({exc})") from None
+    if meta.get("kind") != "vae":
+        raise CheckpointError(f"{path}: holds a model of kind {meta.get('kind')!r}; only 'vae' checkpoints load here")
+    try:
+        tensors = st_load(data)
+    except (SafetensorError, ValueError, RuntimeError) as exc:
+        raise CheckpointError(f"{path}: corrupt or truncated tensor data ({exc})") from None
+    model = VAE(config)
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(tensors))
+    extra = sorted(set(tensors) - set(expected))
+    if missing or extra:
+        raise CheckpointError(f"{path}: weights do not match the stored architecture (missing {missing[:3]}, "
+                              f"unexpected {extra[:3]}); the file is from another architecture or was edited")
+    for k, v in expected.items():
+        t = tensors[k]
+        if t.shape != v.shape:
+            raise CheckpointError(f"{path}: weight {k} has shape {tuple(t.shape)}, the architecture needs {tuple(v.shape)}")
+        if not t.is_floating_point():
+            raise CheckpointError(f"{path}: weight {k} has dtype {t.dtype}; need floating point")
+        if not torch.isfinite(t).all():
+            raise CheckpointError(f"{path}: weight {k} contains NaN or infinity; the model was saved after diverging")
+    model.load_state_dict({k: t.to(torch.float32) for k, t in tensors.items()})
+    model.eval()
+    return model.to(device), info

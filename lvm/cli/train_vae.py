@@ -1,0 +1,84 @@
+"""``lvm train-vae``: train a VAE on a dataset and save a checkpoint."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+import time
+
+from lvm.checkpoint import save_model
+from lvm.data import load_dataset
+from lvm.device import DEVICE_CHOICES, resolve_device
+from lvm.errors import LVMError
+from lvm.models.vae import ACTIVATIONS, VAE, VAEConfig
+from lvm.training import TrainConfig, mean_elbo, train_vae
+
+HELP = "train a VAE (2-D latent by default) by maximising the ELBO; saves a safetensors checkpoint"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data", required=True, help="dataset spec: folder, .npz or built-in name")
+    p.add_argument("--split", default=None, help="training split (default: train, else the first)")
+    p.add_argument("--valid-split", default=None, help="validation split (default: valid, else test, if present)")
+    p.add_argument("--epochs", type=int, required=True)
+    p.add_argument("--out", required=True, help="checkpoint file to write (.safetensors)")
+    p.add_argument("--latent-dim", type=int, default=2)
+    p.add_argument("--decoder", choices=["bernoulli", "gaussian"], default="bernoulli")
+    p.add_argument("--hidden", default="512,512,512", help="hidden layer sizes, comma-separated")
+    p.add_argument("--activation", choices=sorted(ACTIVATIONS), default="elu")
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--lr", type=float, default=2e-3)
+    p.add_argument("--schedule", choices=["onecycle", "constant"], default="onecycle")
+    p.add_argument("--binarization", choices=["dynamic", "threshold", "none"], default="dynamic")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto", choices=DEVICE_CHOICES)
+    p.add_argument("--json", action="store_true", help="print only a JSON summary")
+
+
+def _command_line() -> str:
+    argv = sys.argv[sys.argv.index("train-vae") + 1:] if "train-vae" in sys.argv else []
+    return " ".join(["lvm", "train-vae", *map(shlex.quote, argv)])
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.epochs < 1:
+        raise LVMError("--epochs must be at least 1")
+    try:
+        hidden = tuple(int(h) for h in args.hidden.split(","))
+    except ValueError:
+        raise LVMError(f"--hidden {args.hidden!r}: give comma-separated integers, e.g. 512,512") from None
+    device = resolve_device(args.device)
+    ds = load_dataset(args.data)
+    train = ds.split(args.split)
+    valid_name = args.valid_split or next((s for s in ("valid", "test") if s in ds.splits and s != args.split), None)
+    valid = ds.split(valid_name) if valid_name else None
+    config = VAEConfig(data_dim=ds.dim, latent_dim=args.latent_dim, hidden=hidden, activation=args.activation,
+                       decoder=args.decoder, image_shape=ds.image_shape)
+    model = VAE(config)
+    tc = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, schedule=args.schedule,
+                     binarization=args.binarization, seed=args.seed)
+    t0 = time.perf_counter()
+    last = None
+    for snap in train_vae(model, train.x, None if valid is None else valid.x, tc, device):
+        last = snap
+        if not args.json:
+            val = "" if snap.valid_elbo is None else f"  valid ELBO {snap.valid_elbo:8.2f}"
+            bar = "#" * int(30 * snap.progress)
+            print(f"\r[{bar:<30}] epoch {snap.epoch:6.2f}/{tc.epochs}  train ELBO {snap.train_elbo:8.2f}{val}"
+                  f"  {snap.images_per_s:7.0f} img/s", end="\n" if snap.step % (10 * tc.report_every) == 0 or
+                  float(snap.epoch).is_integer() else "", file=sys.stderr, flush=True)
+    elapsed = time.perf_counter() - t0
+    if last is not None and last.stopped_reason == "nan":
+        print("\ntraining hit a NaN/inf loss: stopped and restored the last good weights "
+              "(try a smaller --lr)", file=sys.stderr)
+    info = {"dataset": ds.source, "split": args.split or ds.default_split, "epochs_completed": int(last.epoch),
+            "train_command": _command_line(),
+            "seed": args.seed, "lr": args.lr, "schedule": args.schedule, "batch_size": args.batch_size,
+            "binarization": args.binarization, "train_elbo": last.train_elbo, "valid_elbo": last.valid_elbo,
+            "valid_split": valid_name, "train_seconds": round(elapsed, 1), "stopped_reason": last.stopped_reason}
+    save_model(model.cpu(), args.out, info)
+    summary = {"out": args.out, "parameters": model.num_parameters(), **info}
+    print(json.dumps(summary, indent=None if args.json else 2))
+    return 0

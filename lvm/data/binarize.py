@@ -1,0 +1,21 @@
+"""Binarization of grey-level images for Bernoulli models."""
+
+from __future__ import annotations
+
+import torch
+
+BINARIZATIONS = ("none", "threshold", "dynamic")
+
+
+def binarize(x: torch.Tensor, mode: str = "none", generator: torch.Generator | None = None,
+             threshold: float = 0.5) -> torch.Tensor:
+    """``none``: x; ``threshold``: 1[x > threshold]; ``dynamic``: a fresh Bernoulli(x) sample per call (seeded by ``generator``)."""
+    if mode == "none":
+        return x
+    if mode == "threshold":
+        return (x > threshold).to(x.dtype)
+    if mode == "dynamic":
+        u = torch.rand(x.shape, generator=generator, device="cpu" if generator is None else generator.device,
+                       dtype=x.dtype)
+        return (u.to(x.device) < x).to(x.dtype)
+    raise ValueError(f"unknown binarization {mode!r}; choose one of {', '.join(BINARIZATIONS)}")

@@ -1,0 +1,72 @@
+"""Shared fixtures. GUI tests run offscreen; settings go to a temporary file; ../shared data is optional."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+os.environ.setdefault("LVM_EXPLORER_SETTINGS", str(Path(os.environ.get("TMPDIR", "/tmp")) / f"lvm-test-settings-{os.getpid()}.ini"))
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = Path(os.environ.get("LVM_SHARED_DATA", REPO.parent / "shared" / "data"))
+
+torch.set_num_threads(min(2, torch.get_num_threads()))
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """``../shared/data`` (MNIST IDX and binarized MNIST); skips the test where it is absent."""
+    if not (SHARED_DATA / "mnist").is_dir():
+        pytest.skip("../shared/data not present")
+    return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def pretrained_model_path() -> Path:
+    path = REPO / "resources" / "models" / "vae2d.safetensors"
+    if not path.exists():
+        pytest.skip("pretrained model not bundled yet")
+    return path
+
+
+@pytest.fixture
+def tiny_vae():
+    """A small randomly initialised 2-D-latent Bernoulli VAE on 28x28 images (fast)."""
+    from lvm.models.vae import VAE
+
+    torch.manual_seed(0)
+    return VAE(data_dim=784, latent_dim=2, hidden=(64,), decoder="bernoulli").eval()
+
+
+@pytest.fixture
+def workspace_window(qtbot):
+    """A MainWindow on the bundled digits (and the bundled model when present), loaded and shown."""
+    from app.main_window import MainWindow
+
+    window = MainWindow()
+    qtbot.addWidget(window)
+    window.show()
+    with qtbot.waitSignal(window.loading_finished, timeout=60000):
+        window.load_defaults()
+    yield window
+    window.runner.shutdown(5000)
+
+
+@pytest.fixture(autouse=True)
+def _no_unexpected_worker_errors():
+    """Any unexpected exception in a worker thread fails the test that caused it."""
+    if "app.workers" not in sys.modules:
+        yield
+        return
+    from app import workers
+
+    before = len(workers.unexpected_errors)
+    yield
+    new = workers.unexpected_errors[before:]
+    del workers.unexpected_errors[before:]
+    assert not new, "exception(s) in worker threads:\n" + "\n".join(new)
