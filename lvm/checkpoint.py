@@ -21,14 +21,27 @@ from lvm.models.vae import VAE, VAEConfig
 
 FORMAT = "lvm-explorer"
 FORMAT_VERSION = 1
-PICKLE_PREFIXES = (b"\x80", b"PK\x03\x04")  # raw pickle protocol 2+, torch.save zip archives
+
+
+def _jsonable(value):
+    """json.dumps fallback for numpy scalars/arrays and other odd values in ``info``."""
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    return str(value)
 
 
 def save_model(model: VAE, path: str | os.PathLike, info: dict | None = None) -> None:
-    """Save ``model`` (weights + architecture + ``info``) to ``path`` atomically."""
+    """Save ``model`` (weights + architecture + ``info``) to ``path`` atomically.
+
+    Refuses (CheckpointError) a model whose weights contain NaN/inf: such a file could never be loaded.
+    """
     tensors = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
+    bad = [k for k, v in tensors.items() if v.is_floating_point() and not torch.isfinite(v).all()]
+    if bad:
+        raise CheckpointError(f"the model's weights contain NaN or infinity ({bad[0]}); it diverged in training and "
+                              "is not saved. Retrain it (with a smaller learning rate)")
     metadata = {"format": FORMAT, "format_version": str(FORMAT_VERSION), "kind": "vae",
-                "config": json.dumps(model.config.to_dict()), "info": json.dumps(info or {})}
+                "config": json.dumps(model.config.to_dict()), "info": json.dumps(info or {}, default=_jsonable)}
     atomic_write_bytes(path, st_save(tensors, metadata=metadata))
 
 
@@ -51,7 +64,7 @@ def read_metadata(data: bytes, name: str) -> dict:
         raise CheckpointError(f"{name}: a safetensors file but not an LVM Explorer checkpoint (no '{FORMAT}' metadata)")
     try:
         version = int(meta.get("format_version", "0"))
-    except ValueError:
+    except (ValueError, TypeError):
         version = -1
     if version != FORMAT_VERSION:
         raise CheckpointError(f"{name}: checkpoint format version {meta.get('format_version')!r}; this LVM Explorer "
@@ -73,15 +86,19 @@ def load_model(path: str | os.PathLike, device: torch.device | str = "cpu") -> t
         config = VAEConfig.from_dict(json.loads(meta["config"]))
         info = json.loads(meta.get("info", "{}"))
     except (KeyError, TypeError, ValueError, json.JSONDecodeError, ModelInputError) as exc:
-        raise CheckpointError(f"{path}: the stored architecture is invalid ({exc})") from None
+        raise CheckpointError(f"{path}: the stored architecture is invalid ({exc}); the header was edited or "
+                              "damaged") from None
+    if not isinstance(info, dict):
+        raise CheckpointError(f"{path}: the stored 'info' metadata is not a JSON object; the header was edited")
     if meta.get("kind") != "vae":
         raise CheckpointError(f"{path}: holds a model of kind {meta.get('kind')!r}; only 'vae' checkpoints load here")
     try:
         tensors = st_load(data)
-    except (SafetensorError, ValueError, RuntimeError) as exc:
+    except (SafetensorError, ValueError, RuntimeError, TypeError) as exc:
         raise CheckpointError(f"{path}: corrupt or truncated tensor data ({exc})") from None
-    model = VAE(config)
-    expected = model.state_dict()
+    # Shapes from the stored architecture without allocating it (a tampered header could ask for huge layers).
+    with torch.device("meta"):
+        expected = VAE(config).state_dict()
     missing = sorted(set(expected) - set(tensors))
     extra = sorted(set(tensors) - set(expected))
     if missing or extra:
@@ -95,6 +112,7 @@ def load_model(path: str | os.PathLike, device: torch.device | str = "cpu") -> t
             raise CheckpointError(f"{path}: weight {k} has dtype {t.dtype}; need floating point")
         if not torch.isfinite(t).all():
             raise CheckpointError(f"{path}: weight {k} contains NaN or infinity; the model was saved after diverging")
+    model = VAE(config)
     model.load_state_dict({k: t.to(torch.float32) for k, t in tensors.items()})
     model.eval()
     return model.to(device), info

@@ -1,7 +1,12 @@
 """Training a VAE by maximising the ELBO jointly over theta and phi, as a generator of progress snapshots.
 
 Cancel by stopping iteration (``close()`` the generator, or break): it stops between steps. A NaN/inf loss stops
-training, restores the last good weights (from the end of the previous epoch) and says so in the final snapshot.
+training before the step is applied and keeps the last good weights: those of the previous (finite) step when they are
+all finite, else the ones saved at the end of the previous epoch; the final snapshot says ``stopped_reason="nan"``.
+
+All randomness (shuffling, dynamic binarization, the reparameterisation noise) comes from generators seeded with
+``config.seed``: the global torch RNG is neither used nor reseeded, so a run is reproducible on one device even while
+other threads draw random numbers.
 """
 
 from __future__ import annotations
@@ -67,11 +72,20 @@ def train_vae(model: VAE, x_train: np.ndarray | torch.Tensor, x_valid: np.ndarra
     """Maximise the mean ELBO on ``x_train`` with Adam; yield a ``TrainSnapshot`` every ``report_every`` steps
     and at each epoch end (with the validation ELBO). Seeded and reproducible on one device."""
     device = torch.device(device)
-    torch.manual_seed(config.seed)
+    if config.epochs < 1 or config.batch_size < 1 or config.report_every < 1:
+        raise ModelInputError("epochs, batch_size and report_every must be at least 1")
+    if not (math.isfinite(config.lr) and config.lr > 0):
+        raise ModelInputError(f"the learning rate must be a positive number, got {config.lr}")
+    if config.schedule not in ("onecycle", "constant"):
+        raise ModelInputError(f"schedule must be 'onecycle' or 'constant', got {config.schedule!r}")
+    if config.binarization not in ("dynamic", "threshold", "none"):
+        raise ModelInputError(f"binarization must be dynamic, threshold or none, got {config.binarization!r}")
     x_train = torch.as_tensor(np.asarray(x_train, dtype=np.float32) if not torch.is_tensor(x_train) else x_train,
                               dtype=torch.float32).to(device)
     if x_train.ndim != 2 or x_train.shape[1] != model.data_dim:
         raise ModelInputError(f"training data must be (N, {model.data_dim}); got {tuple(x_train.shape)}")
+    if x_train.shape[0] == 0:
+        raise ModelInputError("the training data is empty")
     if not torch.isfinite(x_train).all():
         raise ModelInputError("training data contains NaN or infinity")
     bernoulli = model.config.decoder == "bernoulli"
@@ -80,10 +94,15 @@ def train_vae(model: VAE, x_train: np.ndarray | torch.Tensor, x_valid: np.ndarra
     binarization = config.binarization if bernoulli else "none"
     g = torch.Generator(device="cpu").manual_seed(config.seed)
     gbin = torch.Generator(device=device).manual_seed(config.seed + 1)
+    geps = torch.Generator(device=device).manual_seed(config.seed + 2)
     x_val = None
     if x_valid is not None:
         x_val = torch.as_tensor(np.asarray(x_valid, dtype=np.float32) if not torch.is_tensor(x_valid) else x_valid,
                                 dtype=torch.float32)[: config.valid_limit].to(device)
+        if x_val.ndim != 2 or x_val.shape[1] != model.data_dim or x_val.shape[0] == 0:
+            raise ModelInputError(f"validation data must be (N, {model.data_dim}) with N > 0; got {tuple(x_val.shape)}")
+        if not torch.isfinite(x_val).all():
+            raise ModelInputError("validation data contains NaN or infinity")
         if binarization != "none":
             x_val = binarize(x_val, "threshold" if binarization == "threshold" else "dynamic",
                              generator=torch.Generator(device=device).manual_seed(12345))
@@ -105,9 +124,10 @@ def train_vae(model: VAE, x_train: np.ndarray | torch.Tensor, x_valid: np.ndarra
             xb = x_train[perm[b * config.batch_size:(b + 1) * config.batch_size]]
             if binarization != "none":
                 xb = binarize(xb, binarization, generator=gbin)
-            loss = -model.elbo(xb).mean()
+            loss = -model.elbo(xb, generator=geps).mean()
             if not torch.isfinite(loss):
-                model.load_state_dict(good_state)
+                if not all(torch.isfinite(p).all() for p in model.parameters()):
+                    model.load_state_dict(good_state)
                 yield TrainSnapshot(epoch, step, total, running / max(count, 1), valid_elbo, 0.0,
                                     opt.param_groups[0]["lr"], done=True, stopped_reason="nan")
                 return
@@ -123,9 +143,13 @@ def train_vae(model: VAE, x_train: np.ndarray | torch.Tensor, x_valid: np.ndarra
             if step % config.report_every == 0 and b < steps_per_epoch - 1:
                 yield TrainSnapshot(epoch + (b + 1) / steps_per_epoch, step, total, running / count, valid_elbo,
                                     seen / (time.perf_counter() - t0), opt.param_groups[0]["lr"])
+        if not all(torch.isfinite(p).all() for p in model.parameters()):  # the epoch's last step diverged
+            model.load_state_dict(good_state)
+            yield TrainSnapshot(epoch, step, total, running / max(count, 1), valid_elbo, 0.0,
+                                opt.param_groups[0]["lr"], done=True, stopped_reason="nan")
+            return
+        good_state = copy.deepcopy(model.state_dict())
         if x_val is not None:
             valid_elbo = mean_elbo(model, x_val, seed=config.seed)
-        if all(torch.isfinite(p).all() for p in model.parameters()):
-            good_state = copy.deepcopy(model.state_dict())
         yield TrainSnapshot(epoch + 1, step, total, running / count, valid_elbo, seen / (time.perf_counter() - t0),
                             opt.param_groups[0]["lr"], done=epoch + 1 == config.epochs)

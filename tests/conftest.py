@@ -70,3 +70,18 @@ def _no_unexpected_worker_errors():
     new = workers.unexpected_errors[before:]
     del workers.unexpected_errors[before:]
     assert not new, "exception(s) in worker threads:\n" + "\n".join(new)
+
+
+def pytest_addoption(parser):
+    parser.addoption("--run-slow", action="store_true", help="also run tests marked slow")
+    parser.addoption("--monkey-events", type=int, default=None, help="random GUI events per view in the monkey test")
+    parser.addoption("--monkey-seed", type=int, default=None, help="seed of the monkey test")
+
+
+def pytest_collection_modifyitems(config, items):
+    if config.getoption("--run-slow"):
+        return
+    skip = pytest.mark.skip(reason="slow: run with --run-slow")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip)

@@ -7,6 +7,7 @@ import json
 import shlex
 import sys
 import time
+from pathlib import Path
 
 from lvm.checkpoint import save_model
 from lvm.data import load_dataset
@@ -49,10 +50,15 @@ def run(args: argparse.Namespace) -> int:
         hidden = tuple(int(h) for h in args.hidden.split(","))
     except ValueError:
         raise LVMError(f"--hidden {args.hidden!r}: give comma-separated integers, e.g. 512,512") from None
+    out = Path(args.out)
+    if out.is_dir():
+        raise LVMError(f"--out {args.out!r} is a folder; give a file name such as model.safetensors")
     device = resolve_device(args.device)
     ds = load_dataset(args.data)
-    train = ds.split(args.split)
-    valid_name = args.valid_split or next((s for s in ("valid", "test") if s in ds.splits and s != args.split), None)
+    train_name = args.split or ds.default_split
+    train = ds.split(train_name)
+    # never validate on the training split (the bundled digits have a single split: no validation then)
+    valid_name = args.valid_split or next((s for s in ("valid", "test") if s in ds.splits and s != train_name), None)
     valid = ds.split(valid_name) if valid_name else None
     config = VAEConfig(data_dim=ds.dim, latent_dim=args.latent_dim, hidden=hidden, activation=args.activation,
                        decoder=args.decoder, image_shape=ds.image_shape)
@@ -73,12 +79,15 @@ def run(args: argparse.Namespace) -> int:
     if last is not None and last.stopped_reason == "nan":
         print("\ntraining hit a NaN/inf loss: stopped and restored the last good weights "
               "(try a smaller --lr)", file=sys.stderr)
-    info = {"dataset": ds.source, "split": args.split or ds.default_split, "epochs_completed": int(last.epoch),
+    info = {"dataset": ds.source, "split": train_name, "epochs_completed": int(last.epoch),
             "train_command": _command_line(),
             "seed": args.seed, "lr": args.lr, "schedule": args.schedule, "batch_size": args.batch_size,
             "binarization": args.binarization, "train_elbo": last.train_elbo, "valid_elbo": last.valid_elbo,
             "valid_split": valid_name, "train_seconds": round(elapsed, 1), "stopped_reason": last.stopped_reason}
-    save_model(model.cpu(), args.out, info)
+    try:
+        save_model(model.cpu(), args.out, info)
+    except OSError as exc:
+        raise LVMError(f"cannot write {args.out}: {exc}") from None
     summary = {"out": args.out, "parameters": model.num_parameters(), **info}
     print(json.dumps(summary, indent=None if args.json else 2))
     return 0

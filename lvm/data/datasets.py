@@ -216,11 +216,11 @@ def load_dataset(spec: str | os.PathLike) -> Dataset:
     if _parse_builtin_args(text)[0] in BUILTIN_NAMES and not Path(text).exists():
         return load_builtin(text)
     path = Path(text).expanduser()
+    if not path.exists():
+        raise DatasetError(f"{text}: no such file or folder; give an MNIST-layout folder, an .npz file or one of "
+                           f"{', '.join(BUILTIN_NAMES)}")
     if path.is_dir():
         return _load_mnist_folder(path)
     if path.suffix == ".npz":
         return _load_npz(path)
-    if not path.exists():
-        raise DatasetError(f"{text}: no such file or folder; give an MNIST-layout folder, an .npz file or one of "
-                           f"{', '.join(BUILTIN_NAMES)}")
     raise DatasetError(f"{path}: unsupported file type; give an MNIST-layout folder or an .npz file")

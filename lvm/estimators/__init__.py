@@ -22,6 +22,8 @@ from lvm.estimators.quadrature import (
     kl_q_posterior,
     log_marginal,
     log_marginal_adaptive,
+    local_box,
+    posterior_moments,
     posterior_on_grid,
     refinement_report,
 )
@@ -29,7 +31,7 @@ from lvm.estimators.vi import GapDecomposition, VISnapshot, fit_gaussian_q, gap_
 
 __all__ = [
     "Estimate", "naive_mc", "importance", "elbo", "effective_sample_size", "log_stderr", "kl_to_standard_normal",
-    "LatentGrid", "choose_box", "log_marginal", "posterior_on_grid", "kl_q_posterior", "elbo_quadrature",
+    "LatentGrid", "choose_box", "log_marginal", "posterior_on_grid", "posterior_moments", "local_box", "kl_q_posterior", "elbo_quadrature",
     "log_marginal_adaptive", "AdaptiveResult", "refinement_report", "RefinementReport", "gauss_hermite_nodes",
     "elbo_gauss_hermite", "VISnapshot", "vi_steps", "fit_gaussian_q", "GapDecomposition", "gap_decomposition",
 ]

@@ -64,7 +64,7 @@ def _init_params(model, x: torch.Tensor, init) -> tuple[torch.Tensor, torch.Tens
     return m, L
 
 
-def vi_steps(model, x: torch.Tensor, steps: int = 300, lr: float = 0.05, objective: str = "gauss_hermite",
+def vi_steps(model, x: torch.Tensor, steps: int = 400, lr: float = 0.1, objective: str = "gauss_hermite",
              n_nodes: int = 16, n_samples: int = 64, init=None, seed: int | None = 0,
              generator: torch.Generator | None = None, every: int = 1) -> Iterator[VISnapshot]:
     """Fit q = N(m, L L^T) to p(z|x) for one x (D,) or a batch (B, D), yielding a snapshot every ``every`` steps.

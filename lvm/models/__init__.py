@@ -1,0 +1,1 @@
+from lvm.models.gmm import GaussianMixture  # noqa: F401

@@ -31,10 +31,12 @@ def chunk_rows(n_rows: int, width: int) -> int:
 
 
 class DataCache:
-    """Per-fit derived copies of X that several passes reuse (X*X for 'diag', row norms for 'spherical')."""
+    """Per-fit derived copies of X reused by every iteration: X^T (contiguous, for the centred scatter of
+    'full'/'tied'), X*X ('diag', 'spherical') and the squared row norms ('spherical')."""
 
     def __init__(self, X: torch.Tensor, cov_type: str):
         self.X = X
+        self.Xt = X.T.contiguous() if cov_type in ("full", "tied") else None
         self.X2 = X * X if cov_type in ("diag", "spherical") else None
         self.sqnorm = self.X2.sum(1) if cov_type == "spherical" else None
 
@@ -124,114 +126,114 @@ def log_det_cholesky(pchol: torch.Tensor, cov_type: str, n_features: int) -> tor
 # E-step
 # ----------------------------------------------------------------------------------------------------------------
 
-def _mahalanobis_setup(means: torch.Tensor, pchol: torch.Tensor, cov_type: str):
-    K, D = means.shape
-    if cov_type in ("full", "tied"):
-        P = pchol if cov_type == "full" else pchol.unsqueeze(0).expand(K, D, D)
-        W = P.permute(1, 0, 2).reshape(D, K * D).contiguous()          # [P_1 ... P_K]
-        b = torch.einsum("kd,kde->ke", means, P).reshape(K * D).contiguous()  # [mu_1 P_1 ... mu_K P_K]
-        return {"W": W, "b": b}
-    prec = pchol * pchol
-    if cov_type == "diag":
-        return {"A": (-2.0 * means * prec).T.contiguous(), "B": prec.T.contiguous(),
-                "c": (means * means * prec).sum(1)}
-    return {"A": (-2.0 * means).T.contiguous(), "c": (means * means).sum(1), "prec": prec}
+def mahalanobis_t(X: torch.Tensor, means: torch.Tensor, pchol: torch.Tensor, cov_type: str,
+                  cache: DataCache | None = None) -> torch.Tensor:
+    """M^T[k, n] = ||x_n P_k - mu_k P_k||^2 as a (K, N) array (components first: every later reduction over k
+    then runs along long contiguous rows).
 
-
-def weighted_log_prob(X: torch.Tensor, log_weights: torch.Tensor, means: torch.Tensor, pchol: torch.Tensor,
-                      cov_type: str, out: torch.Tensor, rows: slice, setup: dict, cache: DataCache | None,
-                      buf: torch.Tensor | None = None) -> torch.Tensor:
-    """log pi_k + log N(x_n; mu_k, Sigma_k) for the rows ``rows`` of X, written into ``out`` (rows, K)."""
-    K, D = means.shape
-    Xc = X[rows]
-    if cov_type in ("full", "tied"):
-        n = Xc.shape[0]
-        Y = torch.addmm(setup["b"], Xc, setup["W"], beta=-1.0, out=None if buf is None else buf[:n])
-        Y.square_()
-        torch.sum(Y.view(n, K, D), dim=2, out=out)
-    elif cov_type == "diag":
-        X2c = cache.X2[rows] if cache is not None and cache.X2 is not None else Xc * Xc
-        torch.addmm(setup["c"], Xc, setup["A"], out=out)
-        out.addmm_(X2c, setup["B"])
-    else:
-        sq = cache.sqnorm[rows] if cache is not None and cache.sqnorm is not None else (Xc * Xc).sum(1)
-        torch.addmm(setup["c"], Xc, setup["A"], out=out)
-        out.add_(sq.unsqueeze(1)).mul_(setup["prec"])
-    const = -0.5 * D * LOG_2PI + log_det_cholesky(setup["pchol"], cov_type, D) + log_weights
-    out.mul_(-0.5).add_(const)
-    return out
-
-
-def e_step(X: torch.Tensor, log_weights: torch.Tensor, means: torch.Tensor, pchol: torch.Tensor, cov_type: str,
-           *, output: str = "resp", cache: DataCache | None = None, out: torch.Tensor | None = None):
-    """One E-step over all rows, chunked.
-
-    ``output``: 'resp' (responsibilities r_nk), 'log_resp' (log r_nk) or 'weighted' (log pi_k + log N, no
-    normalisation). Returns ``(log_norm, R)`` with ``log_norm[n] = log sum_k pi_k N(x_n; mu_k, Sigma_k)`` (N,)
-    and R (N, K).
+    'full'/'tied': one GEMM ``[P_1 ... P_K]^T X_c^T - [mu_1 P_1 ... mu_K P_K]^T`` per cache-sized chunk of rows,
+    squared and summed over each component's D rows. 'diag': ``sum_d prec mu^2 - 2 (mu prec) X^T + prec (X^2)^T``
+    (two GEMMs, as scikit-learn); 'spherical': ``prec_k (||mu_k||^2 - 2 mu_k . x + ||x||^2)``.
     """
     N, D = X.shape
     K = means.shape[0]
-    R = out if out is not None else torch.empty((N, K), dtype=X.dtype, device=X.device)
-    log_norm = torch.empty(N, dtype=X.dtype, device=X.device)
-    setup = _mahalanobis_setup(means, pchol, cov_type)
-    setup["pchol"] = pchol
-    width = K * D if cov_type in ("full", "tied") else D
-    step = chunk_rows(N, width)
-    buf = None
+    MT = torch.empty((K, N), dtype=X.dtype, device=X.device)
     if cov_type in ("full", "tied"):
-        buf = torch.empty((min(step, N), K * D), dtype=X.dtype, device=X.device)
-    for s in range(0, N, step):
-        rows = slice(s, min(s + step, N))
-        Rc = R[rows]
-        weighted_log_prob(X, log_weights, means, pchol, cov_type, Rc, rows, setup, cache, buf)
-        if output == "weighted":
-            torch.logsumexp(Rc, dim=1, out=log_norm[rows])
-            continue
-        ln = log_norm[rows]
-        torch.logsumexp(Rc, dim=1, out=ln)
-        Rc.sub_(ln.unsqueeze(1))
-        if output == "resp":
-            Rc.exp_()
-    return log_norm, R
+        P = pchol if cov_type == "full" else pchol.unsqueeze(0).expand(K, D, D)
+        WT = P.permute(0, 2, 1).reshape(K * D, D).contiguous()             # rows: columns of P_1 ... P_K
+        b = torch.einsum("kd,kde->ke", means, P).reshape(K * D, 1).contiguous()  # mu_k P_k
+        XT = X.T
+        step = chunk_rows(N, K * D)
+        buf = torch.empty((K * D, min(step, N)), dtype=X.dtype, device=X.device)
+        for s in range(0, N, step):
+            e = min(s + step, N)
+            Y = buf[:, : e - s]
+            torch.addmm(b, WT, XT[:, s:e], beta=-1.0, out=Y)
+            Y.square_()
+            MT[:, s:e] = Y.view(K, D, e - s).sum(1)
+        return MT
+    prec = pchol * pchol
+    if cov_type == "diag":
+        X2 = cache.X2 if cache is not None and cache.X2 is not None else X * X
+        torch.addmm((means * means * prec).sum(1, keepdim=True), -2.0 * means * prec, X.T, out=MT)
+        MT.addmm_(prec, X2.T)
+        return MT
+    sq = cache.sqnorm if cache is not None and cache.sqnorm is not None else (X * X).sum(1)
+    torch.addmm((means * means).sum(1, keepdim=True), means, X.T, alpha=-2.0, out=MT)
+    MT.add_(sq.unsqueeze(0)).mul_(prec.unsqueeze(1))
+    return MT
+
+
+def weighted_log_prob_t(X: torch.Tensor, log_weights: torch.Tensor, means: torch.Tensor, pchol: torch.Tensor,
+                        cov_type: str, cache: DataCache | None = None) -> torch.Tensor:
+    """(K, N): log pi_k + log N(x_n; mu_k, Sigma_k) = log pi_k - 1/2 (D log 2 pi + M_kn) + sum_d log P_k,dd."""
+    D = X.shape[1]
+    W = mahalanobis_t(X, means, pchol, cov_type, cache)
+    const = -0.5 * D * LOG_2PI + log_det_cholesky(pchol, cov_type, D) + log_weights
+    return W.mul_(-0.5).add_(const.reshape(-1, 1))
+
+
+def e_step(X: torch.Tensor, log_weights: torch.Tensor, means: torch.Tensor, pchol: torch.Tensor, cov_type: str,
+           *, output: str = "resp", cache: DataCache | None = None):
+    """One E-step over all rows.
+
+    ``output``: 'resp' (responsibilities r_kn), 'log_resp' (log r_kn) or 'weighted' (log pi_k + log N, not
+    normalised). Returns ``(log_norm, RT)`` with ``log_norm[n] = log sum_k pi_k N(x_n; mu_k, Sigma_k)`` (N,) and
+    RT (K, N) (components first). The 'resp' path needs one exp: r = exp(w - max) / sum exp(w - max).
+    """
+    RT = weighted_log_prob_t(X, log_weights, means, pchol, cov_type, cache)
+    if output == "resp":
+        m = RT.amax(0)
+        m.masked_fill_(m == -math.inf, 0.0)
+        RT.sub_(m).exp_()
+        s = RT.sum(0)
+        RT.div_(s)
+        return s.log_().add_(m), RT
+    log_norm = torch.logsumexp(RT, dim=0)
+    if output == "log_resp":
+        RT.sub_(log_norm)
+    return log_norm, RT
 
 
 # ----------------------------------------------------------------------------------------------------------------
 # M-step
 # ----------------------------------------------------------------------------------------------------------------
 
-def _scatter_full(X: torch.Tensor, resp: torch.Tensor, means: torch.Tensor) -> torch.Tensor:
-    """S_k = sum_n r_nk (x_n - mu_k)(x_n - mu_k)^T, (K, D, D): centred per component, chunked, batched GEMM."""
-    N, D = X.shape
+def scatter_full(XT: torch.Tensor, respT: torch.Tensor, means: torch.Tensor) -> torch.Tensor:
+    """S_k = sum_n r_kn (x_n - mu_k)(x_n - mu_k)^T, (K, D, D), from X^T (D, N) and r (K, N).
+
+    Centred per component (no E[x x^T] - mu mu^T cancellation) and sqrt(r)-weighted, Z_k = (X^T - mu_k) sqrt(r_k),
+    S_k = Z_k Z_k^T; columns in cache-sized chunks, one batched GEMM over k per chunk.
+    """
+    D, N = XT.shape
     K = means.shape[0]
-    S = torch.zeros((K, D, D), dtype=X.dtype, device=X.device)
+    S = torch.zeros((K, D, D), dtype=XT.dtype, device=XT.device)
     step = chunk_rows(N, K * D)
-    Z = torch.empty((min(step, N), K, D), dtype=X.dtype, device=X.device)
-    sq = torch.empty((min(step, N), K), dtype=X.dtype, device=X.device)
+    Z = torch.empty((K, D, min(step, N)), dtype=XT.dtype, device=XT.device)
+    sq = torch.empty((K, min(step, N)), dtype=XT.dtype, device=XT.device)
+    mu = means.unsqueeze(2)
     for s in range(0, N, step):
         e = min(s + step, N)
-        n = e - s
-        Zc = Z[:n]
-        torch.sub(X[s:e].unsqueeze(1), means.unsqueeze(0), out=Zc)
-        sqc = sq[:n]
-        torch.sqrt(resp[s:e], out=sqc)
-        Zc.mul_(sqc.unsqueeze(2))
-        S.baddbmm_(Zc.permute(1, 2, 0), Zc.permute(1, 0, 2))
+        Zc, sqc = Z[:, :, : e - s], sq[:, : e - s]
+        torch.sub(XT[:, s:e].unsqueeze(0), mu, out=Zc)
+        torch.sqrt(respT[:, s:e], out=sqc)
+        Zc.mul_(sqc.unsqueeze(1))
+        S.baddbmm_(Zc, Zc.transpose(1, 2))
     return S
 
 
-def m_step(X: torch.Tensor, resp: torch.Tensor, reg_covar: float, cov_type: str, cache: DataCache | None = None):
-    """Maximum-likelihood parameters given responsibilities (scikit-learn's estimator, reg_covar on the diagonal).
+def m_step(X: torch.Tensor, respT: torch.Tensor, reg_covar: float, cov_type: str, cache: DataCache | None = None):
+    """Maximum-likelihood parameters given responsibilities r (K, N) (scikit-learn's estimator).
 
-    n_k = sum_n r_nk + 10 eps, mu_k = sum_n r_nk x_n / n_k, Sigma_k = S_k / n_k + reg I ('tied': sum_k S_k / N;
+    n_k = sum_n r_kn + 10 eps, mu_k = sum_n r_kn x_n / n_k, Sigma_k = S_k / n_k + reg I ('tied': sum_k S_k / N;
     'diag': E_k[x^2] - mu_k^2 + reg; 'spherical': its mean over features). Returns ``(nk, means, cov)``.
     """
     eps = torch.finfo(X.dtype).eps
-    nk = resp.sum(0) + 10 * eps
-    means = (resp.T @ X) / nk.unsqueeze(1)
-    D = X.shape[1]
+    nk = respT.sum(1) + 10 * eps
+    means = (respT @ X) / nk.unsqueeze(1)
     if cov_type in ("full", "tied"):
-        S = _scatter_full(X, resp, means)
+        XT = cache.Xt if cache is not None and cache.Xt is not None else X.T.contiguous()
+        S = scatter_full(XT, respT, means)
         if cov_type == "full":
             cov = S / nk.view(-1, 1, 1)
         else:
@@ -240,7 +242,7 @@ def m_step(X: torch.Tensor, resp: torch.Tensor, reg_covar: float, cov_type: str,
         cov = 0.5 * (cov + cov.transpose(-1, -2))
         return nk, means, cov
     X2 = cache.X2 if cache is not None and cache.X2 is not None else X * X
-    avg_X2 = (resp.T @ X2) / nk.unsqueeze(1)
+    avg_X2 = (respT @ X2) / nk.unsqueeze(1)
     var = (avg_X2 - means * means).clamp_min_(0.0) + reg_covar
     if cov_type == "diag":
         return nk, means, var

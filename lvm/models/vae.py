@@ -7,6 +7,7 @@ It is a latent model (see ``lvm.models.base``) with the fast paths ``bernoulli_l
 from __future__ import annotations
 
 import dataclasses
+import numbers
 
 import torch
 from torch import nn
@@ -36,8 +37,13 @@ class VAEConfig:
             raise ModelInputError(f"decoder must be one of {DECODERS}, got {self.decoder!r}")
         if self.activation not in ACTIVATIONS:
             raise ModelInputError(f"activation must be one of {tuple(ACTIVATIONS)}, got {self.activation!r}")
+        ints = (self.data_dim, self.latent_dim, *self.hidden)
+        if not all(isinstance(v, numbers.Integral) and not isinstance(v, bool) for v in ints):
+            raise ModelInputError("latent_dim, data_dim and hidden sizes must be integers")
         if self.latent_dim < 1 or self.data_dim < 1 or any(h < 1 for h in self.hidden):
             raise ModelInputError("latent_dim, data_dim and hidden sizes must be positive")
+        if not isinstance(self.min_log_var, numbers.Real) or isinstance(self.min_log_var, bool):
+            raise ModelInputError(f"min_log_var must be a number, got {self.min_log_var!r}")
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
@@ -48,6 +54,11 @@ class VAEConfig:
     @classmethod
     def from_dict(cls, d: dict) -> "VAEConfig":
         d = dict(d)
+        for key in ("data_dim", "latent_dim"):
+            if key in d:
+                d[key] = int(d[key])
+        if "min_log_var" in d:
+            d["min_log_var"] = float(d["min_log_var"])
         d["hidden"] = tuple(int(h) for h in d["hidden"])
         d["image_shape"] = None if d.get("image_shape") is None else tuple(int(s) for s in d["image_shape"])
         return cls(**d)
@@ -148,6 +159,9 @@ class VAE(nn.Module):
         eps = torch.randn(mu.shape, generator=generator, device=mu.device, dtype=mu.dtype)
         z = mu + log_sigma.exp() * eps
         kl = 0.5 * (mu.pow(2) + (2 * log_sigma).exp() - 2 * log_sigma - 1).sum(-1)
+        if self.config.decoder == "bernoulli":  # the same log p(x|z) as log_likelihood, one fused kernel
+            rec = -nn.functional.binary_cross_entropy_with_logits(self.decoder(z), x, reduction="none").sum(-1)
+            return rec - kl
         return self.log_likelihood(x, z) - kl
 
     def _check_x(self, x: torch.Tensor) -> None:

@@ -1,0 +1,337 @@
+"""Estimator convergence (L_k against k, with quantile bands over repeats, naive MC failing, the exact log p(x)) and
+Jensen made visible (histograms of p_hat / p(x) and of log p_hat - log p(x) over repeats)."""
+
+from __future__ import annotations
+
+import csv
+import math
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import (QGridLayout, QHBoxLayout, QLabel, QProgressBar, QPushButton, QSpinBox, QVBoxLayout,
+                               QWidget)
+
+from app.views.inference_compute import (DEFAULT_KS, ESTIMATOR_LABELS, ESTIMATORS, convergence_steps, encoder_q,
+                                         few_threads, gh_elbo, jensen_estimates)
+from app.views.inference_plots import (ELBO_LINE_COLOR, ESTIMATOR_COLORS, EXACT_COLOR, POSTERIOR_CMAP, latent_plot,
+                                       set_image, union_rect)
+
+
+def _spin(lo, hi, value, name, step=1):
+    s = QSpinBox()
+    s.setRange(lo, hi)
+    s.setValue(value)
+    s.setSingleStep(step)
+    s.setObjectName(name)
+    s.setKeyboardTracking(False)
+    return s
+
+
+class _LazyPanel(QWidget):
+    """A panel that computes when shown and its inputs changed (``stale``)."""
+
+    def __init__(self, lab):
+        super().__init__()
+        self.lab = lab
+        self.ws = lab.workspace
+        self.stale = True
+
+    def invalidate(self) -> None:
+        self.stale = True
+        self.lab.runner.cancel(self.lab.channel(self.chan))
+        self.clear()
+        if self.lab.is_panel_visible(self):
+            self.run()
+
+    def ensure(self) -> None:
+        if self.stale:
+            self.run()
+
+
+class ConvergencePanel(_LazyPanel):
+    title = "Estimator convergence"
+    chan = "convergence"
+
+    def __init__(self, lab):
+        super().__init__(lab)
+        self.snapshot = None
+        self.log_px = None
+        self.elbo = None
+        self.plot = pg.PlotWidget(background="w", title="Estimates of log p(x) against the number of samples k")
+        self.plot.setLogMode(x=True, y=False)
+        self.plot.setLabel("bottom", "k (samples per estimate)")
+        self.plot.setLabel("left", "log p(x) estimate (nats)")
+        self.plot.showGrid(x=True, y=True, alpha=0.2)
+        self.plot.addLegend(offset=(-8, -8))
+        self.curves, self.bands = {}, {}
+        for name in ESTIMATORS:
+            c = ESTIMATOR_COLORS[name]
+            lo = pg.PlotDataItem(pen=pg.mkPen(c + (0,)))
+            hi = pg.PlotDataItem(pen=pg.mkPen(c + (0,)))
+            band = pg.FillBetweenItem(lo, hi, brush=pg.mkBrush(c + (55,)))
+            self.plot.addItem(lo)
+            self.plot.addItem(hi)
+            self.plot.addItem(band)
+            self.bands[name] = (lo, hi, band)
+            self.curves[name] = self.plot.plot(pen=pg.mkPen(c, width=2.2), symbol="o", symbolSize=5,
+                                               symbolBrush=c, symbolPen=None, name=ESTIMATOR_LABELS[name] + " (mean)")
+        self.exact_line = self.plot.plot(pen=pg.mkPen(EXACT_COLOR, width=2), name="exact log p(x) (quadrature)")
+        self.elbo_line = self.plot.plot(pen=pg.mkPen(ELBO_LINE_COLOR, width=2, style=Qt.DashLine),
+                                        name="ELBO(encoder q) (Gauss-Hermite)")
+        self.plot.addItem(pg.PlotDataItem(pen=pg.mkPen((120, 120, 120), width=8)), name="band: 10–90 % over estimates")
+
+        self.sample_plots = {}
+        row = QHBoxLayout()
+        for name in ESTIMATORS:
+            p = latent_plot(ESTIMATOR_LABELS[name])
+            p.setMinimumHeight(170)
+            img = pg.ImageItem()
+            img.setLookupTable(POSTERIOR_CMAP.getLookupTable(nPts=256))
+            p.addItem(img)
+            sc = pg.ScatterPlotItem(pen=pg.mkPen(ESTIMATOR_COLORS[name]), brush=pg.mkBrush(ESTIMATOR_COLORS[name] + (110,)))
+            p.addItem(sc)
+            self.sample_plots[name] = (p, img, sc)
+            row.addWidget(p)
+
+        self.repeats = _spin(1, 200, 10, "conv-repeats")
+        self.seed = _spin(0, 10**6, 0, "conv-seed")
+        self.n_show = _spin(10, 2000, 200, "conv-nshow", 50)
+        self.kmax = _spin(10, 20000, 5000, "conv-kmax", 500)
+        self.run_button = QPushButton("Recompute")
+        self.run_button.clicked.connect(self.run)
+        self.progress = QProgressBar()
+        self.progress.setRange(0, 1000)
+        self.status = QLabel()
+        self.status.setWordWrap(True)
+        self.status.setObjectName("conv-status")
+        for s in (self.repeats, self.seed, self.n_show, self.kmax):
+            s.valueChanged.connect(lambda _=None: self.invalidate())
+        ctl = QHBoxLayout()
+        for label, w in (("repeats", self.repeats), ("k max", self.kmax), ("seed", self.seed),
+                         ("samples drawn", self.n_show)):
+            ctl.addWidget(QLabel(label))
+            ctl.addWidget(w)
+        ctl.addWidget(self.run_button)
+        ctl.addWidget(self.progress, 1)
+        layout = QVBoxLayout(self)
+        layout.addLayout(ctl)
+        layout.addWidget(self.plot, 3)
+        layout.addWidget(QLabel("Samples of each estimator over p(z|x), dot area ∝ normalised importance weight w̃ᵢ:"))
+        layout.addLayout(row, 2)
+        layout.addWidget(self.status)
+
+    def ks(self) -> tuple[int, ...]:
+        kmax = self.kmax.value()
+        ks = [k for k in DEFAULT_KS if k < kmax] + [kmax]
+        return tuple(sorted(set(ks)))
+
+    def clear(self) -> None:
+        self.snapshot = None
+        for name in ESTIMATORS:
+            self.curves[name].setData([], [])
+            lo, hi, _ = self.bands[name]
+            lo.setData([], [])
+            hi.setData([], [])
+            self.sample_plots[name][2].setData([], [])
+        self.exact_line.setData([], [])
+        self.elbo_line.setData([], [])
+        self.progress.setValue(0)
+
+    def run(self) -> None:
+        pic = self.lab.picture
+        if not self.lab.can_compute() or pic is None or pic.index != self.ws.selected_index:
+            self.status.setText(self.lab.why_not() or "waiting for the exact posterior…")
+            return
+        self.stale = False
+        self.clear()
+        model, x = self.ws.model, self.ws.selected_x
+        mean, L = encoder_q(model, x)
+        with few_threads():
+            self.elbo = gh_elbo(model, x, mean, L)
+        self.log_px = pic.log_px
+        cbox = self.lab.context.box  # the naive uniform proposal's square box covers the integration box
+        box = (float(cbox[:, 0].min()), float(cbox[:, 1].max()))
+        ks, repeats, seed, n_show = self.ks(), self.repeats.value(), self.seed.value(), self.n_show.value()
+        self.status.setText(f"computing {repeats} repeats × {max(ks)} samples per estimator (seed {seed})…")
+        self.lab.runner.submit(self.lab.channel(self.chan),
+                               lambda: convergence_steps(model, x, mean, L, ks=ks, repeats=repeats, seed=seed,
+                                                         box=box, n_show=n_show),
+                               on_snapshot=self.on_snapshot, keep_all=False)
+
+    def on_snapshot(self, snap) -> None:
+        self.snapshot = snap
+        ks = np.array(snap.ks, dtype=float)
+        lows = []
+        for name in ESTIMATORS:
+            mean, lo, hi, _ = snap.stats[name]
+            self.curves[name].setData(ks, mean)
+            self.bands[name][0].setData(ks, lo)
+            self.bands[name][1].setData(ks, hi)
+            lows.append(lo[0])
+        self.exact_line.setData([ks[0], ks[-1]], [self.log_px] * 2)
+        self.elbo_line.setData([ks[0], ks[-1]], [self.elbo] * 2)
+        iw = snap.stats["iwae"]
+        ylo = min(self.elbo, iw[1][0]) - max(3.0, 0.5 * (self.log_px - self.elbo))
+        self.plot.setYRange(ylo, self.log_px + max(1.0, 0.15 * (self.log_px - ylo)), padding=0)
+        self.plot.setXRange(0, math.log10(ks[-1]), padding=0.03)
+        self.progress.setValue(int(1000 * snap.done / snap.repeats))
+        pic = self.lab.picture
+        parts = []
+        for name in ESTIMATORS:
+            p, img, sc = self.sample_plots[name]
+            s = snap.samples[name]
+            w = np.exp(s.log_w - s.log_w.max())
+            w /= w.sum()
+            size = 2.0 + 26.0 * np.sqrt(w / w.max())
+            sc.setData(s.z[:, 0], s.z[:, 1], size=size)
+            if pic is not None:
+                set_image(img, pic.density, pic.extent, upsample=2)
+            ext = (s.z[:, 0].min(), s.z[:, 0].max(), s.z[:, 1].min(), s.z[:, 1].max())
+            r = union_rect(ext, pic.extent if pic is not None else None)
+            p.getViewBox().setRange(r, padding=0.05)
+            p.setTitle(f"{ESTIMATOR_LABELS[name]}<br>ESS {s.ess:.1f} of {len(s.log_w)} drawn")
+            mean = snap.stats[name][0]
+            parts.append(f"{ESTIMATOR_LABELS[name]}: L_k={mean[-1]:.2f} at k={snap.ks[-1]} "
+                         f"(ESS {snap.ess[name]:.1f} of {snap.ks[-1]})")
+        self.status.setText(f"x = #{self.ws.selected_index}, seed {snap.seed}, repeat {snap.done}/{snap.repeats}. "
+                            f"Exact log p(x) = {self.log_px:.3f}; ELBO(encoder) = {self.elbo:.3f}. "
+                            + "; ".join(parts))
+
+    def export_csv(self, path: str) -> None:
+        snap = self.snapshot
+        if snap is None:
+            raise NotImplementedError("the estimator convergence has not been computed yet")
+        with open(path, "w", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(["estimator", "k", "mean_log_estimate", "q10", "q90", "n_estimates", "exact_log_px",
+                        "elbo_encoder", "seed"])
+            for name in ESTIMATORS:
+                mean, lo, hi, cnt = snap.stats[name]
+                for i, k in enumerate(snap.ks):
+                    w.writerow([name, k, mean[i], lo[i], hi[i], int(cnt[i]), self.log_px, self.elbo, snap.seed])
+
+    def state(self) -> dict:
+        return {"repeats": self.repeats.value(), "seed": self.seed.value(), "n_show": self.n_show.value(),
+                "kmax": self.kmax.value()}
+
+    def restore(self, st: dict) -> None:
+        for key, box in (("repeats", self.repeats), ("seed", self.seed), ("n_show", self.n_show),
+                         ("kmax", self.kmax)):
+            v = st.get(key)
+            if isinstance(v, int) and not isinstance(v, bool):
+                box.blockSignals(True)
+                box.setValue(v)
+                box.blockSignals(False)
+
+
+class JensenPanel(_LazyPanel):
+    title = "Jensen made visible"
+    chan = "jensen"
+
+    def __init__(self, lab):
+        super().__init__(lab)
+        self.values = None
+        self.log_px = None
+        self.k = _spin(1, 5000, 5, "jensen-k")
+        self.repeats = _spin(50, 20000, 2000, "jensen-repeats", 500)
+        self.seed = _spin(0, 10**6, 0, "jensen-seed")
+        for s in (self.k, self.repeats, self.seed):
+            s.valueChanged.connect(lambda _=None: self.invalidate())
+        self.p_plot = pg.PlotWidget(background="w", title="p<sub>est</sub>(x) / p(x) over repeats: its mean is 1 (unbiased)")
+        self.p_plot.setLabel("bottom", "p<sub>est</sub>(x) / p(x)")
+        self.p_plot.setLabel("left", "count")
+        self.l_plot = pg.PlotWidget(background="w",
+                                    title="log p<sub>est</sub> − log p(x): mean below 0 (Jensen)")
+        self.l_plot.setLabel("bottom", "log p<sub>est</sub>(x) − log p(x)  (nats)")
+        self.l_plot.setLabel("left", "count")
+        self.p_hist = pg.PlotDataItem(stepMode="center", fillLevel=0, brush=(30, 110, 200, 120), pen=pg.mkPen((30, 110, 200)))
+        self.l_hist = pg.PlotDataItem(stepMode="center", fillLevel=0, brush=(200, 120, 20, 120), pen=pg.mkPen((200, 120, 20)))
+        self.p_plot.addItem(self.p_hist)
+        self.l_plot.addItem(self.l_hist)
+        self.p_lines = (pg.InfiniteLine(angle=90, pen=pg.mkPen("k", width=2)),
+                        pg.InfiniteLine(angle=90, pen=pg.mkPen((220, 40, 40), width=2, style=Qt.DashLine)))
+        self.l_lines = (pg.InfiniteLine(angle=90, pen=pg.mkPen("k", width=2)),
+                        pg.InfiniteLine(angle=90, pen=pg.mkPen((220, 40, 40), width=2, style=Qt.DashLine)))
+        for ln in self.p_lines:
+            self.p_plot.addItem(ln)
+        for ln in self.l_lines:
+            self.l_plot.addItem(ln)
+        self.status = QLabel()
+        self.status.setWordWrap(True)
+        self.status.setObjectName("jensen-status")
+        ctl = QHBoxLayout()
+        for label, w in (("k (samples per estimate)", self.k), ("repeats", self.repeats), ("seed", self.seed)):
+            ctl.addWidget(QLabel(label))
+            ctl.addWidget(w)
+        ctl.addStretch(1)
+        grid = QGridLayout()
+        grid.addWidget(self.p_plot, 0, 0)
+        grid.addWidget(self.l_plot, 0, 1)
+        layout = QVBoxLayout(self)
+        layout.addLayout(ctl)
+        layout.addLayout(grid, 1)
+        layout.addWidget(QLabel("Black: the truth (ratio 1, log difference 0). Red dashed: the sample mean over repeats. "
+                                "Importance sampling with q = encoder q(z|x)."))
+        layout.addWidget(self.status)
+
+    def clear(self) -> None:
+        self.values = None
+        self.p_hist.setData([], [])
+        self.l_hist.setData([], [])
+
+    def run(self) -> None:
+        pic = self.lab.picture
+        if not self.lab.can_compute() or pic is None or pic.index != self.ws.selected_index:
+            self.status.setText(self.lab.why_not() or "waiting for the exact posterior…")
+            return
+        self.stale = False
+        model, x = self.ws.model, self.ws.selected_x
+        mean, L = encoder_q(model, x)
+        k, repeats, seed = self.k.value(), self.repeats.value(), self.seed.value()
+        self.log_px = pic.log_px
+        self.status.setText(f"computing {repeats} estimates with k = {k} (seed {seed})…")
+        self.lab.runner.submit(self.lab.channel(self.chan),
+                               lambda: (k, seed, jensen_estimates(model, x, mean, L, k, repeats, seed)),
+                               on_result=self.on_result)
+
+    def on_result(self, result) -> None:
+        k, seed, logs = result
+        self.values = logs
+        d = logs - self.log_px
+        ratio = np.exp(d)
+        hi = float(np.quantile(ratio, 0.995))
+        y, edges = np.histogram(np.clip(ratio, 0, hi), bins=60, range=(0, max(hi, 1.05)))
+        self.p_hist.setData(edges, y)
+        y2, e2 = np.histogram(d, bins=60)
+        self.l_hist.setData(e2, y2)
+        self.p_lines[0].setPos(1.0)
+        self.p_lines[1].setPos(float(ratio.mean()))
+        self.l_lines[0].setPos(0.0)
+        self.l_lines[1].setPos(float(d.mean()))
+        se = float(ratio.std(ddof=1) / math.sqrt(len(ratio)))
+        self.status.setText(
+            f"x = #{self.ws.selected_index}, k = {k}, {len(logs)} repeats, seed {seed}.  "
+            f"mean p<sub>est</sub>/p(x) = <b>{ratio.mean():.3f}</b> ± {se:.3f} (unbiased: 1);  "
+            f"mean log p<sub>est</sub> − log p(x) = <b>{d.mean():.3f}</b> nats &lt; 0: E[log p<sub>est</sub>] = L_k ≤ log p(x).  "
+            f"(ratios above the 99.5 % quantile {hi:.2f} are drawn in the last bin)")
+
+    def export_csv(self, path: str) -> None:
+        if self.values is None:
+            raise NotImplementedError("the Jensen histograms have not been computed yet")
+        with open(path, "w", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(["repeat", "log_p_hat", "exact_log_px", "ratio_p_hat_over_p", "k"])
+            for i, v in enumerate(self.values):
+                w.writerow([i, v, self.log_px, math.exp(v - self.log_px), self.k.value()])
+
+    def state(self) -> dict:
+        return {"k": self.k.value(), "repeats": self.repeats.value(), "seed": self.seed.value()}
+
+    def restore(self, st: dict) -> None:
+        for key, box in (("k", self.k), ("repeats", self.repeats), ("seed", self.seed)):
+            v = st.get(key)
+            if isinstance(v, int) and not isinstance(v, bool):
+                box.blockSignals(True)
+                box.setValue(v)
+                box.blockSignals(False)

@@ -1,0 +1,248 @@
+"""The lecture's 1-D picture: a 1-D latent model's exact posterior p(z|x), Gaussian q's, their ELBO and KL, and
+reverse-KL mode seeking (optimising q on a bimodal posterior converges to one mode)."""
+
+from __future__ import annotations
+
+import csv
+import math
+
+import numpy as np
+import pyqtgraph as pg
+import torch
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QFormLayout, QHBoxLayout, QLabel, QPushButton, QSlider,
+                               QVBoxLayout, QWidget)
+
+from app.views.inference_compute import few_threads, one_d_posterior
+from lvm.models.toy import SquareDecoderToy1D
+
+PRESETS = ((2.0, 2.0), (-4.0, 0.75))  # the slides' N(2, 2) and N(-4, 0.75)
+PRESET_COLORS = ((30, 130, 60), (150, 60, 170))
+Q_COLOR = (220, 70, 50)
+Z_RANGE = (-8.0, 8.0)
+SLIDER_STEPS = 1600
+
+
+def normal_pdf(z, mu, sigma):
+    return np.exp(-0.5 * ((z - mu) / sigma) ** 2) / (sigma * math.sqrt(2 * math.pi))
+
+
+class OneDPanel(QWidget):
+    """Model: p(z) = N(0, 1), x | z ~ N(z², s²) (``lvm.models.toy.SquareDecoderToy1D``): for x well above 0 the
+    posterior has two modes near ±sqrt(x)."""
+
+    title = "1-D picture"
+
+    def __init__(self, lab):
+        super().__init__()
+        self.lab = lab
+        self.model = SquareDecoderToy1D(s=3.0)
+        self.post = None
+        self.mu, self.sigma = 2.0, math.sqrt(2.0)
+
+        self.plot = pg.PlotWidget(background="w", title="p(z|x) and Gaussian q(z)")
+        self.plot.setLabel("bottom", "z")
+        self.plot.setLabel("left", "density")
+        self.plot.addLegend(offset=(8, 8))
+        self.post_curve = self.plot.plot(pen=pg.mkPen("k", width=2.5), fillLevel=0, brush=(0, 0, 0, 40),
+                                         name="p(z|x) exact")
+        self.preset_curves = [self.plot.plot(pen=pg.mkPen(c, width=1.8, style=Qt.DashLine),
+                                             name=f"preset q = N({PRESETS[i][0]:g}, {PRESETS[i][1]:g})")
+                              for i, c in enumerate(PRESET_COLORS)]
+        self.plot.getAxis("left").enableAutoSIPrefix(False)
+        self.q_curve = self.plot.plot(pen=pg.mkPen(Q_COLOR, width=2.5), name="your q (sliders)")
+        self.plot.setXRange(*Z_RANGE, padding=0)
+
+        self.x_spin = QDoubleSpinBox()
+        self.x_spin.setRange(-2.0, 30.0)
+        self.x_spin.setSingleStep(0.5)
+        self.x_spin.setValue(9.0)
+        self.x_spin.setObjectName("onedim-x")
+        self.s_spin = QDoubleSpinBox()
+        self.s_spin.setRange(0.05, 10.0)
+        self.s_spin.setSingleStep(0.1)
+        self.s_spin.setValue(3.0)
+        self.param_combo = QComboBox()
+        self.param_combo.addItems(["variance σ² (N(μ, σ²))", "standard deviation σ (N(μ, σ))"])
+        self.param_combo.setObjectName("onedim-convention")
+        self.preset_buttons = []
+        for i in range(2):
+            b = QPushButton()
+            b.clicked.connect(lambda checked=False, i=i: self.apply_preset(i))
+            self.preset_buttons.append(b)
+        self.mu_slider = QSlider(Qt.Horizontal)
+        self.mu_slider.setRange(0, SLIDER_STEPS)
+        self.sigma_slider = QSlider(Qt.Horizontal)
+        self.sigma_slider.setRange(0, SLIDER_STEPS)
+        self.mu_label = QLabel()
+        self.sigma_label = QLabel()
+        self.opt_button = QPushButton("Optimise q (maximise ELBO = minimise KL(q‖p))")
+        self.opt_button.clicked.connect(self.toggle_optimise)
+        self.table = QLabel()
+        self.table.setObjectName("onedim-table")
+        self.table.setTextFormat(Qt.RichText)
+
+        for w in (self.x_spin, self.s_spin):
+            w.valueChanged.connect(self.recompute)
+        self.param_combo.currentIndexChanged.connect(self._label_presets)
+        self.mu_slider.valueChanged.connect(self._on_sliders)
+        self.sigma_slider.valueChanged.connect(self._on_sliders)
+
+        form = QFormLayout()
+        form.addRow("observed x", self.x_spin)
+        form.addRow("decoder noise s", self.s_spin)
+        form.addRow("presets' 2nd number is the", self.param_combo)
+        side = QVBoxLayout()
+        side.addLayout(form)
+        for b in self.preset_buttons:
+            side.addWidget(b)
+        side.addWidget(self.mu_label)
+        side.addWidget(self.mu_slider)
+        side.addWidget(self.sigma_label)
+        side.addWidget(self.sigma_slider)
+        side.addWidget(self.opt_button)
+        side.addWidget(self.table)
+        note = QLabel("Model: p(z) = N(0, 1), x | z ~ N(z², s²). For x well above 0, z and −z explain x equally: "
+                      "p(z|x) has two modes. Maximising the ELBO minimises the <i>reverse</i> KL(q‖p), which punishes "
+                      "q for mass where p is small: q locks onto one mode (mode seeking).")
+        note.setWordWrap(True)
+        side.addWidget(note)
+        side.addStretch(1)
+        side_w = QWidget()
+        side_w.setLayout(side)
+        side_w.setMaximumWidth(330)
+        layout = QHBoxLayout(self)
+        layout.addWidget(self.plot, 1)
+        layout.addWidget(side_w)
+        self._label_presets()
+        self.recompute()
+        self.set_q(self.mu, self.sigma)
+
+    # -- maths -----------------------------------------------------------------------------------------------------
+    def preset(self, i: int) -> tuple[float, float]:
+        """(mu, sigma) of preset i under the chosen convention."""
+        mu, second = PRESETS[i]
+        return mu, (math.sqrt(second) if self.param_combo.currentIndex() == 0 else second)
+
+    def recompute(self, _=None) -> None:
+        self.model = SquareDecoderToy1D(s=self.s_spin.value())
+        self.post = one_d_posterior(self.model, self.x_spin.value(), z_range=(-12.0, 12.0), n=6001)
+        z = self.post.z
+        sel = (z >= Z_RANGE[0]) & (z <= Z_RANGE[1])
+        self.post_curve.setData(z[sel], self.post.density[sel])
+        self._redraw()
+
+    def elbo_kl(self, mu: float, sigma: float) -> tuple[float, float]:
+        e = self.post.elbo(mu, sigma)
+        return e, self.post.log_px - e
+
+    def _label_presets(self, _=None) -> None:
+        var = self.param_combo.currentIndex() == 0
+        for i, b in enumerate(self.preset_buttons):
+            mu, second = PRESETS[i]
+            sigma = self.preset(i)[1]
+            what = f"σ² = {second:g}, σ = {sigma:.3g}" if var else f"σ = {second:g}, σ² = {sigma * sigma:.3g}"
+            b.setText(f"q = N({mu:g}, {second:g}):  μ = {mu:g}, {what}")
+        self._redraw()
+
+    def set_q(self, mu: float, sigma: float) -> None:
+        self.mu, self.sigma = float(mu), float(max(sigma, 0.02))
+        for s, v in ((self.mu_slider, (self.mu - Z_RANGE[0]) / (Z_RANGE[1] - Z_RANGE[0])),
+                     (self.sigma_slider, (math.log(self.sigma) - math.log(0.05)) / (math.log(5.0) - math.log(0.05)))):
+            s.blockSignals(True)
+            s.setValue(int(round(np.clip(v, 0, 1) * SLIDER_STEPS)))
+            s.blockSignals(False)
+        self._redraw()
+
+    def _on_sliders(self, _=None) -> None:
+        self.cancel_optimise()
+        mu = Z_RANGE[0] + (Z_RANGE[1] - Z_RANGE[0]) * self.mu_slider.value() / SLIDER_STEPS
+        sigma = math.exp(math.log(0.05) + (math.log(5.0) - math.log(0.05)) * self.sigma_slider.value() / SLIDER_STEPS)
+        self.mu, self.sigma = mu, sigma
+        self._redraw()
+
+    def apply_preset(self, i: int) -> None:
+        self.cancel_optimise()
+        self.set_q(*self.preset(i))
+
+    def _redraw(self) -> None:
+        if self.post is None or not hasattr(self, "q_curve"):
+            return
+        z = np.linspace(*Z_RANGE, 1601)
+        for i, c in enumerate(self.preset_curves):
+            c.setData(z, normal_pdf(z, *self.preset(i)))
+        self.q_curve.setData(z, normal_pdf(z, self.mu, self.sigma))
+        self.mu_label.setText(f"μ = {self.mu:.3f}")
+        self.sigma_label.setText(f"σ (standard deviation) = {self.sigma:.3f}   (σ² = {self.sigma ** 2:.3f})")
+        rows = []
+        for i in range(2):
+            mu, sigma = self.preset(i)
+            rows.append((f"<span style='color:rgb{PRESET_COLORS[i]}'>preset N({PRESETS[i][0]:g}, {PRESETS[i][1]:g})"
+                         "</span>", mu, sigma, *self.elbo_kl(mu, sigma)))
+        rows.append((f"<span style='color:rgb{Q_COLOR}'>your q</span>", self.mu, self.sigma,
+                     *self.elbo_kl(self.mu, self.sigma)))
+        html = ("<table cellspacing=4><tr><th></th><th>μ</th><th>σ</th><th>ELBO</th><th>KL(q‖p)</th></tr>"
+                + "".join(f"<tr><td>{n}</td><td>{m:.2f}</td><td>{s:.2f}</td><td>{e:.3f}</td><td>{k:.3f}</td></tr>"
+                          for n, m, s, e, k in rows)
+                + f"</table>log p(x) = <b>{self.post.log_px:.3f}</b> = ELBO + KL for every q")
+        self.table.setText(html)
+
+    # -- optimisation ----------------------------------------------------------------------------------------------
+    def is_optimising(self) -> bool:
+        return self.lab.runner.is_busy(self.lab.channel("onedim/optimise"))
+
+    def toggle_optimise(self) -> None:
+        if self.is_optimising():
+            self.cancel_optimise()
+        else:
+            self.optimise()
+
+    def optimise(self, steps: int = 300, lr: float = 0.05) -> None:
+        from lvm.estimators import vi_steps
+
+        model = self.model
+        x = torch.tensor([self.x_spin.value()], dtype=torch.float64)
+        init = (torch.tensor([self.mu], dtype=torch.float64), torch.tensor([[self.sigma]], dtype=torch.float64))
+
+        def run():
+            with few_threads():
+                yield from vi_steps(model, x, steps=steps, lr=lr, init=init, every=2)
+
+        def snapshot(s):
+            self.set_q(float(s.mean[0]), float(s.scale_tril[0, 0]))
+
+        self.opt_button.setText("Stop optimising")
+        self.lab.runner.submit(self.lab.channel("onedim/optimise"), run, on_snapshot=snapshot,
+                               on_finished=self._done, on_error=lambda m: self._done())
+
+    def _done(self) -> None:
+        self.opt_button.setText("Optimise q (maximise ELBO = minimise KL(q‖p))")
+
+    def cancel_optimise(self) -> None:
+        if self.is_optimising():
+            self.lab.runner.cancel(self.lab.channel("onedim/optimise"))
+            self._done()
+
+    # -- export / state --------------------------------------------------------------------------------------------
+    def export_csv(self, path: str) -> None:
+        z = np.linspace(*Z_RANGE, 801)
+        post = np.interp(z, self.post.z, self.post.density)
+        with open(path, "w", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(["z", "posterior", "q", "preset1", "preset2"])
+            for row in zip(z, post, normal_pdf(z, self.mu, self.sigma), normal_pdf(z, *self.preset(0)),
+                           normal_pdf(z, *self.preset(1))):
+                w.writerow([f"{v:.6g}" for v in row])
+
+    def state(self) -> dict:
+        return {"x": self.x_spin.value(), "s": self.s_spin.value(), "mu": self.mu, "sigma": self.sigma,
+                "convention": self.param_combo.currentIndex()}
+
+    def restore(self, st: dict) -> None:
+        try:
+            self.x_spin.setValue(float(st.get("x", self.x_spin.value())))
+            self.s_spin.setValue(float(st.get("s", self.s_spin.value())))
+            self.param_combo.setCurrentIndex(int(st.get("convention", 0)) % 2)
+            self.set_q(float(st.get("mu", self.mu)), float(st.get("sigma", self.sigma)))
+        except (TypeError, ValueError):
+            pass

@@ -1,0 +1,1 @@
+"""Reusable plot widgets shared by the labs."""

@@ -1,0 +1,58 @@
+"""A 2-D density heatmap (pyqtgraph ImageItem on x-space axes) with an optional scatter of data points."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import QRectF
+
+# white -> light blue -> dark navy: low density stays white so overlays remain legible
+DENSITY_CMAP = pg.ColorMap([0.0, 0.25, 0.6, 1.0],
+                           [(255, 255, 255), (198, 219, 239), (66, 146, 198), (8, 48, 107)])
+
+
+class DensityPlot(pg.PlotWidget):
+    """``set_density(p, xs, ys)`` shows p (ny, nx) on the grid xs (nx,), ys (ny,); ``set_points(x)`` overlays data."""
+
+    def __init__(self, title: str | None = None, parent=None, point_color=(217, 95, 2, 150), point_size: float = 3):
+        super().__init__(parent=parent, background="w")
+        self.setAspectLocked(True)
+        self.setMenuEnabled(False)
+        self.plotItem.hideButtons()
+        for ax in ("left", "bottom"):
+            self.getAxis(ax).setPen(pg.mkPen(60, 60, 60))
+            self.getAxis(ax).setTextPen(pg.mkPen(40, 40, 40))
+        if title:
+            self.setTitle(title, color="#222", size="10pt")
+        self.image = pg.ImageItem(axisOrder="row-major")
+        self.image.setLookupTable(DENSITY_CMAP.getLookupTable(nPts=256))
+        self.addItem(self.image)
+        self.points = pg.ScatterPlotItem(size=point_size, pen=None, brush=pg.mkBrush(*point_color))
+        self.points.setZValue(5)
+        self.addItem(self.points)
+        self.density: np.ndarray | None = None
+        self.xs = self.ys = None
+
+    def set_density(self, p: np.ndarray | None, xs=None, ys=None, auto_range: bool = False) -> None:
+        if p is None:
+            self.image.clear()
+            self.density = None
+            return
+        p = np.asarray(p, dtype=np.float64)
+        self.density, self.xs, self.ys = p, np.asarray(xs, float), np.asarray(ys, float)
+        top = float(np.nanmax(p)) if p.size else 1.0
+        self.image.setImage(p, levels=(0.0, top if top > 0 else 1.0), autoLevels=False)
+        dx = (self.xs[-1] - self.xs[0]) / max(len(self.xs) - 1, 1)
+        dy = (self.ys[-1] - self.ys[0]) / max(len(self.ys) - 1, 1)
+        self.image.setRect(QRectF(self.xs[0] - dx / 2, self.ys[0] - dy / 2, dx * len(self.xs), dy * len(self.ys)))
+        if auto_range:
+            self.set_range(self.xs, self.ys)
+
+    def set_range(self, xs, ys) -> None:
+        self.setRange(xRange=(float(xs[0]), float(xs[-1])), yRange=(float(ys[0]), float(ys[-1])), padding=0)
+
+    def set_points(self, x: np.ndarray | None) -> None:
+        if x is None or len(x) == 0:
+            self.points.clear()
+        else:
+            self.points.setData(pos=np.asarray(x, dtype=float))

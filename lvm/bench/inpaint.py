@@ -1,0 +1,53 @@
+"""Inpainting speed: one update (posterior + predictive + 16 samples) with the decoded grid cached, against
+re-decoding the grid for every update (what a naive implementation does), and the grid's precompute time.
+
+Model: the bundled 2-D VAE when present, else a randomly initialised VAE of the default architecture (timings
+depend only on the architecture). Image: a bundled test digit with the top half missing.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from lvm.bench import case, median_time
+
+
+def _model(device):
+    from pathlib import Path
+
+    from lvm.checkpoint import load_model
+    from lvm.models.vae import VAE
+
+    path = Path(__file__).resolve().parents[2] / "resources" / "models" / "vae2d.safetensors"
+    if path.exists():
+        return load_model(path, device)[0], path.name
+    torch.manual_seed(0)
+    return VAE().eval().to(device), "random-init VAE (default architecture)"
+
+
+def run(quick: bool, device: torch.device) -> dict:
+    from lvm.data import load_dataset
+    from lvm.inpainting import InpaintGrid, make_mask, refined_log_p_obs
+
+    model, name = _model(device)
+    x = np.asarray(load_dataset("digits").split().x[12], dtype=np.float32)
+    mask = make_mask("top")
+    cases = []
+    sizes = (64,) if quick else (64, 96, 128)
+    repeats = 5 if quick else 15
+    for size in sizes:
+        grid = InpaintGrid.build(model, size=size)
+        build_s = median_time(lambda: InpaintGrid.build(model, size=size), repeats=1 if quick else 3, warmup=0)
+        gen = torch.Generator(device="cpu").manual_seed(0)
+        ours = median_time(lambda: grid.infer(x, mask, n_samples=16, generator=gen), repeats=repeats, warmup=2)
+        ref = median_time(lambda: InpaintGrid.build(model, size=size).infer(x, mask, n_samples=16, generator=gen),
+                          repeats=1 if quick else 3, warmup=0)
+        res = grid.infer(x, mask, n_samples=0)
+        refined = refined_log_p_obs(grid, x, mask, factor=4)
+        cases.append(case(f"inpaint update {size}^2 grid (posterior + predictive + 16 samples)", ours,
+                          "re-decode the grid per update", ref, grid_precompute_s=build_s,
+                          table_mb=grid.nbytes / 1e6, log_p_obs=res.log_p_obs,
+                          refinement_change=refined - res.log_p_obs, refined_grid=size * 4,
+                          updates_per_s=1.0 / ours, model=name, device=str(device)))
+    return {"cases": cases}

@@ -1,0 +1,547 @@
+"""Gaussian mixture model fitted by EM, in torch, with scikit-learn's ``GaussianMixture`` interface.
+
+p(x) = sum_k pi_k N(x; mu_k, Sigma_k). EM alternates
+
+- E-step: r_nk = pi_k N(x_n; mu_k, Sigma_k) / sum_j pi_j N(x_n; mu_j, Sigma_j), computed in log space, and the mean
+  log-likelihood L = 1/N sum_n log sum_k pi_k N(x_n; mu_k, Sigma_k);
+- M-step: n_k = sum_n r_nk, pi_k = n_k / N, mu_k = sum_n r_nk x_n / n_k,
+  Sigma_k = sum_n r_nk (x_n - mu_k)(x_n - mu_k)^T / n_k + reg_covar I (or the tied / diagonal / spherical variant).
+
+The loop mirrors scikit-learn's exactly (E-step giving L, M-step, stop when |L - L_prev| < tol), so from the same
+initial parameters both reach the same result; ``lower_bound_`` is the L of the final iteration's E-step.
+
+Teaching API: :meth:`GaussianMixture.e_step`, :meth:`GaussianMixture.m_step` and :meth:`GaussianMixture.em_steps`
+(a generator of :class:`EMSnapshot` after each half step), :meth:`GaussianMixture.from_params` and
+:meth:`GaussianMixture.log_component_densities`.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass
+from typing import Iterator
+
+import numpy as np
+import torch
+
+from lvm.device import resolve_device
+from lvm.errors import ModelInputError
+from lvm.models import gmm_kernels as K_
+from lvm.models.gmm_init import kmeans, kmeans_plusplus, numpy_rng
+
+INIT_PARAMS = ("kmeans", "k-means++", "random", "random_from_data")
+RESP_SNAPSHOT_LIMIT = 20_000
+
+
+class ComponentCollapseWarning(UserWarning):
+    """A component's covariance collapsed (not positive definite even with reg_covar, or almost no points)."""
+
+
+class ConvergenceWarning(UserWarning):
+    """EM stopped at max_iter before |L - L_prev| < tol."""
+
+
+class NotFittedError(ModelInputError):
+    """The model is used before ``fit`` (or ``from_params``)."""
+
+
+@dataclass(frozen=True)
+class EMSnapshot:
+    """The state after one half step of EM: ``half`` is 'init', 'E' or 'M'.
+
+    ``log_likelihood``: mean log-likelihood per sample under the parameters shown (after an M step: the new ones).
+    ``resp``: (N, K) float32 responsibilities used by / produced at this step, or None for large N.
+    ``collapsed``: indices of components repaired in this step (see :class:`ComponentCollapseWarning`).
+    """
+
+    iteration: int
+    half: str
+    weights: np.ndarray
+    means: np.ndarray
+    covariances: np.ndarray
+    log_likelihood: float
+    resp: np.ndarray | None
+    collapsed: tuple[int, ...] = ()
+
+
+def _shape_of_precisions(cov_type: str, k: int, d: int) -> tuple[int, ...]:
+    return {"full": (k, d, d), "tied": (d, d), "diag": (k, d), "spherical": (k,)}[cov_type]
+
+
+class GaussianMixture:
+    """Gaussian mixture model (scikit-learn's parameters and attributes), computed in torch.
+
+    Extra parameters: ``device`` ('auto'/'cpu'/'cuda' or a torch.device) and ``dtype`` (torch.float32 or
+    torch.float64). Fitted attributes are numpy arrays of that dtype: ``weights_, means_, covariances_,
+    precisions_, precisions_cholesky_``, plus ``converged_, n_iter_, lower_bound_, lower_bounds_`` and
+    ``history_`` (mean log-likelihood per iteration of the best initialisation).
+    """
+
+    def __init__(self, n_components: int = 1, *, covariance_type: str = "full", tol: float = 1e-3,
+                 reg_covar: float = 1e-6, max_iter: int = 100, n_init: int = 1, init_params: str = "kmeans",
+                 weights_init=None, means_init=None, precisions_init=None, random_state=None,
+                 warm_start: bool = False, device="auto", dtype: torch.dtype = torch.float32):
+        self.n_components = n_components
+        self.covariance_type = covariance_type
+        self.tol = tol
+        self.reg_covar = reg_covar
+        self.max_iter = max_iter
+        self.n_init = n_init
+        self.init_params = init_params
+        self.weights_init = weights_init
+        self.means_init = means_init
+        self.precisions_init = precisions_init
+        self.random_state = random_state
+        self.warm_start = warm_start
+        self.device = device
+        self.dtype = dtype
+
+    # ------------------------------------------------------------------------------------------------------------
+    # parameters and input checks
+    # ------------------------------------------------------------------------------------------------------------
+
+    def get_params(self, deep: bool = True) -> dict:
+        names = ("n_components", "covariance_type", "tol", "reg_covar", "max_iter", "n_init", "init_params",
+                 "weights_init", "means_init", "precisions_init", "random_state", "warm_start", "device", "dtype")
+        return {n: getattr(self, n) for n in names}
+
+    def set_params(self, **params) -> "GaussianMixture":
+        for k, v in params.items():
+            setattr(self, k, v)
+        return self
+
+    def _check_parameters(self) -> None:
+        if not isinstance(self.n_components, (int, np.integer)) or self.n_components < 1:
+            raise ModelInputError(f"n_components must be a positive integer, got {self.n_components!r}")
+        if self.covariance_type not in K_.COV_TYPES:
+            raise ModelInputError(f"covariance_type must be one of {', '.join(K_.COV_TYPES)}, "
+                                  f"got {self.covariance_type!r}")
+        if self.init_params not in INIT_PARAMS:
+            raise ModelInputError(f"init_params must be one of {', '.join(INIT_PARAMS)}, got {self.init_params!r}")
+        if self.tol < 0 or self.reg_covar < 0:
+            raise ModelInputError("tol and reg_covar must be non-negative")
+        if self.max_iter < 0 or self.n_init < 1:
+            raise ModelInputError("max_iter must be >= 0 and n_init >= 1")
+        if self.dtype not in (torch.float32, torch.float64):
+            raise ModelInputError(f"dtype must be torch.float32 or torch.float64, got {self.dtype!r}")
+
+    @property
+    def _device(self) -> torch.device:
+        return resolve_device(self.device)
+
+    def _to_tensor(self, X, what: str = "X") -> torch.Tensor:
+        if isinstance(X, torch.Tensor):
+            t = X.detach()
+            if t.is_floating_point() or t.dtype in (torch.int8, torch.uint8, torch.int16, torch.int32, torch.int64):
+                t = t.to(device=self._device, dtype=self.dtype)
+            else:
+                raise ModelInputError(f"{what} must hold real numbers, got a tensor of {t.dtype}")
+        else:
+            try:
+                a = np.asarray(X)
+            except Exception as exc:  # ragged lists
+                raise ModelInputError(f"{what} could not be read as a numeric array ({exc}); pass an (N, D) "
+                                      "array of numbers") from None
+            if a.dtype == object or not (np.issubdtype(a.dtype, np.number) or a.dtype == bool):
+                raise ModelInputError(f"{what} must be a numeric (N, D) array, got dtype {a.dtype}; convert it "
+                                      "with np.asarray(X, dtype=float)")
+            if np.iscomplexobj(a):
+                raise ModelInputError(f"{what} holds complex numbers; pass real-valued data")
+            np_dtype = np.float32 if self.dtype == torch.float32 else np.float64
+            a = np.ascontiguousarray(a, dtype=np_dtype)
+            t = torch.from_numpy(a).to(self._device)
+        return t.contiguous()
+
+    def _validate_X(self, X, *, fitting: bool) -> torch.Tensor:
+        t = self._to_tensor(X)
+        if t.ndim != 2:
+            hint = (" For one feature use X.reshape(-1, 1); for one sample X.reshape(1, -1)." if t.ndim == 1
+                    else " Flatten each sample to a row, e.g. X.reshape(len(X), -1).")
+            raise ModelInputError(f"X must be a 2-D array of shape (n_samples, n_features), got {t.ndim}-D with "
+                                  f"shape {tuple(t.shape)}.{hint}")
+        n, d = t.shape
+        if d == 0:
+            raise ModelInputError("X has no features (shape (N, 0)); pass at least one column")
+        # one cheap pass: a NaN/inf anywhere makes the sum non-finite (the exact check only then; a finite sum
+        # that overflowed passes it)
+        if not math.isfinite(float(t.sum())) and not bool(torch.isfinite(t).all()):
+            bad = int((~torch.isfinite(t)).any(1).sum())
+            raise ModelInputError(f"X contains NaN or infinite values in {bad} row(s); remove or impute them "
+                                  "(e.g. X[np.isfinite(X).all(1)]) before fitting")
+        if fitting:
+            if n < max(2, self.n_components):
+                raise ModelInputError(f"X has {n} sample(s) but the model has n_components={self.n_components}; "
+                                      "give at least as many samples as components (and at least 2), or lower "
+                                      "n_components")
+        else:
+            self._check_fitted()
+            if d != self.n_features_in_:
+                raise ModelInputError(f"X has {d} features but the model was fitted on {self.n_features_in_}; "
+                                      f"pass data with {self.n_features_in_} columns (the same space as in fit)")
+        return t
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "_means"):
+            raise NotFittedError("this GaussianMixture is not fitted yet; call fit(X) or GaussianMixture.from_params")
+
+    # ------------------------------------------------------------------------------------------------------------
+    # state: torch tensors (_weights, _means, _cov, _pchol) mirrored into numpy attributes by _export
+    # ------------------------------------------------------------------------------------------------------------
+
+    def _set_state(self, weights, means, cov, pchol) -> None:
+        self._weights, self._means, self._cov, self._pchol = weights, means, cov, pchol
+
+    def _get_state(self):
+        return (self._weights, self._means, self._cov, self._pchol)
+
+    def _export(self) -> None:
+        def np_(t):
+            return None if t is None else t.detach().cpu().numpy().copy()
+
+        ct = self.covariance_type
+        if self._cov is None:
+            self._cov = K_.covariance_from_pchol(self._pchol, ct)
+        P = self._pchol
+        prec = P @ P.transpose(-1, -2) if ct in ("full", "tied") else P * P
+        self.weights_ = np_(self._weights)
+        self.means_ = np_(self._means)
+        self.covariances_ = np_(self._cov)
+        self.precisions_cholesky_ = np_(P)
+        self.precisions_ = np_(prec)
+        self.n_features_in_ = int(self._means.shape[1])
+
+    def _param_tensor(self, value, shape, what: str) -> torch.Tensor:
+        a = value.detach().cpu().numpy() if isinstance(value, torch.Tensor) else np.asarray(value, dtype=np.float64)
+        if a.shape != tuple(shape):
+            raise ModelInputError(f"{what} has shape {a.shape} but {tuple(shape)} is needed for "
+                                  f"n_components={self.n_components}, covariance_type={self.covariance_type!r}")
+        if not np.isfinite(a).all():
+            raise ModelInputError(f"{what} contains NaN or infinite values")
+        return torch.as_tensor(np.ascontiguousarray(a), dtype=self.dtype, device=self._device)
+
+    def _user_init(self, d: int):
+        k, ct = self.n_components, self.covariance_type
+        w = m = p = None
+        if self.weights_init is not None:
+            w = self._param_tensor(self.weights_init, (k,), "weights_init")
+            if bool((w < 0).any()) or bool((w > 1).any()):
+                raise ModelInputError("weights_init must lie in [0, 1]")
+            atol = 1e-6 if self.dtype == torch.float32 else 1e-8
+            if abs(1.0 - float(w.double().sum())) > atol:
+                raise ModelInputError(f"weights_init must sum to 1 (got {float(w.sum()):.6g}); divide by its sum")
+        if self.means_init is not None:
+            m = self._param_tensor(self.means_init, (k, d), "means_init")
+        if self.precisions_init is not None:
+            prec = self._param_tensor(self.precisions_init, _shape_of_precisions(ct, k, d), "precisions_init")
+            if ct in ("full", "tied") and not bool(torch.allclose(prec, prec.transpose(-1, -2), rtol=1e-5, atol=1e-8)):
+                raise ModelInputError("precisions_init must be symmetric")
+            try:
+                p = K_.precision_cholesky_from_precisions(prec, ct)
+            except ValueError as exc:
+                raise ModelInputError(f"{exc}; pass valid precision matrices (inverse covariances)") from None
+        return w, m, p
+
+    def _initialize(self, X: torch.Tensor, rng: np.random.RandomState, cache) -> None:
+        """Initial parameters as scikit-learn: user-given ones, the rest from initial responsibilities."""
+        n, d = X.shape
+        k, ct = self.n_components, self.covariance_type
+        w, m, p = self._user_init(d)
+        if w is not None and m is not None and p is not None:
+            self._set_state(w, m, None, p)
+            self._cov = K_.covariance_from_pchol(p, ct)
+            self._last_collapsed = ()
+            return
+        respT = torch.zeros((k, n), dtype=self.dtype, device=X.device)  # responsibilities, components first
+        if self.init_params == "kmeans":
+            _, labels = kmeans(X, k, rng)
+            respT[labels, torch.arange(n, device=X.device)] = 1.0
+        elif self.init_params == "random":
+            r = torch.as_tensor(rng.uniform(size=(n, k)), dtype=self.dtype, device=X.device)
+            respT = (r / r.sum(1, keepdim=True)).T.contiguous()
+        else:  # one point per component
+            if self.init_params == "random_from_data":
+                idx = rng.choice(n, size=k, replace=False)
+            else:  # k-means++
+                _, idx = kmeans_plusplus(X, k, rng)
+            respT[torch.arange(k, device=X.device), torch.as_tensor(idx, device=X.device)] = 1.0
+        nk, means, cov = K_.m_step(X, respT, self.reg_covar, ct, cache)
+        weights = nk / n if w is None else w
+        means = means if m is None else m
+        if p is None:
+            pchol, cov, bad = K_.precision_cholesky(cov, ct, self.reg_covar)
+            self._warn_collapse(bad)
+        else:
+            pchol, cov, bad = p, K_.covariance_from_pchol(p, ct), []
+        self._set_state(weights, means, cov, pchol)
+        self._last_collapsed = tuple(bad)
+
+    def _warn_collapse(self, bad) -> None:
+        if bad:
+            warnings.warn(f"Gaussian mixture component(s) {list(bad)} collapsed (covariance not positive definite "
+                          f"even with reg_covar={self.reg_covar:g}); kept them with a regularised covariance. "
+                          "Increase reg_covar, lower n_components or scale the data.",
+                          ComponentCollapseWarning, stacklevel=3)
+
+    # ------------------------------------------------------------------------------------------------------------
+    # internal E and M steps on tensors
+    # ------------------------------------------------------------------------------------------------------------
+
+    def _e(self, X, cache=None, output="resp"):
+        """(mean log-likelihood, RT (K, N))."""
+        log_norm, RT = K_.e_step(X, torch.log(self._weights), self._means, self._pchol, self.covariance_type,
+                                 output=output, cache=cache)
+        return float(log_norm.mean(dtype=torch.float64)), RT
+
+    def _m(self, X, respT, cache=None) -> tuple[int, ...]:
+        nk, means, cov = K_.m_step(X, respT, self.reg_covar, self.covariance_type, cache)
+        pchol, cov, bad = K_.precision_cholesky(cov, self.covariance_type, self.reg_covar)
+        tiny = torch.nonzero(nk < 1e-3).flatten().tolist()  # (almost) no points: kept with reg_covar
+        bad = sorted(set(bad) | set(tiny)) if self.covariance_type != "tied" else bad
+        self._set_state(nk / nk.sum(), means, cov, pchol)
+        self._warn_collapse(bad)
+        self._last_collapsed = tuple(bad)
+        return tuple(bad)
+
+    # ------------------------------------------------------------------------------------------------------------
+    # fitting
+    # ------------------------------------------------------------------------------------------------------------
+
+    def fit(self, X, y=None) -> "GaussianMixture":
+        """Estimate the parameters with EM (``n_init`` starts, the best lower bound kept)."""
+        self._fit(X, labels=False)
+        return self
+
+    def fit_predict(self, X, y=None) -> np.ndarray:
+        """Fit, then return the most probable component of each sample (consistent with ``fit(X).predict(X)``)."""
+        return self._fit(X, labels=True)
+
+    def _fit(self, X, labels: bool):
+        self._check_parameters()
+        Xt = self._validate_X(X, fitting=True)
+        cache = K_.DataCache(Xt, self.covariance_type)
+        do_init = not (self.warm_start and hasattr(self, "converged_"))
+        if not do_init and Xt.shape[1] != self.n_features_in_:
+            raise ModelInputError(f"warm_start: X has {Xt.shape[1]} features, the model {self.n_features_in_}")
+        n_init = self.n_init if do_init else 1
+        rng = numpy_rng(self.random_state)
+        max_lb = -math.inf
+        best = None
+        self.converged_ = False
+        for _ in range(n_init):
+            if do_init:
+                self._initialize(Xt, rng, cache)
+            lb = -math.inf if do_init else self.lower_bound_
+            lbs: list[float] = []
+            n_iter = 0
+            converged = False
+            for n_iter in range(1, self.max_iter + 1):
+                prev = lb
+                lb, resp = self._e(Xt, cache, "resp")
+                self._m(Xt, resp, cache)
+                lbs.append(lb)
+                if abs(lb - prev) < self.tol:
+                    converged = True
+                    break
+            if self.max_iter == 0:
+                best, best_n_iter, best_lbs = self._get_state(), 0, []
+            elif lb > max_lb or max_lb == -math.inf:
+                max_lb = lb
+                best, best_n_iter, best_lbs = self._get_state(), n_iter, lbs
+                self.converged_ = converged
+        if not self.converged_ and self.max_iter > 0:
+            warnings.warn("Best performing initialization did not converge. Try different init parameters, or "
+                          "increase max_iter, tol, or check for degenerate data.", ConvergenceWarning, stacklevel=2)
+        self._set_state(*best)
+        self.n_iter_ = best_n_iter
+        self.lower_bound_ = max_lb
+        self.lower_bounds_ = list(best_lbs)
+        self.history_ = list(best_lbs)
+        self._export()
+        if not labels:
+            return None
+        _, RT = self._e(Xt, cache, "weighted")
+        return RT.argmax(0).cpu().numpy()
+
+    # ------------------------------------------------------------------------------------------------------------
+    # prediction
+    # ------------------------------------------------------------------------------------------------------------
+
+    def _weighted(self, X) -> tuple[torch.Tensor, torch.Tensor]:
+        """(log p(x_n) (N,), log pi_k + log N(x_n | k) as (K, N))."""
+        Xt = self._validate_X(X, fitting=False)
+        return K_.e_step(Xt, torch.log(self._weights), self._means, self._pchol, self.covariance_type,
+                         output="weighted")
+
+    def log_component_densities(self, X) -> np.ndarray:
+        """log pi_k + log N(x_n; mu_k, Sigma_k), (N, K): the terms of Bayes' rule r_nk ∝ pi_k N(x_n | k)."""
+        return self._weighted(X)[1].T.cpu().numpy()
+
+    def score_samples(self, X) -> np.ndarray:
+        """log p(x_n) = logsumexp_k (log pi_k + log N(x_n; mu_k, Sigma_k)), (N,)."""
+        return self._weighted(X)[0].cpu().numpy()
+
+    def score(self, X, y=None) -> float:
+        """Mean log-likelihood per sample."""
+        return float(self._weighted(X)[0].mean(dtype=torch.float64))
+
+    def predict(self, X) -> np.ndarray:
+        """argmax_k r_nk."""
+        return self._weighted(X)[1].argmax(0).cpu().numpy()
+
+    def predict_proba(self, X) -> np.ndarray:
+        """Responsibilities r_nk (rows sum to 1), (N, K)."""
+        Xt = self._validate_X(X, fitting=False)
+        _, RT = K_.e_step(Xt, torch.log(self._weights), self._means, self._pchol, self.covariance_type,
+                          output="log_resp")
+        return RT.exp_().T.cpu().numpy()
+
+    def sample(self, n_samples: int = 1) -> tuple[np.ndarray, np.ndarray]:
+        """Draw ``n_samples`` points: component counts ~ Multinomial(n, pi), then x ~ N(mu_k, Sigma_k).
+
+        Returns ``(X (n, D) float64, y (n,) int64)`` ordered by component, as scikit-learn.
+        """
+        self._check_fitted()
+        if n_samples < 1:
+            raise ModelInputError(f"n_samples must be at least 1, got {n_samples}")
+        rng = numpy_rng(self.random_state)
+        w = np.asarray(self.weights_, dtype=np.float64)
+        counts = rng.multinomial(n_samples, w / w.sum())
+        means = np.asarray(self.means_, dtype=np.float64)
+        cov = np.asarray(self.covariances_, dtype=np.float64)
+        d = means.shape[1]
+        parts = []
+        for k, c in enumerate(counts):
+            z = rng.standard_normal(size=(int(c), d))
+            if self.covariance_type in ("full", "tied"):
+                L = np.linalg.cholesky(cov[k] if self.covariance_type == "full" else cov)
+                parts.append(means[k] + z @ L.T)
+            else:
+                parts.append(means[k] + z * np.sqrt(cov[k]))
+        y = np.concatenate([np.full(int(c), k, dtype=np.int64) for k, c in enumerate(counts)])
+        return np.vstack(parts), y
+
+    def _n_parameters(self) -> int:
+        d = self.n_features_in_
+        k = self.n_components
+        cov_params = {"full": k * d * (d + 1) / 2.0, "diag": k * d, "tied": d * (d + 1) / 2.0,
+                      "spherical": k}[self.covariance_type]
+        return int(cov_params + d * k + k - 1)
+
+    def bic(self, X) -> float:
+        """-2 N L + p log N (lower is better)."""
+        n = len(X)
+        return -2 * self.score(X) * n + self._n_parameters() * math.log(n)
+
+    def aic(self, X) -> float:
+        """-2 N L + 2 p (lower is better)."""
+        n = len(X)
+        return -2 * self.score(X) * n + 2 * self._n_parameters()
+
+    # ------------------------------------------------------------------------------------------------------------
+    # teaching API
+    # ------------------------------------------------------------------------------------------------------------
+
+    def e_step(self, X):
+        """One E-step: ``(mean log-likelihood, log_resp (N, K))`` under the current parameters.
+
+        log_resp is a numpy array for numpy input, a tensor (on the model's device) for tensor input.
+        """
+        Xt = self._validate_X(X, fitting=False)
+        ll, RT = self._e(Xt, None, "log_resp")
+        return ll, (RT.T if isinstance(X, torch.Tensor) else np.ascontiguousarray(RT.T.cpu().numpy()))
+
+    def m_step(self, X, log_resp) -> tuple[int, ...]:
+        """One M-step from log responsibilities; returns the indices of collapsed (repaired) components."""
+        Xt = self._validate_X(X, fitting=False)
+        lr = self._to_tensor(log_resp, "log_resp")
+        if lr.shape != (Xt.shape[0], self.n_components):
+            raise ModelInputError(f"log_resp has shape {tuple(lr.shape)}, expected {(Xt.shape[0], self.n_components)}")
+        bad = self._m(Xt, torch.exp(lr).T.contiguous())
+        self._export()
+        return bad
+
+    def _snapshot(self, iteration: int, half: str, ll: float, resp, collapsed=()) -> EMSnapshot:
+        def f64(t):
+            return t.detach().to("cpu", torch.float64).numpy().copy()
+
+        cov = self._cov if self._cov is not None else K_.covariance_from_pchol(self._pchol, self.covariance_type)
+        r = None
+        if resp is not None and resp.shape[1] <= RESP_SNAPSHOT_LIMIT:  # resp is (K, N)
+            r = np.ascontiguousarray(resp.detach().T.to("cpu", torch.float32).numpy())
+        return EMSnapshot(iteration, half, f64(self._weights), f64(self._means), f64(cov), float(ll), r,
+                          tuple(int(i) for i in collapsed))
+
+    def em_steps(self, X, max_iter: int | None = None) -> Iterator[EMSnapshot]:
+        """Run EM from the initialisation (or, fitted and ``warm_start``, from the current parameters), yielding
+        a snapshot after initialisation and after every E and M half step.
+
+        The mean log-likelihood after each half step never decreases (EM's guarantee, up to reg_covar). Stops as
+        ``fit`` does (|L - L_prev| < tol on the E-step values, or ``max_iter``); the model is left fitted with the
+        final parameters. One extra E-step per iteration gives the likelihood after the M step; it is reused by
+        the next E step.
+        """
+        self._check_parameters()
+        Xt = self._validate_X(X, fitting=True)
+        cache = K_.DataCache(Xt, self.covariance_type)
+        max_iter = self.max_iter if max_iter is None else int(max_iter)
+        do_init = not (self.warm_start and hasattr(self, "converged_"))
+        if not do_init and Xt.shape[1] != self.n_features_in_:
+            raise ModelInputError(f"warm_start: X has {Xt.shape[1]} features, the model {self.n_features_in_}")
+        if do_init:
+            self._initialize(Xt, numpy_rng(self.random_state), cache)
+        ll, resp = self._e(Xt, cache, "resp")
+        yield self._snapshot(0, "init", ll, None, getattr(self, "_last_collapsed", ()))
+        lb = -math.inf if do_init else self.lower_bound_
+        lbs: list[float] = []
+        converged = False
+        n_iter = 0
+        for n_iter in range(1, max_iter + 1):
+            prev = lb
+            lb = ll
+            yield self._snapshot(n_iter, "E", ll, resp)
+            bad = self._m(Xt, resp, cache)
+            ll, resp = self._e(Xt, cache, "resp")
+            lbs.append(lb)
+            self._export()
+            self.converged_, self.n_iter_, self.lower_bound_ = abs(lb - prev) < self.tol, n_iter, lb
+            self.lower_bounds_ = self.history_ = list(lbs)
+            yield self._snapshot(n_iter, "M", ll, resp, bad)
+            if abs(lb - prev) < self.tol:
+                converged = True
+                break
+        self.converged_ = converged
+        self.n_iter_ = n_iter
+        self.lower_bound_ = lb
+        self.lower_bounds_ = self.history_ = list(lbs)
+        self._export()
+
+    @classmethod
+    def from_params(cls, weights, means, covariances, covariance_type: str = "full", **kwargs) -> "GaussianMixture":
+        """A fitted model with the given parameters (e.g. after the user dragged a mean), ready for ``predict``,
+        ``score``, ``e_step`` or ``em_steps`` with ``warm_start=True``."""
+        means_a = np.asarray(means.detach().cpu() if isinstance(means, torch.Tensor) else means, dtype=np.float64)
+        if means_a.ndim != 2:
+            raise ModelInputError(f"means must be (K, D), got shape {means_a.shape}")
+        k, d = means_a.shape
+        kwargs.setdefault("warm_start", True)
+        gm = cls(n_components=k, covariance_type=covariance_type, **kwargs)
+        gm._check_parameters()
+        w = gm._param_tensor(weights, (k,), "weights")
+        if bool((w < 0).any()):
+            raise ModelInputError("weights must be non-negative")
+        w = w / w.sum()
+        m = gm._param_tensor(means_a, (k, d), "means")
+        cov = gm._param_tensor(covariances, _shape_of_precisions(covariance_type, k, d), "covariances")
+        pchol, cov, bad = K_.precision_cholesky(cov, covariance_type, gm.reg_covar)
+        if bad:
+            raise ModelInputError(f"covariances of component(s) {bad} are not positive definite; pass symmetric "
+                                  "positive definite matrices (or positive variances)")
+        gm._set_state(w, m, cov, pchol)
+        gm._last_collapsed = ()
+        gm._export()
+        gm.converged_ = False
+        gm.n_iter_ = 0
+        gm.lower_bound_ = -math.inf
+        gm.lower_bounds_ = gm.history_ = []
+        return gm

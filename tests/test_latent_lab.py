@@ -1,0 +1,152 @@
+"""The Latent lab with real mouse events on the plot viewport (offscreen): hover, click-select, drawing, training."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+import torch
+from PySide6.QtCore import QEvent, QPoint, QPointF, Qt
+from PySide6.QtGui import QMouseEvent
+from PySide6.QtTest import QTest
+from PySide6.QtWidgets import QApplication
+
+
+@pytest.fixture
+def lab(qtbot):
+    """The Latent lab on the bundled digits with a small random 2-D VAE, everything computed."""
+    from app.main_window import MainWindow
+    from lvm.models.vae import VAE
+
+    window = MainWindow()
+    qtbot.addWidget(window)
+    window.resize(1360, 860)
+    window.show()
+    with qtbot.waitSignal(window.loading_finished, timeout=60000):
+        window.load_dataset("digits")
+    torch.manual_seed(0)
+    window.workspace.set_model(VAE(data_dim=784, latent_dim=2, hidden=(48,)).eval())
+    window.set_view("latent")
+    lab = window.lab("latent")
+    qtbot.waitUntil(lambda: len(lab.mu) == 10000 and not lab.is_busy(), timeout=30000)
+    lab.fit_view()
+    qtbot.waitUntil(lambda: not lab.is_busy(), timeout=10000)
+    QApplication.processEvents()
+    yield lab
+    window.runner.shutdown(5000)
+
+
+def _send(widget, kind, pos: QPoint, button=Qt.NoButton, buttons=Qt.NoButton, modifiers=Qt.NoModifier):
+    global_pos = widget.mapToGlobal(pos)
+    ev = QMouseEvent(kind, QPointF(pos), QPointF(global_pos), button, buttons, modifiers)
+    QApplication.sendEvent(widget, ev)
+    QApplication.processEvents()
+
+
+def _widget_pos(view, canvas, x: float, y: float) -> QPoint:
+    """Where the data point (x, y) of ``view`` lies on ``canvas``'s viewport, in pixels."""
+    scene = view.mapViewToScene(QPointF(x, y))
+    return canvas.mapFromScene(scene)
+
+
+def test_hover_preview_follows_the_mouse(lab):
+    vp = lab.canvas.viewport()
+    _send(vp, QEvent.MouseMove, _widget_pos(lab.vb, lab.canvas, -1.5, 1.0))
+    first = lab.preview_items[0].image.copy()
+    z1 = lab.hover_z
+    assert z1[0] == pytest.approx(-1.5, abs=0.1) and z1[1] == pytest.approx(1.0, abs=0.1)
+    _send(vp, QEvent.MouseMove, _widget_pos(lab.vb, lab.canvas, 2.0, -2.0))
+    second = lab.preview_items[0].image
+    assert lab.hover_z[0] == pytest.approx(2.0, abs=0.1)
+    assert first.shape == (28, 28) and np.abs(first - second).max() > 1e-3
+    with torch.no_grad():
+        expected = lab.model.decode_mean(torch.tensor([lab.hover_z], dtype=torch.float32)).numpy().reshape(28, 28)
+    assert np.allclose(second, expected, atol=1e-5)
+    # hovering the decoding grid previews the same z
+    _send(vp, QEvent.MouseMove, _widget_pos(lab.grid_vb, lab.canvas, 0.5, 0.5))
+    assert lab.hover_z[0] == pytest.approx(0.5, abs=0.1)
+    assert lab.timings["hover_ms"] < 200
+
+
+def test_clicking_a_point_selects_it(lab, qtbot):
+    vp = lab.canvas.viewport()
+    i = 1234
+    x, y = (float(v) for v in lab.mu[i])
+    pos = _widget_pos(lab.vb, lab.canvas, x, y)
+    QTest.mouseClick(vp, Qt.LeftButton, Qt.NoModifier, pos)
+    qtbot.waitUntil(lambda: lab.workspace.selected_index is not None, timeout=2000)
+    j = lab.workspace.selected_index
+    px, py = lab.vb.viewPixelSize()
+    # the nearest point to the click (in screen distance): the one clicked or one drawn on the same pixel
+    assert np.hypot((lab.mu[j, 0] - x) / px, (lab.mu[j, 1] - y) / py) < 2.5
+    xs, ys = lab.sel_curve.getData()
+    assert xs is not None and np.isfinite(xs).sum() > 50  # its q(z|x) ellipse
+    assert lab.sel_marker.data["x"][0] == pytest.approx(lab.mu[j, 0])
+    # selection from elsewhere (another lab) is highlighted too
+    lab.workspace.select(42)
+    assert lab.sel_marker.data["x"][0] == pytest.approx(lab.mu[42, 0])
+
+
+def test_drawing_on_the_pad_shows_an_ellipse(lab):
+    pad = lab.pad
+    vp = pad.viewport()
+    assert lab.draw_curve.getData()[0] is None or len(lab.draw_curve.getData()[0]) == 0
+    pts = [_widget_pos(pad.view, pad, 14, r) for r in np.linspace(5, 23, 12)]
+    _send(vp, QEvent.MouseButtonPress, pts[0], Qt.LeftButton, Qt.LeftButton)
+    for p in pts[1:]:
+        _send(vp, QEvent.MouseMove, p, Qt.NoButton, Qt.LeftButton)
+    _send(vp, QEvent.MouseButtonRelease, pts[-1], Qt.LeftButton, Qt.NoButton)
+    img = pad.image
+    cols = (img.sum(0) * np.arange(28)).sum() / img.sum()
+    rows = np.flatnonzero(img.max(1) > 0.5)
+    assert abs(cols - 14.0) < 1.5, cols  # a vertical stroke through column 14, rows 5..23
+    assert rows.min() <= 7 and rows.max() >= 21 and img[:, :8].max() == 0
+    assert lab.drawn_q is not None
+    xs, ys = lab.draw_curve.getData()
+    assert np.isfinite(xs).sum() > 50
+    mu, sigma = lab.drawn_q
+    with torch.no_grad():
+        expected = lab.model.encode(torch.as_tensor(img.reshape(1, -1))).mean[0].numpy()
+    assert np.allclose(mu, expected, atol=1e-5)
+    lab.clear_pad.click()
+    assert lab.drawn_q is None
+
+
+def test_training_starts_and_cancels_within_a_second(lab, qtbot):
+    panel = lab.train_panel
+    panel.epochs.setValue(50)
+    QTest.mouseClick(panel.train_button, Qt.LeftButton)
+    assert lab.is_training() and not panel.train_button.isEnabled()
+    qtbot.waitUntil(lambda: len(panel._tx) >= 2, timeout=30000)
+    qtbot.waitUntil(lambda: lab._last_train_model is not None, timeout=30000)
+    t0 = time.perf_counter()
+    QTest.mouseClick(panel.cancel_button, Qt.LeftButton)
+    qtbot.waitUntil(lambda: not lab.runner.is_busy(lab.channel("train")), timeout=1000)
+    assert time.perf_counter() - t0 < 1.0
+    assert not lab.is_training() and panel.train_button.isEnabled()
+    assert lab.workspace.model is lab._last_train_model  # the weights trained so far are kept
+    assert np.isfinite(panel._ty).all()
+
+
+def test_screenshot_is_not_blank(lab, tmp_path):
+    lab.thumbs_box.setChecked(True)
+    QApplication.processEvents()
+    img = lab.grab().toImage()
+    assert img.width() > 600 and img.height() > 400
+    path = tmp_path / "latent.png"
+    assert img.save(str(path))
+    arr = np.array([[img.pixelColor(x, y).rgb() for x in range(0, img.width(), 7)] for y in range(0, img.height(), 7)])
+    assert len(np.unique(arr)) > 50  # points in 10 colours, the mosaic, the density image
+    assert lab.mosaic_item.image is not None and lab.mosaic_item.image.shape == (20 * 28, 20 * 28)
+    assert lab.thumbs_item.isVisible() and 0 < lab.timings["thumbnails"] <= 400
+
+
+def test_export_csv_and_view_state(lab, tmp_path):
+    path = tmp_path / "latent.csv"
+    lab.export_csv(str(path))
+    lines = path.read_text().splitlines()
+    assert lines[0].startswith("index,label,z1_mean,z2_mean") and len(lines) == 10001
+    state = lab.view_state()
+    lab.restore_view_state({**state, "grid_n": 12, "background": "aggregate", "range": "bad"})
+    assert lab.grid_n.value() == 12 and lab.background.currentData() == "aggregate"

@@ -1,0 +1,265 @@
+"""The Mixture lab, driven through its real widgets (pytest-qt, offscreen)."""
+
+from __future__ import annotations
+
+import csv
+import time
+
+import numpy as np
+import pytest
+from PySide6.QtCore import QPoint, QPointF, Qt
+from PySide6.QtTest import QTest
+
+from app.state import Workspace
+from app.views.mixture import DIGITS, SPEED_MAX, USER_POINTS, MixtureLab
+from app.views.mixture_engine import EMConfig, em_halfsteps, init_step, posterior
+from app.workers import TaskRunner
+
+
+@pytest.fixture
+def lab(qtbot):
+    runner = TaskRunner()
+    lab = MixtureLab(Workspace(device="cpu"), runner)
+    qtbot.addWidget(lab)
+    lab.resize(1300, 850)
+    lab.show()
+    qtbot.waitExposed(lab)
+    lab.speed.setValue(SPEED_MAX)
+    lab._first_fit = False  # no automatic BIC grid after the first fit (tests ask for it)
+    lab.init_combo.setCurrentText("kmeans")  # quick convergence
+    wait_idle(qtbot, lab)
+    yield lab
+    runner.shutdown(5000)
+
+
+def wait_idle(qtbot, lab, timeout=90000):
+    qtbot.waitUntil(lambda: not lab.is_busy(), timeout=timeout)
+
+
+def viewport_pos(lab, x: float, y: float) -> QPoint:
+    """Where the data point (x, y) of the scatter lies on the GraphicsLayoutWidget's viewport."""
+    scene = lab.vb.mapViewToScene(QPointF(x, y))
+    return lab.scatter_widget.mapFromScene(scene)
+
+
+def click_scatter(qtbot, lab, x, y, button=Qt.LeftButton, modifier=Qt.NoModifier):
+    QTest.mouseClick(lab.scatter_widget.viewport(), button, modifier, viewport_pos(lab, x, y))
+    qtbot.wait(20)
+
+
+def fitted(qtbot, lab):
+    lab.activate()
+    wait_idle(qtbot, lab)
+    assert len(lab.history) > 3
+    return lab
+
+
+def test_step_buttons_advance_snapshot_and_curve(qtbot, lab):
+    lab.reset_button.click()
+    wait_idle(qtbot, lab)
+    assert [s.half for s in lab.history] == ["init"]
+    qtbot.mouseClick(lab.e_button, Qt.LeftButton)
+    wait_idle(qtbot, lab)
+    assert [s.half for s in lab.history] == ["init", "E"] and lab.shown == 1
+    assert len(lab.ll_curve.getData()[0]) == 2
+    qtbot.mouseClick(lab.m_button, Qt.LeftButton)
+    wait_idle(qtbot, lab)
+    assert [s.half for s in lab.history] == ["init", "E", "M"] and lab.shown == 2
+    assert len(lab.ll_curve.getData()[0]) == 3
+    assert lab.history[2].iteration == 1
+    # M right after an M: an E-step first, then the M-step
+    qtbot.mouseClick(lab.m_button, Qt.LeftButton)
+    wait_idle(qtbot, lab)
+    assert [s.half for s in lab.history][-2:] == ["E", "M"] and lab.history[-1].iteration == 2
+    assert "iteration 2" in lab.step_label.text()
+
+
+def test_log_likelihood_never_decreases(qtbot, lab):
+    lab.k_spin.setValue(5)  # resets and runs
+    wait_idle(qtbot, lab)
+    ll = np.array([s.log_likelihood for s in lab.history])
+    assert len(ll) > 4
+    assert np.all(np.diff(ll) >= -1e-7), np.diff(ll).min()
+    # the engine agrees with a direct evaluation of the mean log-likelihood
+    last = lab.history[-1]
+    assert posterior(lab.X, last)[1].mean() == pytest.approx(last.log_likelihood, abs=1e-4)
+
+
+def test_engine_continues_from_a_stored_half_step():
+    from lvm.data.toy import blobs
+
+    X, _ = blobs(n=400, k=3, seed=1)
+    cfg = EMConfig(k=3, seed=0)
+    s0 = init_step(X, cfg)
+    steps = list(em_halfsteps(X, cfg, s0, n_halves=3))
+    assert [s.half for s in steps] == ["E", "M", "E"]
+    more = list(em_halfsteps(X, cfg, steps[-1], n_halves=1))
+    assert more[0].half == "M" and more[0].iteration == steps[-1].iteration
+    assert more[0].log_likelihood >= steps[-1].log_likelihood - 1e-9
+
+
+def test_clicking_adds_and_removes_points(qtbot, lab):
+    fitted(qtbot, lab)
+    n = len(lab.X)
+    qtbot.mouseClick(lab.mode_add, Qt.LeftButton)
+    (x0, x1), (y0, y1) = lab.vb.viewRange()
+    tx, ty = x0 + 0.13 * (x1 - x0), y0 + 0.9 * (y1 - y0)
+    click_scatter(qtbot, lab, tx, ty)
+    assert len(lab.X) == n + 1
+    assert lab.source_combo.currentText() == USER_POINTS
+    px, py = lab.vb.viewPixelSize()
+    assert abs(lab.X[-1, 0] - tx) < 3 * px and abs(lab.X[-1, 1] - ty) < 3 * py
+    wait_idle(qtbot, lab)
+    click_scatter(qtbot, lab, tx, ty, button=Qt.RightButton)
+    assert len(lab.X) == n
+    click_scatter(qtbot, lab, tx, ty)
+    click_scatter(qtbot, lab, tx, ty, modifier=Qt.ShiftModifier)
+    assert len(lab.X) == n
+    wait_idle(qtbot, lab)
+
+
+def test_selecting_a_point_shows_posterior_bars(qtbot, lab):
+    fitted(qtbot, lab)
+    # a point between two components, so the posterior is not one-hot
+    target = lab.X[int(np.argmin(posterior(lab.X, lab.history[-1])[0].max(1)))]
+    click_scatter(qtbot, lab, float(target[0]), float(target[1]))
+    assert lab.selected_point is not None
+    heights = np.asarray(lab.post_bars.opts["height"], float)
+    assert len(heights) == lab.history[lab.shown].k
+    assert heights.sum() == pytest.approx(1.0, abs=1e-6)
+    joint, post = lab.selected_posterior()
+    assert np.allclose(post, joint / joint.sum())
+    assert "p(z=k|x)" in lab.post_text.text()
+
+
+def test_history_slider_scrubs(qtbot, lab):
+    fitted(qtbot, lab)
+    last = len(lab.history) - 1
+    assert lab.shown == last
+    lab.history_slider.setFocus()
+    qtbot.keyClick(lab.history_slider, Qt.Key_Home)
+    assert lab.shown == 0 and lab.step_label.text().startswith("step 0")
+    qtbot.keyClick(lab.history_slider, Qt.Key_Right)
+    assert lab.shown == 1 and "iteration 1" in lab.step_label.text()
+    assert lab.ll_now.value() == 1
+    # colours change at E-steps only: step 2 (M) shows the responsibilities of step 1 (E)
+    qtbot.keyClick(lab.history_slider, Qt.Key_Right)
+    assert lab.history[2].half == "M"
+    assert lab._resp_for(2) is lab._resp_for(1)
+    # stepping from the past branches the history
+    qtbot.mouseClick(lab.e_button, Qt.LeftButton)
+    wait_idle(qtbot, lab)
+    assert len(lab.history) == 4 and lab.shown == 3
+
+
+def test_run_then_pause_stops(qtbot, lab):
+    lab.reset_button.click()
+    wait_idle(qtbot, lab)
+    lab.speed.setValue(20)
+    qtbot.mouseClick(lab.run_button, Qt.LeftButton)
+    assert lab.run_button.text() == "Pause"
+    qtbot.waitUntil(lambda: len(lab.history) >= 3, timeout=10000)
+    qtbot.mouseClick(lab.run_button, Qt.LeftButton)
+    assert lab.run_button.text() == "Run"
+    wait_idle(qtbot, lab)
+    n = len(lab.history)
+    qtbot.wait(300)
+    assert len(lab.history) == n and not lab.is_busy()
+
+
+def test_drag_mean_reruns_from_there(qtbot, lab):
+    fitted(qtbot, lab)
+    target = lab.targets[0]
+    (x0, x1), (y0, y1) = lab.vb.viewRange()
+    target.setPos(QPointF(x0 + 0.05 * (x1 - x0), y0 + 0.05 * (y1 - y0)))
+    lab._on_mean_dragged(0, target)  # what TargetItem.sigPositionChangeFinished does after a drag
+    wait_idle(qtbot, lab)
+    moved = [i for i, s in enumerate(lab.history) if s.half == "init" and i > 0]
+    assert moved and lab.history[-1].half == "M" and len(lab.history) > moved[0] + 2
+
+
+def test_sample_density_bic_export_and_state(qtbot, lab, tmp_path):
+    lab.n_spin.setValue(300)
+    wait_idle(qtbot, lab)
+    qtbot.mouseClick(lab.sample_button, Qt.LeftButton)
+    assert len(lab.samples.data) >= 200
+    lab.density_combo.setCurrentIndex(2)
+    assert lab.heat.isVisible() and lab.heat.image is not None
+    lab.density_combo.setCurrentIndex(1)
+    qtbot.mouseClick(lab.bic_button, Qt.LeftButton)
+    wait_idle(qtbot, lab, timeout=60000)
+    assert len(lab._bic) == 24
+    k = lab.best_k()
+    qtbot.mouseClick(lab.adopt_button, Qt.LeftButton)
+    assert lab.k_spin.value() == k
+    wait_idle(qtbot, lab)
+    path = tmp_path / "points.csv"
+    lab.export_csv(str(path))
+    rows = list(csv.reader(path.open()))
+    assert rows[0][:2] == ["x1", "x2"] and rows[0][-1] == "true_label" and len(rows) == 301
+    probs = np.array([[float(v) for v in r[2:2 + k]] for r in rows[1:]])
+    assert np.allclose(probs.sum(1), 1, atol=1e-4)
+    state = lab.view_state()
+    assert state["k"] == k and state["dataset"] == "blobs"
+    other = MixtureLab(Workspace(device="cpu"), lab.runner)
+    qtbot.addWidget(other)
+    other.restore_view_state({**state, "seed": 3, "cov_type": "diag", "view_range": [[-1, 1], [-2, 2]]})
+    other.restore_view_state({"k": "bad", "view_range": 5})  # tolerated
+    assert other.k_spin.value() == k and other.cov_combo.currentText() == "diag" and other.seed_spin.value() == 3
+    wait_idle(qtbot, lab)
+
+
+def test_recolour_timings(qtbot, lab):
+    """Not a timed assertion: prints the recolour time for 100,000 points and the EM half-step time on 10,000."""
+    from app.views.mixture_engine import EMConfig, em_halfsteps, init_step
+    from lvm.data.toy import blobs
+
+    lab.n_spin.setValue(100_000)
+    wait_idle(qtbot, lab, timeout=120000)
+    times = []
+    for i in range(1, min(len(lab.history), 8)):
+        lab._resp_cache.clear()
+        t0 = time.perf_counter()
+        lab.show_step(i)
+        times.append(lab.timings["recolour_ms"])
+    X, _ = blobs(n=10_000, k=4, seed=0)
+    cfg = EMConfig(k=4)
+    t0 = time.perf_counter()
+    steps = list(em_halfsteps(X, cfg, init_step(X, cfg), n_halves=20))
+    per = (time.perf_counter() - t0) / len(steps) * 1000
+    print(f"\nrecolour 100k points (posterior + blend + rasterise): median {np.median(times):.1f} ms; "
+          f"EM half step on 10k points: {per:.1f} ms")
+    assert times
+
+
+def test_digits_clustering_on_a_subset(qtbot, lab):
+    from lvm.data import load_dataset
+
+    ws = lab.workspace
+    ws.set_dataset(load_dataset("digits"), "digits")
+    lab.digits.n.setValue(400)
+    lab.digits.k.setValue(6)
+    lab.digits.space.setCurrentIndex(1)  # PCA: 50
+    lab.source_combo.setCurrentText(DIGITS)  # starts a fit
+    assert lab.stack.currentIndex() == 1
+    wait_idle(qtbot, lab, timeout=60000)
+    res = lab.digits.result
+    assert res is not None and res.mean_images.shape == (6, 784)
+    assert ws.gmm is res.gmm
+    assert 0 < res.purity <= 1 and 0 <= res.nmi <= 1
+    img = lab.digits.gallery.image.image
+    assert img is not None and img.shape[1] >= 6 * 28
+    # click the first member: the workspace selection follows, and the posterior bars show it
+    mv = lab.digits.member_view
+    scene = mv.vb.mapViewToScene(QPointF(14, 14))
+    QTest.mouseClick(mv.viewport(), Qt.LeftButton, Qt.NoModifier, mv.mapFromScene(scene))
+    assert ws.selected_index == int(lab.digits.members[0])
+    heights = np.asarray(lab.digits.post_bars.opts["height"], float)
+    assert heights.sum() == pytest.approx(1.0, abs=1e-5)
+    # clicking another component's mean shows its members
+    g = lab.digits.gallery
+    other = (lab.digits.component + 1) % 6
+    r, c = divmod(other, g.cols)
+    scene = g.vb.mapViewToScene(QPointF(c * 30 + 14, r * 30 + 14))
+    QTest.mouseClick(g.viewport(), Qt.LeftButton, Qt.NoModifier, g.mapFromScene(scene))
+    assert lab.digits.component == other
