@@ -7,9 +7,24 @@ import os
 import sys
 import time
 
-from lvm.device import DEVICE_CHOICES
 
-_T0 = time.perf_counter()
+def _process_start() -> float:
+    """``time.perf_counter()`` at process start (Linux: from /proc; elsewhere: when this module was imported)."""
+    now = time.perf_counter()
+    try:
+        with open("/proc/self/stat") as f:
+            start_ticks = int(f.read().rsplit(")", 1)[1].split()[19])
+        with open("/proc/uptime") as f:
+            uptime = float(f.read().split()[0])
+        age = uptime - start_ticks / os.sysconf("SC_CLK_TCK")
+        return now - age if 0 <= age < 10 else now  # imported later (in a test, say): from now
+    except (OSError, ValueError, IndexError):
+        return now
+
+
+_T0 = _process_start()  # start-up times below are measured from here
+# = lvm.device.DEVICE_CHOICES; kept here so that argument parsing and the splash screen need no torch import
+DEVICE_CHOICES = ("auto", "cpu", "cuda")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -42,14 +57,16 @@ def main(argv: list[str] | None = None) -> int:
     from PySide6.QtCore import QTimer
     from PySide6.QtWidgets import QApplication
 
-    from app.main_window import MainWindow
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    app.setApplicationName("LVM Explorer")
+    app.setOrganizationName("LVM Explorer")
+    splash = _show_splash(app)  # first paint, before torch and the labs are imported
+    splash_paint = time.perf_counter() - _T0
+    from app.main_window import MainWindow  # imports torch, numpy, pyqtgraph
     from app.settings import app_settings
     from app.state import Workspace
     from lvm.errors import LVMError
 
-    app = QApplication.instance() or QApplication(sys.argv[:1])
-    app.setApplicationName("LVM Explorer")
-    app.setOrganizationName("LVM Explorer")
     try:
         workspace = Workspace(device=args.device)
     except LVMError as exc:
@@ -63,6 +80,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"lvm-explorer: error: --size {args.size!r} must look like 1360x860", file=sys.stderr)
         return 2
     window.show()
+    app.processEvents()  # paint the window before the loads start in the workers
+    splash.close()
     first_paint = time.perf_counter() - _T0
     QTimer.singleShot(0, lambda: None)
     if args.session:
@@ -76,11 +95,15 @@ def main(argv: list[str] | None = None) -> int:
         deadline = time.monotonic() + args.timeout
         status = {"code": 0}
 
+        def busy() -> bool:
+            # --smoke waits for the defaults to load; --screenshot also for the shown lab's computations
+            return window.is_loading() or (bool(args.screenshot) and window.lab(window.current_view_name()).is_busy())
+
         def poll():
-            if window.is_busy() and time.monotonic() < deadline:
+            if busy() and time.monotonic() < deadline:
                 QTimer.singleShot(50, poll)
                 return
-            if window.is_busy():
+            if busy():
                 print("lvm-explorer: timed out waiting for the computations", file=sys.stderr)
                 status["code"] = 1
             if window.errors:
@@ -92,7 +115,8 @@ def main(argv: list[str] | None = None) -> int:
                     print(f"lvm-explorer: cannot write {args.screenshot}", file=sys.stderr)
                     status["code"] = 2
             if args.smoke:
-                print(f"smoke ok: first paint {first_paint * 1000:.0f} ms, ready {time.perf_counter() - _T0:.2f} s, "
+                print(f"smoke ok: first paint {first_paint * 1000:.0f} ms (splash {splash_paint * 1000:.0f} ms), "
+                      f"ready {time.perf_counter() - _T0:.2f} s, "
                       f"dataset {workspace.dataset_spec}, model {workspace.model_path}")
             window.close()
             app.quit()
@@ -103,6 +127,39 @@ def main(argv: list[str] | None = None) -> int:
     return app.exec()
 
 
+def _show_splash(app):
+    """A frameless window with the application icon, painted at once (closed once the main window is painted).
+
+    (Not ``QSplashScreen``: its ``show()`` waits up to a second for the window to be exposed, which offscreen never is.)
+    """
+    from PySide6.QtCore import Qt
+    from PySide6.QtGui import QIcon, QPainter, QPixmap
+    from PySide6.QtWidgets import QLabel
+
+    from lvm.resources import resources_dir
+
+    app.setDesktopFileName("lvm-explorer")  # matches packaging/lvm-explorer.desktop (Wayland app id, task bars)
+    icons = resources_dir() / "icons"
+    if (icons / "lvm-explorer.svg").exists():
+        app.setWindowIcon(QIcon(str(icons / "lvm-explorer.svg")))
+    pixmap = QPixmap(str(icons / "lvm-explorer-256.png"))
+    if pixmap.isNull():
+        pixmap = QPixmap(256, 256)
+        pixmap.fill(Qt.GlobalColor.darkGray)
+    painter = QPainter(pixmap)
+    painter.setPen(Qt.GlobalColor.white)
+    painter.drawText(pixmap.rect().adjusted(0, 0, 0, -22), Qt.AlignmentFlag.AlignBottom | Qt.AlignmentFlag.AlignHCenter,
+                     "loading…")
+    painter.end()
+    splash = QLabel()
+    splash.setWindowFlags(Qt.WindowType.SplashScreen | Qt.WindowType.FramelessWindowHint)
+    splash.setAttribute(Qt.WidgetAttribute.WA_TranslucentBackground)
+    splash.setPixmap(pixmap)
+    splash.show()
+    app.processEvents()
+    return splash
+
+
 def window_views():
     from app.views import LABS
 
@@ -110,4 +167,9 @@ def window_views():
 
 
 def console_main() -> None:
-    sys.exit(main())
+    code = main()
+    # Workers still finishing a computation hold no unsaved state (every save is atomic and synchronous):
+    # leave at once instead of waiting for them in the thread pool's destructor.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)

@@ -17,7 +17,7 @@ from PySide6.QtWidgets import (QApplication, QComboBox, QFileDialog, QLabel, QMa
 from app.settings import app_settings
 from app.state import DEFAULT_DATASET, DEFAULT_MODEL, RESOURCES, GaussianQ, Workspace, read_session
 from app.views import LABS, lab_class
-from app.workers import TaskRunner
+from app.workers import TaskRunner, trim_heap_soon
 from lvm import __version__
 from lvm.device import DEVICE_CHOICES
 from lvm.errors import LVMError
@@ -37,7 +37,6 @@ class MainWindow(QMainWindow):
         self.labs: dict[str, object] = {}
         self.last_error: str | None = None
         self.errors: list[str] = []
-        self._loading = 0
         self.setWindowTitle("LVM Explorer")
         icon = RESOURCES / "icons" / "lvm-explorer.svg"
         if icon.exists():
@@ -64,6 +63,7 @@ class MainWindow(QMainWindow):
         self.runner.job_error.connect(lambda ch, msg: self.show_error(msg))
         self.runner.progress.connect(self._on_progress)
         self.runner.busy_changed.connect(self._on_busy)
+        self.runner.job_finished.connect(self._on_job_finished)
 
     # -- construction ----------------------------------------------------------------------------------------------
     def _build_status_bar(self) -> None:
@@ -161,8 +161,12 @@ class MainWindow(QMainWindow):
         self.lab(name).activate()
         app_settings().setValue("last_view", name)
 
+    def is_loading(self) -> bool:
+        """True while a dataset or model is being loaded."""
+        return self.runner.is_busy("load/")
+
     def is_busy(self) -> bool:
-        return self._loading > 0 or any(lab.is_busy() for lab in self.labs.values()) or self.runner.is_busy("load/")
+        return self.is_loading() or any(lab.is_busy() for lab in self.labs.values())
 
     # -- loading ---------------------------------------------------------------------------------------------------
     def load_dataset(self, spec: str, split: str | None = None, on_done=None) -> None:
@@ -191,15 +195,14 @@ class MainWindow(QMainWindow):
         self._run_load("load/model", lambda: load_model(path, device), done)
 
     def _run_load(self, channel, fn, done) -> None:
-        self._loading += 1
+        # loading_finished is emitted by _on_job_finished once no load job runs or waits. (Connecting to the job's
+        # own `finished` here raced with a job failing at once: its signal fired before the connection.)
+        self.runner.submit(channel, fn, on_result=done, keep_all=True)
 
-        def finished():
-            self._loading -= 1
-            if self._loading == 0:
-                self.loading_finished.emit()
-
-        job = self.runner.submit(channel, fn, on_result=done, keep_all=True)
-        job.signals.finished.connect(finished)
+    def _on_job_finished(self, channel: str) -> None:
+        if channel.startswith("load/") and not self.runner.is_busy("load/"):
+            trim_heap_soon()  # the replaced dataset/model was freed: return its pages to the OS
+            self.loading_finished.emit()
 
     def load_defaults(self, data: str | None = None, model: str | None = None) -> None:
         self.load_dataset(data or DEFAULT_DATASET)

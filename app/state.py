@@ -18,10 +18,11 @@ from app.events import EventGroup
 from lvm.device import resolve_device
 from lvm.errors import SessionError
 from lvm.io import atomic_write_text
+from lvm.resources import resources_dir
 
 SESSION_FORMAT = "lvm-explorer-session"
 SESSION_VERSION = 1
-RESOURCES = Path(__file__).resolve().parents[1] / "resources"
+RESOURCES = resources_dir()
 DEFAULT_MODEL = RESOURCES / "models" / "vae2d.safetensors"
 DEFAULT_DATASET = "digits"
 
@@ -170,8 +171,8 @@ def read_session(path: str | os.PathLike) -> dict[str, Any]:
         raise bad("selected_index", "a non-negative integer or null")
     seeds = raw.get("seeds", {})
     if not isinstance(seeds, dict) or not all(isinstance(k, str) and isinstance(v, int) and not isinstance(v, bool)
-                                              for k, v in seeds.items()):
-        raise bad("seeds", "an object of integers")
+                                              and 0 <= v < 2**63 for k, v in seeds.items()):
+        raise bad("seeds", "an object of integers in [0, 2^63)")
     views = raw.get("views", {})
     if not isinstance(views, dict) or not all(isinstance(v, dict) for v in views.values()):
         raise bad("views", "an object of objects")

@@ -129,10 +129,42 @@ class Job(QRunnable):
 _PULL = object()  # marker: "a snapshot is waiting, take the latest"
 
 
+def trim_heap_soon() -> None:
+    """Give freed heap memory back to the OS (glibc ``malloc_trim``) on a short-lived thread.
+
+    Datasets and models replaced in a long session are freed, but glibc keeps the pages in its per-thread arenas
+    (measured: +400 MB RSS after 40 dataset/model switches, -165 MB after a trim). No-op off glibc.
+    """
+    def trim():
+        try:
+            import ctypes
+
+            ctypes.CDLL("libc.so.6").malloc_trim(0)
+        except (OSError, AttributeError):
+            pass
+
+    threading.Thread(target=trim, name="malloc-trim", daemon=True).start()
+
+
+def _release(job: Job, callbacks: dict) -> None:
+    """Break job -> signals -> (Qt connection) -> closures -> job: Python's GC cannot see through Qt's connections,
+    so without this every finished job, its callbacks and all they captured (datasets, models) stayed alive."""
+    sig = job.signals
+    for signal in (sig.snapshot, sig.progress, sig.result, sig.error, sig.finished):
+        try:
+            signal.disconnect()
+        except (RuntimeError, TypeError):  # nothing connected
+            pass
+    callbacks.clear()
+    job.fn = None
+    job._latest.clear()
+
+
 class TaskRunner(QObject):
     """Submits jobs, one running per channel; a newer submit cancels the running job (latest wins)."""
 
     busy_changed = Signal(bool)
+    job_finished = Signal(str)  # channel; emitted on the GUI thread after every started job ended (cancelled too)
     progress = Signal(str, float, str)  # channel, fraction, text
     job_error = Signal(str, str)  # channel, message
 
@@ -191,6 +223,8 @@ class TaskRunner(QObject):
                 self._start(*nxt)
             if not self._running:
                 self.busy_changed.emit(False)
+            self.job_finished.emit(job.channel)
+            _release(job, cb)
 
         job.signals.snapshot.connect(snapshot)
         job.signals.result.connect(result)

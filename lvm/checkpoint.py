@@ -85,7 +85,8 @@ def load_model(path: str | os.PathLike, device: torch.device | str = "cpu") -> t
     try:
         config = VAEConfig.from_dict(json.loads(meta["config"]))
         info = json.loads(meta.get("info", "{}"))
-    except (KeyError, TypeError, ValueError, json.JSONDecodeError, ModelInputError) as exc:
+    except (KeyError, TypeError, ValueError, OverflowError, RecursionError, json.JSONDecodeError,
+            ModelInputError) as exc:
         raise CheckpointError(f"{path}: the stored architecture is invalid ({exc}); the header was edited or "
                               "damaged") from None
     if not isinstance(info, dict):
@@ -97,8 +98,12 @@ def load_model(path: str | os.PathLike, device: torch.device | str = "cpu") -> t
     except (SafetensorError, ValueError, RuntimeError, TypeError) as exc:
         raise CheckpointError(f"{path}: corrupt or truncated tensor data ({exc})") from None
     # Shapes from the stored architecture without allocating it (a tampered header could ask for huge layers).
-    with torch.device("meta"):
-        expected = VAE(config).state_dict()
+    try:
+        with torch.device("meta"):
+            expected = VAE(config).state_dict()
+    except (RuntimeError, OverflowError, TypeError, ValueError) as exc:
+        raise CheckpointError(f"{path}: the stored architecture cannot be built ({exc}); the header was edited or "
+                              "damaged") from None
     missing = sorted(set(expected) - set(tensors))
     extra = sorted(set(tensors) - set(expected))
     if missing or extra:

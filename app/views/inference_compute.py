@@ -14,9 +14,7 @@ The KL readout: ELBO(q) by Gauss-Hermite quadrature in q's coordinates, and KL(q
 
 from __future__ import annotations
 
-import contextlib
 import math
-import threading
 from dataclasses import dataclass
 
 import numpy as np
@@ -25,6 +23,7 @@ import torch
 from lvm.estimators import (LatentGrid, choose_box, effective_sample_size, elbo_gauss_hermite, importance,
                             log_marginal_adaptive, naive_mc)
 from lvm.estimators.montecarlo import model_log_likelihood, sample_q
+from lvm.threads import single_thread as few_threads  # noqa: F401 (used by the inference panels)
 
 COARSE_SIZE = 128
 FINE_SIZE = 48
@@ -36,34 +35,6 @@ ESTIMATOR_LABELS = {"iwae": "IWAE L_k (proposal q = encoder)", "uniform": "naive
 DEFAULT_KS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000)
 
 # -- threads ---------------------------------------------------------------------------------------------------------
-_threads_lock = threading.Lock()
-_threads_users = 0
-_threads_saved = None
-
-
-@contextlib.contextmanager
-def few_threads():
-    """Run small interactive torch work on one intra-op thread (reference-counted across threads).
-
-    On a loaded 2-core machine a 256 x 784 decoder call with 2 OpenMP threads can wait 100+ ms for a busy core;
-    with one thread it takes a few ms. torch's thread count is process-wide, hence the counter.
-    """
-    global _threads_users, _threads_saved
-    with _threads_lock:
-        if _threads_users == 0:
-            _threads_saved = torch.get_num_threads()
-            if _threads_saved > 1:
-                torch.set_num_threads(1)
-        _threads_users += 1
-    try:
-        yield
-    finally:
-        with _threads_lock:
-            _threads_users -= 1
-            if _threads_users == 0 and _threads_saved and _threads_saved > 1:
-                torch.set_num_threads(_threads_saved)
-
-
 # -- Gaussians in the plane ------------------------------------------------------------------------------------------
 def params_to_tril(mu1, mu2, s1, s2, rho) -> tuple[np.ndarray, np.ndarray]:
     """(mean (2,), scale_tril (2, 2)) of N(mu, Sigma), Sigma = [[s1^2, rho s1 s2], [rho s1 s2, s2^2]]."""

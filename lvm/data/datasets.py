@@ -18,7 +18,9 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import struct
 import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -26,8 +28,9 @@ import numpy as np
 from lvm.data.idx import read_idx
 from lvm.data.toy import TOY_SETS
 from lvm.errors import DatasetError
+from lvm.resources import resources_dir
 
-RESOURCE_DATA = Path(__file__).resolve().parents[2] / "resources" / "data"
+RESOURCE_DATA = resources_dir() / "data"
 BUILTIN_NAMES = ("digits", *TOY_SETS)
 SPLIT_ORDER = ("train", "valid", "test")
 
@@ -84,6 +87,8 @@ def _as_features(arr: np.ndarray, what: str) -> tuple[np.ndarray, tuple[int, int
     """Validate and flatten an array of samples to float32 (N, D); integers are scaled to [0, 1]."""
     if arr.dtype == object or arr.dtype.kind not in "biuf":
         raise DatasetError(f"{what}: has dtype {arr.dtype}; need numbers (uint8 images or floats)")
+    if arr.ndim in (2, 3) and 0 in arr.shape:
+        raise DatasetError(f"{what}: is empty (shape {arr.shape})")
     if arr.ndim == 3:
         shape = (int(arr.shape[1]), int(arr.shape[2]))
         arr = arr.reshape(arr.shape[0], -1)
@@ -153,7 +158,11 @@ def _load_mnist_folder(folder: Path) -> Dataset:
 
 def _load_npz(path: Path) -> Dataset:
     try:
-        with np.load(path, allow_pickle=False) as npz:
+        loaded = np.load(path, allow_pickle=False)
+        if not isinstance(loaded, np.lib.npyio.NpzFile):  # a plain .npy array renamed .npz
+            raise DatasetError(f"{path}: a single NumPy array (.npy), not an .npz archive; save it with "
+                               "numpy.savez(path, x=images, y=labels)")
+        with loaded as npz:
             arrays = {k: npz[k] for k in npz.files}
     except FileNotFoundError:
         raise DatasetError(f"{path}: file not found") from None
@@ -161,7 +170,7 @@ def _load_npz(path: Path) -> Dataset:
         if "pickle" in str(exc):
             raise DatasetError(f"{path}: holds object (pickled) arrays, which are never loaded; save plain numeric arrays") from None
         raise DatasetError(f"{path}: not a readable .npz file ({exc})") from None
-    except (OSError, zipfile.BadZipFile, EOFError, KeyError) as exc:
+    except (OSError, zipfile.BadZipFile, EOFError, KeyError, zlib.error, NotImplementedError, struct.error) as exc:
         raise DatasetError(f"{path}: not a readable .npz file ({exc}); it may be truncated or corrupt") from None
     names = [s for s in SPLIT_ORDER if s in arrays]
     if names:

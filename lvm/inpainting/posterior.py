@@ -23,7 +23,6 @@ posterior has mass (coarse-to-fine, DESIGN-NOTES 3b); the change is the quadratu
 
 from __future__ import annotations
 
-import contextlib
 import math
 from dataclasses import dataclass
 
@@ -34,32 +33,13 @@ import torch.nn.functional as F
 from lvm.errors import ModelInputError
 from lvm.estimators.quadrature import LatentGrid, choose_box
 from lvm.inpainting.masks import as_mask
+from lvm.threads import single_thread
 
 DEFAULT_SIZE = 64
 SMALL_WORK = 16_000_000  # table entries below which an update runs on one thread (see ``one_thread``)
 
 
-@contextlib.contextmanager
-def one_thread(enabled: bool = True):
-    """Run the enclosed torch ops on one intra-op thread, then restore the previous count.
-
-    An update is a few matrix-vector products of ~1 ms; OpenMP fork/join around each small op costs more than the
-    work, and on a busy machine (other processes on the cores) a 100-element ``exp`` measured 28 ms with 2 threads
-    against 0.005 ms with 1. Large GEMMs (many images) keep every thread.
-    """
-    if not enabled:
-        yield
-        return
-    n = torch.get_num_threads()
-    if n == 1:
-        yield
-        return
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(n)
-
+one_thread = single_thread  # see lvm.threads
 
 @dataclass(eq=False)
 class InpaintGrid:

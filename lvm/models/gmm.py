@@ -319,6 +319,10 @@ class GaussianMixture:
     def _fit(self, X, labels: bool):
         self._check_parameters()
         Xt = self._validate_X(X, fitting=True)
+        with K_.elementwise_threads(Xt.device, Xt.shape[1]):
+            return self._fit_tensor(Xt, labels)
+
+    def _fit_tensor(self, Xt: torch.Tensor, labels: bool):
         cache = K_.DataCache(Xt, self.covariance_type)
         do_init = not (self.warm_start and hasattr(self, "converged_"))
         if not do_init and Xt.shape[1] != self.n_features_in_:

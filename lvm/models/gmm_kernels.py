@@ -25,9 +25,22 @@ COV_TYPES = ("full", "tied", "diag", "spherical")
 _CHUNK_ELEMS = 1 << 18  # elements of a chunk's (rows, K*D) block: ~1 MB in float32
 
 
+def elementwise_threads(device: torch.device, n_features: int, max_features: int = 8):
+    """One intra-op thread (``lvm.threads.single_thread``) while EM runs on low-dimensional data on the CPU.
+
+    There EM is bound by elementwise passes over (K, N) arrays, each an OpenMP parallel region with a barrier;
+    on a small CPU shared with other processes a barrier waits for a descheduled thread (measured here: 100k x 2,
+    K=5, float32: 7 ms of CPU per iteration on one thread, 160-600 ms on two threads of a busy 2-core machine).
+    GEMM-bound problems (more features) keep every thread.
+    """
+    from lvm.threads import single_thread
+
+    return single_thread(device.type == "cpu" and n_features <= max_features)
+
+
 def chunk_rows(n_rows: int, width: int) -> int:
     """Rows per chunk so that a (rows, width) block stays in cache."""
-    return int(max(256, min(n_rows, _CHUNK_ELEMS // max(width, 1), 16384)))
+    return int(max(256, min(n_rows, _CHUNK_ELEMS // max(width, 1))))
 
 
 class DataCache:
