@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import csv  # noqa: F401  (labs use it through export_csv)
 import logging
 import platform
 from pathlib import Path
 
 import numpy as np
 import torch
-from PySide6.QtCore import QSettings, QSize, Qt, QTimer, Signal
+from PySide6.QtCore import QPoint, QSize, Qt, Signal
 from PySide6.QtGui import QAction, QActionGroup, QIcon, QKeySequence, QPainter
-from PySide6.QtWidgets import (QApplication, QComboBox, QFileDialog, QLabel, QMainWindow, QMessageBox, QProgressBar,
+from PySide6.QtWidgets import (QComboBox, QFileDialog, QLabel, QMainWindow, QMessageBox, QProgressBar,
                                QPushButton, QTabWidget, QVBoxLayout, QWidget)
 
 from app.settings import app_settings
@@ -37,6 +36,7 @@ class MainWindow(QMainWindow):
         self.labs: dict[str, object] = {}
         self.last_error: str | None = None
         self.errors: list[str] = []
+        self._loading = 0  # load jobs submitted and not yet done (on_done runs once per job, whatever happened)
         self.setWindowTitle("LVM Explorer")
         icon = RESOURCES / "icons" / "lvm-explorer.svg"
         if icon.exists():
@@ -63,7 +63,6 @@ class MainWindow(QMainWindow):
         self.runner.job_error.connect(lambda ch, msg: self.show_error(msg))
         self.runner.progress.connect(self._on_progress)
         self.runner.busy_changed.connect(self._on_busy)
-        self.runner.job_finished.connect(self._on_job_finished)
 
     # -- construction ----------------------------------------------------------------------------------------------
     def _build_status_bar(self) -> None:
@@ -195,14 +194,15 @@ class MainWindow(QMainWindow):
         self._run_load("load/model", lambda: load_model(path, device), done)
 
     def _run_load(self, channel, fn, done) -> None:
-        # loading_finished is emitted by _on_job_finished once no load job runs or waits. (Connecting to the job's
-        # own `finished` here raced with a job failing at once: its signal fired before the connection.)
-        self.runner.submit(channel, fn, on_result=done, keep_all=True)
+        self._loading += 1
 
-    def _on_job_finished(self, channel: str) -> None:
-        if channel.startswith("load/") and not self.runner.is_busy("load/"):
-            trim_heap_soon()  # the replaced dataset/model was freed: return its pages to the OS
-            self.loading_finished.emit()
+        def finished():
+            self._loading -= 1
+            if self._loading == 0:
+                trim_heap_soon()  # the replaced dataset/model was freed: return its pages to the OS
+                self.loading_finished.emit()
+
+        self.runner.submit(channel, fn, on_result=done, on_done=finished, keep_all=True)
 
     def load_defaults(self, data: str | None = None, model: str | None = None) -> None:
         self.load_dataset(data or DEFAULT_DATASET)
@@ -372,7 +372,7 @@ class MainWindow(QMainWindow):
             gen.setViewBox(widget.rect())
             gen.setTitle(f"LVM Explorer — {self.current_view_name()}")
             painter = QPainter(gen)
-            widget.render(painter)
+            widget.render(painter, QPoint())
             painter.end()
         elif not widget.grab().save(path):
             self.show_error(f"could not write {path}")

@@ -18,12 +18,12 @@ from app.events import EventGroup
 from lvm.device import resolve_device
 from lvm.errors import SessionError
 from lvm.io import atomic_write_text
-from lvm.resources import resources_dir
+from lvm.resources import pretrained_model_path, resources_dir
 
 SESSION_FORMAT = "lvm-explorer-session"
 SESSION_VERSION = 1
 RESOURCES = resources_dir()
-DEFAULT_MODEL = RESOURCES / "models" / "vae2d.safetensors"
+DEFAULT_MODEL = pretrained_model_path()
 DEFAULT_DATASET = "digits"
 
 

@@ -14,6 +14,7 @@ import threading
 import traceback
 from typing import Any, Callable
 
+import shiboken6
 from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal, Slot
 
 from lvm.errors import LVMError
@@ -146,6 +147,11 @@ def trim_heap_soon() -> None:
     threading.Thread(target=trim, name="malloc-trim", daemon=True).start()
 
 
+def _call(callback: Callable[[], None] | None) -> None:
+    if callback is not None:
+        callback()
+
+
 def _release(job: Job, callbacks: dict) -> None:
     """Break job -> signals -> (Qt connection) -> closures -> job: Python's GC cannot see through Qt's connections,
     so without this every finished job, its callbacks and all they captured (datasets, models) stayed alive."""
@@ -178,13 +184,17 @@ class TaskRunner(QObject):
 
     def submit(self, channel: str, fn: Callable, *, on_snapshot: Callable[[Any], None] | None = None,
                on_result: Callable[[Any], None] | None = None, on_error: Callable[[str], None] | None = None,
-               on_finished: Callable[[], None] | None = None, keep_all: bool = False) -> Job:
-        """Run ``fn`` in the pool on ``channel``; callbacks run on the GUI thread unless the job was cancelled."""
+               on_finished: Callable[[], None] | None = None, on_done: Callable[[], None] | None = None,
+               keep_all: bool = False) -> Job:
+        """Run ``fn`` in the pool on ``channel``; callbacks run on the GUI thread unless the job was cancelled,
+        except ``on_done``, which runs once whatever happened (finished, failed, cancelled or never started)."""
         job = Job(channel, fn, keep_all=keep_all)
-        callbacks = dict(on_snapshot=on_snapshot, on_result=on_result, on_error=on_error, on_finished=on_finished)
+        callbacks = dict(on_snapshot=on_snapshot, on_result=on_result, on_error=on_error, on_finished=on_finished,
+                         on_done=on_done)
         old = self._pending.pop(channel, None)
         if old is not None:
             old[0].cancel()
+            _call(old[1]["on_done"])
         running = self._running.get(channel)
         if running is not None:
             running.cancel()
@@ -208,11 +218,16 @@ class TaskRunner(QObject):
                 cb["on_result"](value)
 
         def error(message):
-            self.job_error.emit(job.channel, message)
+            if shiboken6.isValid(self):
+                self.job_error.emit(job.channel, message)
             if cb["on_error"] is not None:
                 cb["on_error"](message)
 
         def finished():
+            _call(cb["on_done"])
+            if not shiboken6.isValid(self):  # the runner was deleted while the job ran
+                _release(job, cb)
+                return
             if self._running.get(job.channel) is job:
                 del self._running[job.channel]
             self._all.discard(job)
@@ -230,7 +245,7 @@ class TaskRunner(QObject):
         job.signals.result.connect(result)
         job.signals.error.connect(error)
         job.signals.finished.connect(finished)
-        job.signals.progress.connect(lambda f, t: self.progress.emit(job.channel, f, t))
+        job.signals.progress.connect(lambda f, t: shiboken6.isValid(self) and self.progress.emit(job.channel, f, t))
         was_idle = not self._running
         self._running[job.channel] = job
         self._all.add(job)
@@ -242,7 +257,9 @@ class TaskRunner(QObject):
         """Cancel the jobs of ``channel`` (or of every channel starting with it, or all when None)."""
         for ch in list(self._pending):
             if channel is None or ch.startswith(channel):
-                self._pending.pop(ch)[0].cancel()
+                job, cb = self._pending.pop(ch)
+                job.cancel()
+                _call(cb["on_done"])
         for ch, job in list(self._running.items()):
             if channel is None or ch.startswith(channel):
                 job.cancel()

@@ -16,3 +16,8 @@ def resources_dir() -> Path:
     if getattr(sys, "frozen", False) and bundle:
         return Path(bundle) / "resources"
     return Path(__file__).resolve().parents[1] / "resources"
+
+
+def pretrained_model_path() -> Path:
+    """The bundled 2-D VAE checkpoint (``resources/models/vae2d.safetensors``)."""
+    return resources_dir() / "models" / "vae2d.safetensors"

@@ -18,7 +18,6 @@ if [ "${FRESH:-0}" = 1 ]; then rm -rf "$VENV"; fi
 if [ ! -x "$VENV/bin/pyinstaller" ]; then
   echo "build.sh: making $VENV"
   "$PYTHON" -m venv "$VENV"
-  "$VENV/bin/pip" install -q --upgrade pip
   "$VENV/bin/pip" install -q torch==2.13.0
   # the project editable: a reused venv then always bundles the checkout as it is now. threadpoolctl: app/blas.py's
   # optional single-thread BLAS for GUI-thread redraws (tiny, pure Python)
@@ -31,6 +30,8 @@ venv_done=$(date +%s.%N)
 end=$(date +%s.%N)
 
 test -x dist/lvm-explorer/lvm-explorer
+# readable by everyone (files written by lvm.io's atomic writes are 0600), so a system-wide install works
+chmod -R a+rX dist/lvm-explorer
 awk -v s="$start" -v v="$venv_done" -v e="$end" \
   'BEGIN { printf "build.sh: venv %.0f s, pyinstaller %.0f s, total %.0f s\n", v - s, e - v, e - s }'
 echo "build.sh: bundle dist/lvm-explorer: $(du -sh dist/lvm-explorer | cut -f1) ($(find dist/lvm-explorer -type f | wc -l) files)"

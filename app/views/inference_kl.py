@@ -25,6 +25,25 @@ VI_STEPS = 300
 VI_LR = 0.05
 
 
+def posterior_mass_extent(density, extent, mass: float = 0.999, pad: float = 0.15):
+    """(lo1, hi1, lo2, hi2) bounding the smallest set of cells of ``density`` ([i, j] at (z1_i, z2_j), cells on a
+    midpoint grid over ``extent``) that holds ``mass`` of its total, padded by ``pad`` of its size per side; the
+    fine grid's own extent (the support, often much wider than the visible posterior) where the density is empty."""
+    d = np.asarray(density, dtype=np.float64)
+    total = d.sum()
+    if not np.isfinite(total) or total <= 0:
+        return extent
+    order = np.argsort(d.reshape(-1))[::-1]
+    k = int(np.searchsorted(np.cumsum(d.reshape(-1)[order]), mass * total)) + 1
+    i, j = np.unravel_index(order[:k], d.shape)
+    lo1, hi1, lo2, hi2 = extent
+    w1, w2 = (hi1 - lo1) / d.shape[0], (hi2 - lo2) / d.shape[1]
+    a1, b1 = lo1 + i.min() * w1, lo1 + (i.max() + 1) * w1
+    a2, b2 = lo2 + j.min() * w2, lo2 + (j.max() + 1) * w2
+    p1, p2 = pad * (b1 - a1), pad * (b2 - a2)
+    return (a1 - p1, b1 + p1, a2 - p2, b2 + p2)
+
+
 class KLGapPanel(QWidget):
     """The lab's first panel. It reads ``lab.picture`` (the exact posterior of the selected x) and owns q's editing."""
 
@@ -163,7 +182,7 @@ class KLGapPanel(QWidget):
 
     def fit_view(self) -> None:
         pic = self.lab.picture
-        rects = [pic.extent if pic is not None else None]
+        rects = [posterior_mass_extent(pic.density, pic.extent) if pic is not None else None]
         if self.mean is not None:
             rects.append(gaussian_extent(self.mean, self.tril @ self.tril.T, 2.6))
         r = union_rect(*rects)

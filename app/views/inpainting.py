@@ -15,23 +15,24 @@ import numpy as np
 import pyqtgraph as pg
 import shiboken6
 import torch
-from PySide6.QtCore import QRectF, Qt, QTimer
+from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import (QButtonGroup, QCheckBox, QComboBox, QDoubleSpinBox, QGridLayout, QGroupBox,
                                QHBoxLayout, QLabel, QProgressBar, QPushButton, QRadioButton, QSizePolicy, QSpinBox, QVBoxLayout,
                                QWidget)
 
 from app.views.base import LabView
-from app.views.inpainting_panels import ElboChart, composite_rgb, image_view, set_rgb, tile_rgb
+from app.views.inpainting_panels import (ElboChart, LocalPosterior, composite_rgb, image_view, needs_refit,
+                                         posterior_mass_rect, set_rgb, tile_rgb)
 from app.widgets.digit_canvas import DigitCanvas
 from lvm.errors import LVMError
-from lvm.inpainting import InpaintGrid, make_mask, meanfield_elbo, optimise_phi, preset_phi
+from lvm.inpainting import DEFAULT_SIZE, InpaintGrid, make_mask, meanfield_elbo, optimise_phi, preset_phi
 
 MASK_CHOICES = ["top", "bottom", "left", "right", "random:0.5", "random:0.8", "none"]
 PHI_NAMES = {"half": "φ = 0.5", "ones": "φ = 1", "template": "φ = a 9", "predictive": "φ = predictive",
              "optimised": "φ optimised"}
 DEFAULT_INDEX = 12       # a 9 in the bundled MNIST test set
 TEMPLATE_INDEX = 16      # another 9: the lecture's "phi close to 1 on the top of a 9"
-GRID_SIZE = 64
+GRID_SIZE = DEFAULT_SIZE
 N_SAMPLES = 16
 ELBO_SAMPLES = 256
 
@@ -72,6 +73,7 @@ class InpaintingLab(LabView):
         self.grid: InpaintGrid | None = None
         self._grid_model = None
         self.result = None
+        self.local_post = LocalPosterior()  # fine grid over the fitted posterior view
         self.phi: np.ndarray | None = None
         self.phi_name: str | None = None
         self.elbos: dict[str, tuple[float, float]] = {}
@@ -172,6 +174,8 @@ class InpaintingLab(LabView):
         self.post_plot.setLabel("bottom", "z<sub>1</sub>")
         self.post_plot.setLabel("left", "z<sub>2</sub>")
         self.post_plot.setAspectLocked(True)
+        for ax in ("left", "bottom"):
+            self.post_plot.getAxis(ax).enableAutoSIPrefix(False)  # a narrow posterior: plain z, not "(x0.001)"
         self.post_img = pg.ImageItem()
         self.post_img.setLookupTable(pg.colormap.get("viridis").getLookupTable(nPts=256))
         self.post_plot.addItem(self.post_img)
@@ -191,7 +195,8 @@ class InpaintingLab(LabView):
         self.logp_label.setFont(f)
         self.logp_label.setSizePolicy(QSizePolicy.Ignored, QSizePolicy.Preferred)  # no relayout per update
         header.addWidget(self.logp_label, 1)
-        self.means_check = QCheckBox("show p(x|z) means instead of pixel samples")
+        self.means_check = QCheckBox("show p(x|z) means")
+        self.means_check.setToolTip("show the decoder means p(x|z) of the sampled z instead of pixel samples")
         self.means_check.toggled.connect(lambda _: self._render())
         header.addWidget(self.means_check)
 
@@ -272,6 +277,7 @@ class InpaintingLab(LabView):
         self._building = False
         self._opt_finished()
         self.grid = None
+        self.local_post = LocalPosterior()
         self._grid_model = model
         if model is None:
             self.logp_label.setText("open a model (File → Open model…) to inpaint")
@@ -376,17 +382,21 @@ class InpaintingLab(LabView):
         set_rgb(self.samples_vb, self.samples_img, tile_rgb(tiles, 4))
         grid = self.grid
         if grid.latent_dim == 2:
-            dens = np.exp(r.log_post.cpu().numpy()).reshape(grid.shape)
-            self.post_img.setImage(dens, autoLevels=False, levels=(0, max(float(dens.max()), 1e-30)))
-            b = grid.box.numpy()
-            self.post_img.setRect(QRectF(b[0, 0], b[1, 0], b[0, 1] - b[0, 0], b[1, 1] - b[1, 0]))
+            w = np.exp(r.log_post.cpu().numpy()).reshape(grid.shape)
+            new = posterior_mass_rect(w, grid.box.numpy())
+            if needs_refit(self.local_post.rect, new):
+                self.local_post.set_rect(grid, new)
+                self.post_plot.getViewBox().setRange(new, padding=0)
+            dens = self.local_post.density(grid, x, mask)
+            self.post_img.setImage(dens, autoLevels=False, levels=(0, 1))
+            self.post_img.setRect(self.local_post.rect)
             z = r.sample_z.cpu().numpy()
             self.post_scatter.setData(z[:, 0], z[:, 1])
         n_obs, n = int(mask.sum()), mask.size
         ms = np.median(self.update_ms[-10:]) if self.update_ms else self.infer_ms
         self.logp_label.setText(f"log p(x<sub>O</sub>) = <b>{r.log_p_obs:.2f}</b> nats "
-                                f"<small>({n_obs}/{n} observed; update {self.infer_ms:.1f} ms, "
-                                f"+ drawing {ms:.1f} ms)</small>")
+                                f"<small>({n_obs}/{n} observed)</small>")
+        self.logp_label.setToolTip(f"update {self.infer_ms:.1f} ms, + drawing {ms:.1f} ms (median of the last 10)")
         self._render_phi()
 
     # -- mean field ------------------------------------------------------------------------------------------------

@@ -93,3 +93,72 @@ class ElboChart:
             self.line_label.hide()
         self.plot.setXRange(-0.6, max(len(names), 1) - 0.4, padding=0)
         self.plot.setYRange(1.12 * low, 0, padding=0.02)
+
+
+# -- the posterior heatmap's region ------------------------------------------------------------------------------
+def posterior_mass_rect(w: np.ndarray, box: np.ndarray, mass: float = 0.999, min_width: float = 0.5,
+                        pad: float = 0.25) -> QRectF:
+    """The bounding box of the smallest set of grid cells holding ``mass`` of the cell masses ``w`` (n, n), [i, j]
+    at (z1_i, z2_j) on the midpoint grid over ``box`` (2, 2); padded by ``pad`` of its size on each side and widened
+    (about its centre) to at least ``min_width`` per axis."""
+    n = w.shape[0]
+    flat = w.reshape(-1).astype(np.float64)
+    order = np.argsort(flat)[::-1]
+    k = int(np.searchsorted(np.cumsum(flat[order]), mass * flat.sum())) + 1
+    i, j = np.unravel_index(order[:k], w.shape)
+    cw = (box[:, 1] - box[:, 0]) / n
+    lo = box[:, 0] + np.array([i.min(), j.min()]) * cw
+    hi = box[:, 0] + (np.array([i.max(), j.max()]) + 1) * cw
+    size = hi - lo
+    lo, hi = lo - pad * size, hi + pad * size
+    c, half = (lo + hi) / 2, np.maximum((hi - lo) / 2, min_width / 2)
+    return QRectF(c[0] - half[0], c[1] - half[1], 2 * half[0], 2 * half[1])
+
+
+def needs_refit(current: QRectF | None, new: QRectF, shrink: float = 0.35) -> bool:
+    """Refit the posterior view when the new mass box leaves the current one or is much smaller (a narrower
+    posterior); small jitter inside the current view keeps it still."""
+    if current is None:
+        return True
+    if not current.contains(new):
+        return True
+    return new.width() < shrink * current.width() and new.height() < shrink * current.height()
+
+
+class LocalPosterior:
+    """p(z | x_O) on a fine n x n midpoint grid over a rectangle: the decoder is evaluated once per rectangle
+    (tables L, log sigma(-L), log p(z)); each update is then a_g = L_g.(m x) + S_g.m + log p(z_g), and the
+    density shown is exp(a - max a) (relative, so the colormap spans the visible region)."""
+
+    def __init__(self, n: int = 48):
+        self.n = n
+        self.rect: QRectF | None = None
+        self._key = None
+        self._tables = None
+
+    def set_rect(self, grid, rect: QRectF) -> None:
+        import torch
+        import torch.nn.functional as F
+
+        key = (id(grid), rect.x(), rect.y(), rect.width(), rect.height())
+        if key == self._key:
+            return
+        n = self.n
+        z1 = rect.x() + (np.arange(n) + 0.5) * rect.width() / n
+        z2 = rect.y() + (np.arange(n) + 0.5) * rect.height() / n
+        pts = np.stack(np.meshgrid(z1, z2, indexing="ij"), -1).reshape(-1, 2)
+        z = torch.as_tensor(pts, dtype=grid.points.dtype, device=grid.points.device)
+        with torch.no_grad():
+            L = grid.model.bernoulli_logits(z).to(grid.logits.dtype)
+            self._tables = (L, F.logsigmoid(-L), grid.model.log_prior(z).to(L.dtype))
+        self._key, self.rect = key, QRectF(rect)
+
+    def density(self, grid, x, mask) -> np.ndarray:
+        import torch
+
+        L, S, lp = self._tables
+        xt, m = grid.prepare(x, mask)
+        with torch.no_grad():
+            a = L @ (m * xt) + S @ m + lp
+            d = torch.exp(a - a.max())
+        return d.cpu().numpy().reshape(self.n, self.n)

@@ -14,8 +14,8 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QPointF, Qt, QTimer
 from PySide6.QtGui import QColor
-from PySide6.QtWidgets import (QButtonGroup, QCheckBox, QComboBox, QHBoxLayout, QLabel, QPushButton, QRadioButton,
-                               QSizePolicy, QSlider, QSpinBox, QSplitter, QStackedWidget, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QButtonGroup, QComboBox, QHBoxLayout, QLabel, QPushButton, QRadioButton,
+                               QSlider, QSpinBox, QSplitter, QStackedWidget, QVBoxLayout, QWidget)
 
 from app.views.base import LabView
 from app.views.mixture_engine import (COV_TYPES, INITS, EMConfig, Step, bic_grid, detect_collapse, em_halfsteps,

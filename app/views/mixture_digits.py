@@ -18,10 +18,13 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (QComboBox, QGridLayout, QHBoxLayout, QLabel, QProgressBar, QPushButton, QSpinBox,
                                QSplitter, QVBoxLayout, QWidget)
 
-from app.views.mixture_engine import COV_TYPES, gmm_module
+from app.views.mixture_engine import COV_TYPES
+from lvm.models import gmm
 from app.widgets.click_viewbox import ClickViewBox
 from app.widgets.palette import qcolor
 from lvm.errors import ModelInputError
+from lvm.models.gmm_metrics import normalized_mutual_info, purity
+from lvm.models.pca import pca_fit
 
 SPACES = ("pixels (diag)", "PCA: 50 (full)", "VAE latent (full)")
 TILE_GAP = 2
@@ -34,43 +37,14 @@ def _np(a) -> np.ndarray:
 
 
 def purity_nmi(labels: np.ndarray, clusters: np.ndarray) -> tuple[float, float]:
-    """(purity, NMI) of ``clusters`` against ``labels``; uses ``lvm.models.gmm_metrics`` when it is available."""
-    try:
-        from lvm.models import gmm_metrics as gm
-
-        return float(gm.purity(labels, clusters)), float(gm.nmi(labels, clusters))
-    except (ImportError, AttributeError, TypeError):
-        pass
-    labels, clusters = np.asarray(labels), np.asarray(clusters)
-    _, li = np.unique(labels, return_inverse=True)
-    _, ci = np.unique(clusters, return_inverse=True)
-    table = np.zeros((ci.max() + 1, li.max() + 1))
-    np.add.at(table, (ci, li), 1)
-    n = table.sum()
-    purity = table.max(1).sum() / n
-    p = table / n
-    pc, pl = p.sum(1), p.sum(0)
-    nz = p > 0
-    mi = (p[nz] * np.log(p[nz] / np.outer(pc, pl)[nz])).sum()
-    hc = -(pc[pc > 0] * np.log(pc[pc > 0])).sum()
-    hl = -(pl[pl > 0] * np.log(pl[pl > 0])).sum()
-    return float(purity), float(mi / np.sqrt(hc * hl)) if hc > 0 and hl > 0 else 0.0
+    """(purity, NMI) of ``clusters`` against ``labels`` (``lvm.models.gmm_metrics``)."""
+    return purity(clusters, labels), normalized_mutual_info(clusters, labels)
 
 
 def pca(X: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """(mean (D,), components (n, D)) with orthonormal rows; ``lvm.models.pca.pca_fit`` when available."""
-    try:
-        from lvm.models.pca import pca_fit
-
-        mean, comps = pca_fit(X, n)
-        mean, comps = _np(mean).astype(np.float32), _np(comps).astype(np.float32)
-        if comps.shape[0] != n and comps.shape[1] == n:
-            comps = comps.T
-        return mean, comps
-    except ImportError:
-        mean = X.mean(0)
-        _, _, vt = np.linalg.svd(X - mean, full_matrices=False)
-        return mean.astype(np.float32), vt[:n].astype(np.float32)
+    """(mean (D,), components (n, D)) with orthonormal rows (``lvm.models.pca.pca_fit``)."""
+    mean, comps = pca_fit(torch.as_tensor(X), n)
+    return _np(mean).astype(np.float32), _np(comps).astype(np.float32)
 
 
 @dataclasses.dataclass
@@ -91,7 +65,6 @@ class DigitsResult:
 def fit_digits(x_all: np.ndarray, y_all: np.ndarray | None, space: str, k: int, n: int, seed: int, cov_type: str,
                model=None, token=None, max_iter: int = 100):
     """Generator: ('progress', fraction, text) ... then ('done', DigitsResult). Runs in a worker."""
-    gmm = gmm_module()
     rng = np.random.default_rng(seed)
     idx = np.sort(rng.choice(len(x_all), size=min(n, len(x_all)), replace=False))
     X = np.ascontiguousarray(x_all[idx], dtype=np.float32)

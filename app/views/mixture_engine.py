@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from lvm.errors import ModelInputError
+from lvm.models import gmm
 
 COV_TYPES = ("full", "tied", "diag", "spherical")
 INITS = ("kmeans", "k-means++", "random_from_data", "random")
@@ -50,15 +51,6 @@ class Step:
     @property
     def k(self) -> int:
         return int(self.weights.shape[0])
-
-
-def gmm_module():
-    """``lvm.models.gmm`` (owned by another module; imported lazily so the lab can show a clear error)."""
-    try:
-        from lvm.models import gmm
-    except ImportError as exc:  # pragma: no cover - only while the model module is missing
-        raise ModelInputError(f"the Gaussian mixture model is not available ({exc})") from None
-    return gmm
 
 
 # ------------------------------------------------------------------------------------------------------------------
@@ -166,7 +158,6 @@ def detect_collapse(step: Step, n_points: int, scale: float) -> tuple[int, ...]:
 # ------------------------------------------------------------------------------------------------------------------
 
 def _make_model(cfg: EMConfig, start: Step | None, max_iter: int):
-    gmm = gmm_module()
     kwargs = dict(n_components=cfg.k, covariance_type=cfg.cov_type, init_params=cfg.init, random_state=cfg.seed,
                   max_iter=max_iter, tol=cfg.tol, reg_covar=cfg.reg_covar, device="cpu", dtype=torch.float64)
     if start is not None:
@@ -178,7 +169,6 @@ def _make_model(cfg: EMConfig, start: Step | None, max_iter: int):
 
 def model_from_step(step: Step):
     """A fitted ``GaussianMixture`` with the parameters of ``step``."""
-    gmm = gmm_module()
     return gmm.GaussianMixture.from_params(np.asarray(step.weights), np.asarray(step.means),
                                            np.asarray(step.covariances), step.cov_type)
 
@@ -255,7 +245,6 @@ def sample_model(step: Step, n: int, seed: int) -> tuple[np.ndarray, np.ndarray]
 
 def bic_grid(X: np.ndarray, ks, seeds, cov_type: str, init: str = "kmeans", token=None):
     """Yield (k, seed, bic, aic) for each K and seed: BIC = -2 log L + p log N, AIC = -2 log L + 2 p."""
-    gmm = gmm_module()
     Xf = np.asarray(X, np.float32)
     for k in ks:
         if k > len(Xf):

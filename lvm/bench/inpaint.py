@@ -11,15 +11,14 @@ import numpy as np
 import torch
 
 from lvm.bench import case, median_time
+from lvm.resources import pretrained_model_path
 
 
 def _model(device):
-    from pathlib import Path
-
     from lvm.checkpoint import load_model
     from lvm.models.vae import VAE
 
-    path = Path(__file__).resolve().parents[2] / "resources" / "models" / "vae2d.safetensors"
+    path = pretrained_model_path()
     if path.exists():
         return load_model(path, device)[0], path.name
     torch.manual_seed(0)

@@ -29,7 +29,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--limit", type=int, default=None, help="evaluate only the first N images")
     p.add_argument("--methods", default="quadrature,iwae:5000,elbo",
                    help="comma-separated: quadrature[:GRID], iwae:K, elbo[:K] (default: %(default)s)")
-    p.add_argument("--grid", type=int, default=256, help="quadrature grid points per latent axis (default 256)")
+    p.add_argument("--grid", type=int, default=512, help="quadrature grid points per latent axis (default 512)")
     p.add_argument("--batch-size", type=int, default=100, help="images per batch for IWAE/ELBO (default 100)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto", choices=DEVICE_CHOICES)

@@ -14,6 +14,7 @@ import torch
 
 from lvm.device import DEVICE_CHOICES, resolve_device
 from lvm.errors import DatasetError, ModelInputError
+from lvm.inpainting.posterior import DEFAULT_SIZE
 
 HELP = "inpaint one image (hide part of it; exact posterior, predictive and sampled completions); writes a PNG"
 
@@ -32,7 +33,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--mask", default="top", help="missing region: top, bottom, left, right, random[:RATE], none")
     p.add_argument("--out", required=True, help="PNG to write")
     p.add_argument("--samples", type=int, default=16, help="sampled completions to draw (default 16)")
-    p.add_argument("--grid", type=int, default=64, help="latent grid points per axis (default 64)")
+    p.add_argument("--grid", type=int, default=DEFAULT_SIZE, help=f"latent grid points per axis (default {DEFAULT_SIZE})")
     p.add_argument("--refine", type=int, default=4, help="refinement factor for the accuracy check (0: skip)")
     p.add_argument("--scale", type=int, default=4, help="pixel magnification of the PNG (default 4)")
     p.add_argument("--seed", type=int, default=0)

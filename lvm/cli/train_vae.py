@@ -14,7 +14,7 @@ from lvm.data import load_dataset
 from lvm.device import DEVICE_CHOICES, resolve_device
 from lvm.errors import LVMError
 from lvm.models.vae import ACTIVATIONS, VAE, VAEConfig
-from lvm.training import TrainConfig, mean_elbo, train_vae
+from lvm.training import TrainConfig, train_vae
 
 HELP = "train a VAE (2-D latent by default) by maximising the ELBO; saves a safetensors checkpoint"
 

@@ -35,7 +35,7 @@ from lvm.estimators.quadrature import LatentGrid, choose_box
 from lvm.inpainting.masks import as_mask
 from lvm.threads import single_thread
 
-DEFAULT_SIZE = 64
+DEFAULT_SIZE = 128  # 64: 3 ms per update but log p(x_obs) off by ~0.5 nats; 128: 12 ms, ~0.04 (lvm bench inpaint)
 SMALL_WORK = 16_000_000  # table entries below which an update runs on one thread (see ``one_thread``)
 
 
