@@ -78,17 +78,17 @@ class Job(QRunnable):
     def report(self, fraction: float, text: str = "") -> None:
         """Called from inside a job: progress in [0, 1]."""
         if not self.token.cancelled:
-            self.signals.progress.emit(float(fraction), text)
+            self._emit("progress", float(fraction), text)
 
     def _deliver(self, item: Any) -> None:
         if self.keep_all:
-            self.signals.snapshot.emit(item)
+            self._emit("snapshot", item)
             return
         with self._lock:
             empty = not self._latest
             self._latest[:] = [item]
         if empty:
-            self.signals.snapshot.emit(_PULL)
+            self._emit("snapshot", _PULL)
 
     def take_latest(self) -> Any:
         with self._lock:
@@ -97,6 +97,14 @@ class Job(QRunnable):
         return item
 
     @Slot()
+    def _emit(self, name: str, *args) -> None:
+        """Emit one of ``self.signals``; a no-op once Qt deleted it (the app is closing under a running job)."""
+        if shiboken6.isValid(self.signals):
+            try:
+                getattr(self.signals, name).emit(*args)
+            except RuntimeError:  # deleted between the check and the emit
+                pass
+
     def run(self) -> None:
         try:
             params = inspect.signature(self.fn).parameters
@@ -110,21 +118,21 @@ class Job(QRunnable):
                 finally:
                     out.close()
             elif not self.token.cancelled:
-                self.signals.result.emit(out)
+                self._emit("result", out)
         except Cancelled:
             pass
         except LVMError as exc:
             if not self.token.cancelled:
-                self.signals.error.emit(str(exc))
+                self._emit("error", str(exc))
         except Exception as exc:  # noqa: BLE001 - reported to the user and recorded for tests
             text = "".join(traceback.format_exception(exc))
             log.error("worker %s failed:\n%s", self.channel, text)
             unexpected_errors.append(text)
             if not self.token.cancelled:
-                self.signals.error.emit(f"{type(exc).__name__}: {exc}")
+                self._emit("error", f"{type(exc).__name__}: {exc}")
         finally:
             self.done.set()
-            self.signals.finished.emit()
+            self._emit("finished")
 
 
 _PULL = object()  # marker: "a snapshot is waiting, take the latest"

@@ -79,7 +79,7 @@ def test_cancelled_long_job_stops_within_a_second(qtbot):
 
     job = runner.submit("lab/long", long_job, on_snapshot=snapshots.append)
     assert started.wait(5)
-    qtbot.waitUntil(lambda: snapshots, timeout=5000)
+    qtbot.waitUntil(lambda: len(snapshots) > 0, timeout=5000)
     t0 = time.perf_counter()
     runner.cancel("lab/")
     assert job.done.wait(1.0)

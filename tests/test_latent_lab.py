@@ -50,13 +50,15 @@ def _widget_pos(view, canvas, x: float, y: float) -> QPoint:
     return canvas.mapFromScene(scene)
 
 
-def test_hover_preview_follows_the_mouse(lab):
+def test_hover_preview_follows_the_mouse(lab, qtbot):
     vp = lab.canvas.viewport()
     _send(vp, QEvent.MouseMove, _widget_pos(lab.vb, lab.canvas, -1.5, 1.0))
+    qtbot.waitUntil(lambda: lab.hover_z is not None and abs(lab.hover_z[0] + 1.5) < 0.1, timeout=3000)
     first = lab.preview_items[0].image.copy()
     z1 = lab.hover_z
     assert z1[0] == pytest.approx(-1.5, abs=0.1) and z1[1] == pytest.approx(1.0, abs=0.1)
     _send(vp, QEvent.MouseMove, _widget_pos(lab.vb, lab.canvas, 2.0, -2.0))
+    qtbot.waitUntil(lambda: abs(lab.hover_z[0] - 2.0) < 0.1, timeout=3000)  # hover events are rate-limited
     second = lab.preview_items[0].image
     assert lab.hover_z[0] == pytest.approx(2.0, abs=0.1)
     assert first.shape == (28, 28) and np.abs(first - second).max() > 1e-3

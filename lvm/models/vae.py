@@ -100,16 +100,24 @@ class VAE(nn.Module):
         return Independent(Normal(mu, log_sigma.exp()), 1)
 
     # -- decoder ---------------------------------------------------------------------------------------------------
-    def bernoulli_logits(self, z: torch.Tensor) -> torch.Tensor:
-        """Logits f_theta(z) of the pixel-factorised Bernoulli decoder, (..., data_dim)."""
+    # The fast paths of the latent-model protocol exist only for the decoder this VAE has, so that
+    # ``hasattr(model, "bernoulli_logits")`` tells estimators which one to use.
+    @property
+    def bernoulli_logits(self):
+        """Logits f_theta(z) of the pixel-factorised Bernoulli decoder: z (..., latent_dim) -> (..., data_dim)."""
         if self.config.decoder != "bernoulli":
-            raise ModelInputError("this VAE has a Gaussian decoder; use gaussian_params")
-        return self.decoder(z)
+            raise AttributeError("bernoulli_logits: this VAE has a Gaussian decoder; use gaussian_params")
+        return self.decoder
 
-    def gaussian_params(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(mu_theta(z), log sigma_theta(z)^2) of the diagonal Gaussian decoder, each (..., data_dim)."""
+    @property
+    def gaussian_params(self):
+        """z (..., latent_dim) -> (mu_theta(z), log sigma_theta(z)^2) of the diagonal Gaussian decoder."""
         if self.config.decoder != "gaussian":
-            raise ModelInputError("this VAE has a Bernoulli decoder; use bernoulli_logits")
+            raise AttributeError("gaussian_params: this VAE has a Bernoulli decoder; use bernoulli_logits")
+        return self._gaussian_params
+
+    def _gaussian_params(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """mu = first half of the decoder output; log sigma^2 = m + softplus(raw - m), a soft floor m."""
         mean, raw = self.decoder(z).chunk(2, dim=-1)
         m = self.config.min_log_var
         return mean, m + nn.functional.softplus(raw - m)
