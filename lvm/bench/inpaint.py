@@ -49,4 +49,29 @@ def run(quick: bool, device: torch.device) -> dict:
                           table_mb=grid.nbytes / 1e6, log_p_obs=res.log_p_obs,
                           refinement_change=refined - res.log_p_obs, refined_grid=size * 4,
                           updates_per_s=1.0 / ours, model=name, device=str(device)))
-    return {"cases": cases}
+    return {"cases": cases, "hidden_top_accuracy": hidden_top_accuracy(model, 1000 if quick else None)}
+
+
+@torch.no_grad()
+def hidden_top_accuracy(model, limit: int | None = None, size: int = 128) -> dict:
+    """Top half hidden on the bundled test digits (thresholded at 0.5): pixel accuracy and cross-entropy on the hidden
+    half of the predictive mean p(x_j = 1 | x_O) against a mean-image baseline (the mean of the same images)."""
+    from lvm.data import load_dataset
+    from lvm.inpainting import InpaintGrid, make_mask
+
+    x = torch.as_tensor(load_dataset("digits").split().x[:limit])
+    xb = (x > 0.5).float()
+    hidden = ~torch.as_tensor(make_mask("top")).reshape(-1).bool()
+    _, pred = InpaintGrid.build(model, size=size).posterior_batch(xb, ~hidden)
+    target = xb[:, hidden]
+    baseline = xb.mean(0)[hidden].expand_as(target)
+
+    def scores(p):
+        p = p.clamp(1e-6, 1 - 1e-6)
+        accuracy = ((p > 0.5).float() == target).float().mean().item()
+        ce = -(target * p.log() + (1 - target) * (1 - p).log()).sum(1).mean().item()
+        return accuracy, ce
+
+    (acc, ce), (acc_b, ce_b) = scores(pred[:, hidden].cpu()), scores(baseline)
+    return {"images": int(x.shape[0]), "grid": size, "accuracy_predictive": acc, "accuracy_mean_image": acc_b,
+            "cross_entropy_predictive_nats": ce, "cross_entropy_mean_image_nats": ce_b}
