@@ -277,6 +277,7 @@ class InpaintingLab(LabView):
         self._building = False
         self._opt_finished()
         self.grid = None
+        self.result = None  # it belonged to the old model
         self.local_post = LocalPosterior()
         self._grid_model = model
         if model is None:
@@ -370,8 +371,8 @@ class InpaintingLab(LabView):
         self.n_updates += 1
 
     def _render(self) -> None:
-        r = self.result
-        if r is None:
+        r, grid = self.result, self.grid
+        if r is None or grid is None:  # no result yet, or the model changed and its grid is being rebuilt
             return
         x, mask = self.x, self.mask
         pred = r.predictive.cpu().numpy()
@@ -380,7 +381,6 @@ class InpaintingLab(LabView):
         src = r.sample_means if self.means_check.isChecked() else r.samples
         tiles = [composite_rgb(x, mask, s) for s in src.cpu().numpy()]
         set_rgb(self.samples_vb, self.samples_img, tile_rgb(tiles, 4))
-        grid = self.grid
         if grid.latent_dim == 2:
             w = np.exp(r.log_post.cpu().numpy()).reshape(grid.shape)
             new = posterior_mass_rect(w, grid.box.numpy())
