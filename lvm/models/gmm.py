@@ -294,7 +294,20 @@ class GaussianMixture:
         return float(log_norm.mean(dtype=torch.float64)), RT
 
     def _m(self, X, respT, cache=None) -> tuple[int, ...]:
-        nk, means, cov = K_.m_step(X, respT, self.reg_covar, self.covariance_type, cache)
+        return self._set_from_stats(*K_.m_step(X, respT, self.reg_covar, self.covariance_type, cache))
+
+    def _em(self, X, cache) -> float:
+        """One EM iteration; returns the E-step's mean log-likelihood (the lower bound, as scikit-learn)."""
+        if self.covariance_type == "diag" and X.device.type == "cpu":  # memory-bound: one fused pass
+            lb, stats = K_.em_step_diag_fused(cache.XX, torch.log(self._weights), self._means, self._pchol,
+                                              self.reg_covar)
+            self._set_from_stats(*stats)
+            return lb
+        lb, resp = self._e(X, cache, "resp")
+        self._m(X, resp, cache)
+        return lb
+
+    def _set_from_stats(self, nk, means, cov) -> tuple[int, ...]:
         pchol, cov, bad = K_.precision_cholesky(cov, self.covariance_type, self.reg_covar)
         tiny = torch.nonzero(nk < 1e-3).flatten().tolist()  # (almost) no points: kept with reg_covar
         bad = sorted(set(bad) | set(tiny)) if self.covariance_type != "tied" else bad
@@ -341,8 +354,7 @@ class GaussianMixture:
             converged = False
             for n_iter in range(1, self.max_iter + 1):
                 prev = lb
-                lb, resp = self._e(Xt, cache, "resp")
-                self._m(Xt, resp, cache)
+                lb = self._em(Xt, cache)
                 lbs.append(lb)
                 if abs(lb - prev) < self.tol:
                     converged = True

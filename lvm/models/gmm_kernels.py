@@ -50,7 +50,9 @@ class DataCache:
     def __init__(self, X: torch.Tensor, cov_type: str):
         self.X = X
         self.Xt = X.T.contiguous() if cov_type in ("full", "tied") else None
-        self.X2 = X * X if cov_type in ("diag", "spherical") else None
+        # 'diag': [X, X*X] side by side, so the fused EM pass makes one GEMM each way per chunk of rows
+        self.XX = torch.cat([X, X * X], 1) if cov_type == "diag" else None
+        self.X2 = self.XX[:, X.shape[1]:] if cov_type == "diag" else X * X if cov_type == "spherical" else None
         self.sqnorm = self.X2.sum(1) if cov_type == "spherical" else None
 
 
@@ -260,3 +262,42 @@ def m_step(X: torch.Tensor, respT: torch.Tensor, reg_covar: float, cov_type: str
     if cov_type == "diag":
         return nk, means, var
     return nk, means, var.mean(1)
+
+
+def em_step_diag_fused(XX: torch.Tensor, log_weights: torch.Tensor, means: torch.Tensor, pchol: torch.Tensor,
+                       reg_covar: float, rows: int = 512):
+    """One EM iteration for 'diag' in a single pass over the rows of XX = [X, X*X] (N, 2D): per chunk of rows, the
+    E-step r_kn with the current parameters (one GEMM: [-2 mu_k prec_k, prec_k] . [x_n, x_n^2]), then the M-step
+    statistics n_k = sum_n r_kn and sum_n r_kn [x_n, x_n^2] (one GEMM) while the chunk is still in cache: X is read
+    once per iteration instead of four times. Same estimator as ``e_step`` + ``m_step``.
+
+    Returns ``(mean log-likelihood, (nk, means, var))``.
+    """
+    N, D2 = XX.shape
+    D = D2 // 2
+    K = means.shape[0]
+    prec = pchol * pchol
+    A = torch.cat([-2.0 * means * prec, prec], 1)
+    b = (means * means * prec).sum(1, keepdim=True)
+    const = (-0.5 * D * LOG_2PI + log_det_cholesky(pchol, "diag", D) + log_weights).reshape(-1, 1)
+    S = torch.zeros((K, D2), dtype=XX.dtype, device=XX.device)
+    nk = torch.zeros(K, dtype=XX.dtype, device=XX.device)
+    total = torch.zeros((), dtype=torch.float64, device=XX.device)
+    W = torch.empty((K, min(rows, N)), dtype=XX.dtype, device=XX.device)
+    for s in range(0, N, rows):
+        e = min(s + rows, N)
+        XXc, Wc = XX[s:e], W[:, : e - s]
+        torch.addmm(b, A, XXc.T, out=Wc)
+        Wc.mul_(-0.5).add_(const)
+        m = Wc.amax(0)
+        m.masked_fill_(m == -math.inf, 0.0)
+        Wc.sub_(m).exp_()
+        ssum = Wc.sum(0)
+        Wc.div_(ssum)
+        total += (ssum.log() + m).sum(dtype=torch.float64)
+        nk += Wc.sum(1)
+        S.addmm_(Wc, XXc)
+    nk += 10 * torch.finfo(XX.dtype).eps
+    new_means = S[:, :D] / nk.unsqueeze(1)
+    var = (S[:, D:] / nk.unsqueeze(1) - new_means * new_means).clamp_min_(0.0) + reg_covar
+    return float(total / N), (nk, new_means, var)
