@@ -178,7 +178,6 @@ class TaskRunner(QObject):
     """Submits jobs, one running per channel; a newer submit cancels the running job (latest wins)."""
 
     busy_changed = Signal(bool)
-    job_finished = Signal(str)  # channel; emitted on the GUI thread after every started job ended (cancelled too)
     progress = Signal(str, float, str)  # channel, fraction, text
     job_error = Signal(str, str)  # channel, message
 
@@ -246,7 +245,6 @@ class TaskRunner(QObject):
                 self._start(*nxt)
             if not self._running:
                 self.busy_changed.emit(False)
-            self.job_finished.emit(job.channel)
             _release(job, cb)
 
         job.signals.snapshot.connect(snapshot)

@@ -14,11 +14,12 @@ from PySide6.QtCore import QTimer, Signal
 from PySide6.QtWidgets import QTabWidget, QVBoxLayout
 
 from app.views.base import LabView
-from app.views.inference_compute import LatentContext, few_threads, posterior_picture
+from app.views.inference_compute import LatentContext, posterior_picture
 from app.views.inference_estimators import ConvergencePanel, JensenPanel
 from app.views.inference_kl import KLGapPanel
 from app.views.inference_onedim import OneDPanel
 from app.views.inference_scatter import ScatterPanel
+from lvm.threads import single_thread
 
 EXPLANATION = """
 <h3>Inference: how well do we know log p(x)?</h3>
@@ -163,7 +164,7 @@ class InferenceLab(LabView):
         ctx, x, index = self.context, self.workspace.selected_x, self.workspace.selected_index
 
         def work():
-            with few_threads():
+            with single_thread():
                 return posterior_picture(ctx, x, index)
 
         self.runner.submit(self.channel("posterior"), work, on_result=self._on_picture)

@@ -23,7 +23,6 @@ import torch
 from lvm.estimators import (LatentGrid, choose_box, effective_sample_size, elbo_gauss_hermite, importance,
                             log_marginal_adaptive, naive_mc)
 from lvm.estimators.montecarlo import model_log_likelihood, sample_q
-from lvm.threads import single_thread as few_threads  # noqa: F401 (used by the inference panels)
 
 COARSE_SIZE = 128
 FINE_SIZE = 48

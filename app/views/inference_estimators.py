@@ -13,9 +13,10 @@ from PySide6.QtWidgets import (QGridLayout, QHBoxLayout, QLabel, QProgressBar, Q
                                QWidget)
 
 from app.views.inference_compute import (DEFAULT_KS, ESTIMATOR_LABELS, ESTIMATORS, convergence_steps, encoder_q,
-                                         few_threads, gh_elbo, jensen_estimates)
+                                         gh_elbo, jensen_estimates)
 from app.views.inference_plots import (ELBO_LINE_COLOR, ESTIMATOR_COLORS, EXACT_COLOR, POSTERIOR_CMAP, latent_plot,
                                        set_image, union_rect)
+from lvm.threads import single_thread
 
 
 def _spin(lo, hi, value, name, step=1):
@@ -147,7 +148,7 @@ class ConvergencePanel(_LazyPanel):
         self.clear()
         model, x = self.ws.model, self.ws.selected_x
         mean, L = encoder_q(model, x)
-        with few_threads():
+        with single_thread():
             self.elbo = gh_elbo(model, x, mean, L)
         self.log_px = pic.log_px
         cbox = self.lab.context.box  # the naive uniform proposal's square box covers the integration box

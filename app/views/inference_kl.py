@@ -14,12 +14,13 @@ from PySide6.QtWidgets import (QDoubleSpinBox, QFormLayout, QGroupBox, QHBoxLayo
                                QVBoxLayout, QWidget)
 
 from app.state import GaussianQ
-from app.views.inference_compute import (as_x, cov_to_tril, encoder_q, few_threads, gh_elbo, params_to_tril,
+from app.views.inference_compute import (as_x, cov_to_tril, encoder_q, gh_elbo, params_to_tril,
                                          tril_to_params)
 from app.views.inference_plots import (CONTOUR_PENS, POSTERIOR_CMAP, ellipse_points, gaussian_extent, latent_plot,
                                        set_image, union_rect)
 from app.widgets.elbo_kl_bar import ElboKLBar
 from app.widgets.gaussian_ellipse_roi import GaussianEllipseROI
+from lvm.threads import single_thread
 
 VI_STEPS = 300
 VI_LR = 0.05
@@ -221,7 +222,7 @@ class KLGapPanel(QWidget):
         if x is None or self.mean is None or not self.lab.can_compute():
             self.bar.set_values(None, None)
             return
-        with few_threads():
+        with single_thread():
             self.elbo = gh_elbo(self.ws.model, x, self.mean, self.tril)
         pic = self.lab.picture
         log_px = pic.log_px if pic is not None and pic.index == self.ws.selected_index else None
@@ -288,7 +289,7 @@ class KLGapPanel(QWidget):
         init = (torch.as_tensor(self.mean), torch.as_tensor(self.tril))
 
         def run():
-            with few_threads():
+            with single_thread():
                 yield from vi_steps(model, x, steps=steps, lr=lr, init=init, every=2)
 
         def snapshot(s):

@@ -13,8 +13,9 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QFormLayout, QHBoxLayout, QLabel, QPushButton, QSlider,
                                QVBoxLayout, QWidget)
 
-from app.views.inference_compute import few_threads, one_d_posterior
+from app.views.inference_compute import one_d_posterior
 from lvm.models.toy import SquareDecoderToy1D
+from lvm.threads import single_thread
 
 PRESETS = ((2.0, 2.0), (-4.0, 0.75))  # the slides' N(2, 2) and N(-4, 0.75)
 PRESET_COLORS = ((30, 130, 60), (150, 60, 170))
@@ -205,7 +206,7 @@ class OneDPanel(QWidget):
         init = (torch.tensor([self.mu], dtype=torch.float64), torch.tensor([[self.sigma]], dtype=torch.float64))
 
         def run():
-            with few_threads():
+            with single_thread():
                 yield from vi_steps(model, x, steps=steps, lr=lr, init=init, every=2)
 
         def snapshot(s):
