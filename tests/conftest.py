@@ -11,6 +11,12 @@ os.environ.setdefault("LVM_EXPLORER_SETTINGS", str(Path(os.environ.get("TMPDIR",
 
 import pytest  # noqa: E402
 import torch  # noqa: E402
+from hypothesis import settings  # noqa: E402
+
+# CI replays the same examples on every run (a red CI is then reproducible); locally hypothesis explores afresh.
+settings.register_profile("ci", derandomize=True, print_blob=True)
+if os.environ.get("CI"):
+    settings.load_profile("ci")
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("LVM_SHARED_DATA", REPO.parent / "shared" / "data"))

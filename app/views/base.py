@@ -6,8 +6,11 @@ Heavy work goes through ``self.runner.submit(self.channel("name"), fn, ...)``.
 
 from __future__ import annotations
 
+import math
+
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QFrame, QLabel, QSplitter, QTextBrowser, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QAbstractSpinBox, QComboBox, QDoubleSpinBox, QFrame, QLabel, QSplitter, QTextBrowser, \
+    QVBoxLayout, QWidget
 
 from app.state import Workspace
 from app.workers import TaskRunner
@@ -78,6 +81,39 @@ class PlaceholderLab(LabView):
         label = QLabel(f"<h2>{self.title}</h2><p>This lab is not built yet.</p>")
         label.setAlignment(Qt.AlignCenter)
         layout.addWidget(label)
+
+
+def restore_spin(spin: QAbstractSpinBox, value, block_signals: bool = False) -> bool:
+    """Set ``spin`` from a value read from a session file, clamped to the box's range.
+
+    A QSpinBox takes an int (not a bool), a QDoubleSpinBox a finite int or float; anything else (missing, wrong type,
+    NaN, inf, a number too big for Qt) leaves the box as it is. Returns whether the value was taken.
+    """
+    if isinstance(value, bool):
+        return False
+    if isinstance(spin, QDoubleSpinBox):
+        if not isinstance(value, (int, float)) or not math.isfinite(float(value)):
+            return False
+        value = min(max(float(value), spin.minimum()), spin.maximum())
+    elif not isinstance(value, int):
+        return False
+    else:
+        value = min(max(value, spin.minimum()), spin.maximum())
+    was = spin.blockSignals(True) if block_signals else None
+    spin.setValue(value)
+    if block_signals:
+        spin.blockSignals(was)
+    return True
+
+
+def restore_choice(combo: QComboBox, data) -> bool:
+    """Select the item of ``combo`` whose data equals a session value (a str or a small int); else leave it."""
+    if isinstance(data, bool) or not isinstance(data, (str, int)) or (isinstance(data, int) and abs(data) >= 2**31):
+        return False
+    i = combo.findData(data)
+    if i >= 0:
+        combo.setCurrentIndex(i)
+    return i >= 0
 
 
 def explanation_panel(title: str, html: str) -> QFrame:

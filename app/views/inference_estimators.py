@@ -12,6 +12,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (QGridLayout, QHBoxLayout, QLabel, QProgressBar, QPushButton, QSpinBox, QVBoxLayout,
                                QWidget)
 
+from app.views.base import restore_spin
 from app.views.inference_compute import (DEFAULT_KS, ESTIMATOR_LABELS, ESTIMATORS, convergence_steps, encoder_q,
                                          gh_elbo, jensen_estimates)
 from app.views.inference_plots import (ELBO_LINE_COLOR, ESTIMATOR_COLORS, EXACT_COLOR, POSTERIOR_CMAP, latent_plot,
@@ -219,11 +220,7 @@ class ConvergencePanel(_LazyPanel):
     def restore(self, st: dict) -> None:
         for key, box in (("repeats", self.repeats), ("seed", self.seed), ("n_show", self.n_show),
                          ("kmax", self.kmax)):
-            v = st.get(key)
-            if isinstance(v, int) and not isinstance(v, bool):
-                box.blockSignals(True)
-                box.setValue(v)
-                box.blockSignals(False)
+            restore_spin(box, st.get(key), block_signals=True)
 
 
 class JensenPanel(_LazyPanel):
@@ -331,8 +328,4 @@ class JensenPanel(_LazyPanel):
 
     def restore(self, st: dict) -> None:
         for key, box in (("k", self.k), ("repeats", self.repeats), ("seed", self.seed)):
-            v = st.get(key)
-            if isinstance(v, int) and not isinstance(v, bool):
-                box.blockSignals(True)
-                box.setValue(v)
-                box.blockSignals(False)
+            restore_spin(box, st.get(key), block_signals=True)

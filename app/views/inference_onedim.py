@@ -13,6 +13,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QFormLayout, QHBoxLayout, QLabel, QPushButton, QSlider,
                                QVBoxLayout, QWidget)
 
+from app.views.base import restore_spin
 from app.views.inference_compute import one_d_posterior
 from lvm.models.toy import SquareDecoderToy1D
 from lvm.threads import single_thread
@@ -240,10 +241,10 @@ class OneDPanel(QWidget):
                 "convention": self.param_combo.currentIndex()}
 
     def restore(self, st: dict) -> None:
-        try:
-            self.x_spin.setValue(float(st.get("x", self.x_spin.value())))
-            self.s_spin.setValue(float(st.get("s", self.s_spin.value())))
-            self.param_combo.setCurrentIndex(int(st.get("convention", 0)) % 2)
-            self.set_q(float(st.get("mu", self.mu)), float(st.get("sigma", self.sigma)))
-        except (TypeError, ValueError):
-            pass
+        restore_spin(self.x_spin, st.get("x"))
+        restore_spin(self.s_spin, st.get("s"))
+        if st.get("convention") in (0, 1) and not isinstance(st.get("convention"), bool):
+            self.param_combo.setCurrentIndex(st["convention"])
+        mu, sigma = st.get("mu", self.mu), st.get("sigma", self.sigma)
+        if all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in (mu, sigma)):
+            self.set_q(min(max(float(mu), Z_RANGE[0]), Z_RANGE[1]), min(max(float(sigma), 0.05), 5.0))

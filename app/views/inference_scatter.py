@@ -10,6 +10,7 @@ import pyqtgraph as pg
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QVBoxLayout
 
+from app.views.base import restore_spin
 from app.views.inference_compute import scatter_steps
 from app.views.inference_estimators import _LazyPanel, _spin
 
@@ -149,8 +150,4 @@ class ScatterPanel(_LazyPanel):
 
     def restore(self, st: dict) -> None:
         for key, box in (("n", self.n), ("seed", self.seed)):
-            v = st.get(key)
-            if isinstance(v, int) and not isinstance(v, bool):
-                box.blockSignals(True)
-                box.setValue(v)
-                box.blockSignals(False)
+            restore_spin(box, st.get(key), block_signals=True)

@@ -18,7 +18,7 @@ from PySide6.QtWidgets import (QButtonGroup, QCheckBox, QComboBox, QFormLayout, 
                                QPushButton, QRadioButton, QScrollArea, QSpinBox, QSplitter, QVBoxLayout, QWidget)
 
 from app.blas import single_thread_blas
-from app.views.base import LabView
+from app.views.base import LabView, restore_spin
 from app.views.infinite_fits import FitComparison
 from app.widgets.infinite_mixture_plot import InfiniteMixturePlot
 from app.widgets.param_slider import ParamSlider
@@ -436,8 +436,7 @@ class InfiniteMixtureLab(LabView):
             for k, on in (state.get("show") or {}).items():
                 if k in self.show_boxes and isinstance(on, bool):
                     self.show_boxes[k].setChecked(on)
-            if isinstance(state.get("n_z"), int):
-                self.nz_spin.setValue(state["n_z"])
+            restore_spin(self.nz_spin, state.get("n_z"))
             self.fits.restore(state.get("fits") or {})
         except (TypeError, ValueError, AttributeError):
             pass

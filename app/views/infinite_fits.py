@@ -13,6 +13,7 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QGridLayout, QHBoxLayout, QLabel, QProgressBar, QPushButton,
                                QSpinBox, QVBoxLayout, QWidget)
 
+from app.views.base import restore_spin
 from app.blas import single_thread_blas
 from app.widgets.density_plot import DensityPlot
 from lvm.data.toy import TOY_SETS
@@ -265,7 +266,6 @@ class FitComparison(QWidget):
     def restore(self, state: dict) -> None:
         if state.get("dataset") in TOY_SETS:
             self.dataset_combo.setCurrentText(state["dataset"])
-        if isinstance(state.get("k"), int) and 1 <= state["k"] <= 64:
-            self.k_spin.setValue(state["k"])
+        restore_spin(self.k_spin, state.get("k"))
         if isinstance(state.get("stretch"), bool):
             self.stretch.setChecked(state["stretch"])

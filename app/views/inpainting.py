@@ -20,7 +20,7 @@ from PySide6.QtWidgets import (QButtonGroup, QCheckBox, QComboBox, QDoubleSpinBo
                                QHBoxLayout, QLabel, QProgressBar, QPushButton, QRadioButton, QSizePolicy, QSpinBox, QVBoxLayout,
                                QWidget)
 
-from app.views.base import LabView
+from app.views.base import LabView, restore_spin
 from app.views.inpainting_panels import (ElboChart, LocalPosterior, composite_rgb, image_view, needs_refit,
                                          posterior_mass_rect, set_rgb, tile_rgb)
 from app.widgets.digit_canvas import DigitCanvas
@@ -564,8 +564,7 @@ class InpaintingLab(LabView):
             self._mask_name = state["mask"]
             self.mask_combo.setCurrentText(self._mask_name)
             self.canvas.mask = make_mask(self._mask_name, seed=self.workspace.seed(self.name)).reshape(28, 28)
-        if isinstance(state.get("brush"), (int, float)):
-            self.brush_spin.setValue(float(state["brush"]))
+        restore_spin(self.brush_spin, state.get("brush"))
         if state.get("tool") in ("brush", "eraser", "observe", "hide"):
             self.canvas.tool = state["tool"]
             for b in self.tool_group.buttons():

@@ -20,7 +20,7 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QGroupBox, QHB
                                QSizePolicy, QSpinBox, QVBoxLayout, QWidget)
 
 from app.views import latent_compute as lc
-from app.views.base import LabView
+from app.views.base import LabView, restore_choice, restore_spin
 from app.views.latent_train import TrainPanel
 from app.widgets.click_viewbox import ClickViewBox
 from app.widgets.draw_pad import DrawPad
@@ -802,11 +802,8 @@ class LatentLab(LabView):
                          ("quantiles", self.quantile_box)):
             if isinstance(state.get(key), bool):
                 box.setChecked(state[key])
-        i = self.background.findData(state.get("background"))
-        if i >= 0:
-            self.background.setCurrentIndex(i)
-        if isinstance(state.get("grid_n"), int):
-            self.grid_n.setValue(state["grid_n"])
+        restore_choice(self.background, state.get("background"))
+        restore_spin(self.grid_n, state.get("grid_n"))
         pinned = state.get("pinned")
         if isinstance(pinned, list) and all(isinstance(p, int) and p >= 0 for p in pinned):
             self.pinned = pinned[:50]

@@ -17,7 +17,7 @@ from PySide6.QtGui import QColor
 from PySide6.QtWidgets import (QButtonGroup, QComboBox, QHBoxLayout, QLabel, QPushButton, QRadioButton,
                                QSlider, QSpinBox, QSplitter, QStackedWidget, QVBoxLayout, QWidget)
 
-from app.views.base import LabView
+from app.views.base import LabView, restore_spin
 from app.views.mixture_engine import (COV_TYPES, INITS, EMConfig, Step, bic_grid, detect_collapse, em_halfsteps,
                                       init_step, log_density_grid, posterior, sample_model, step_full_covs)
 from app.widgets.click_viewbox import ClickViewBox
@@ -851,15 +851,9 @@ class MixtureLab(LabView):
         for w in widgets:
             w.blockSignals(True)
         try:
-            def setint(spin, key):
-                v = state.get(key)
-                if isinstance(v, int) and not isinstance(v, bool):
-                    spin.setValue(v)
-
-            setint(self.k_spin, "k")
-            setint(self.seed_spin, "seed")
-            setint(self.n_spin, "n")
-            setint(self.data_seed, "data_seed")
+            for spin, key in ((self.k_spin, "k"), (self.seed_spin, "seed"), (self.n_spin, "n"),
+                              (self.data_seed, "data_seed")):
+                restore_spin(spin, state.get(key))
             if state.get("cov_type") in COV_TYPES:
                 self.cov_combo.setCurrentText(state["cov_type"])
             if state.get("init") in INITS:

@@ -18,6 +18,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (QComboBox, QGridLayout, QHBoxLayout, QLabel, QProgressBar, QPushButton, QSpinBox,
                                QSplitter, QVBoxLayout, QWidget)
 
+from app.views.base import restore_spin
 from app.views.mixture_engine import COV_TYPES
 from lvm.models import gmm
 from app.widgets.click_viewbox import ClickViewBox
@@ -413,5 +414,4 @@ class DigitsPanel(QWidget):
         if state.get("space") in SPACES:
             self.space.setCurrentText(state["space"])
         for spin, key in ((self.k, "k"), (self.n, "n"), (self.seed, "seed")):
-            if isinstance(state.get(key), int):
-                spin.setValue(state[key])
+            restore_spin(spin, state.get(key))
