@@ -25,6 +25,9 @@ def _process_start() -> float:
 _T0 = _process_start()  # start-up times below are measured from here
 # = lvm.device.DEVICE_CHOICES; kept here so that argument parsing and the splash screen need no torch import
 DEVICE_CHOICES = ("auto", "cpu", "cuda")
+DEFAULT_VIEW = "mixture"
+DEFAULT_SIZE = "1360x860"
+MIN_RESTORED_SIZE = (480, 320)  # a remembered window smaller than this is not restored
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -40,8 +43,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--screenshot", metavar="PATH", help="load, wait for the view's computations, save a PNG, exit")
     p.add_argument("--smoke", action="store_true", help="start, load the defaults, quit (exit 0 when all loaded)")
     p.add_argument("--timeout", type=float, default=120.0, help="seconds --screenshot/--smoke wait at most")
-    p.add_argument("--size", default="1360x860", help="window size WxH")
+    p.add_argument("--size", default=None,
+                   help=f"window size WxH (default: the size at the last quit, else {DEFAULT_SIZE})")
     return p
+
+
+def install_excepthook(window) -> None:
+    """An exception escaping a slot on the GUI thread is printed as before and also shown to the user (a non-modal
+    message), instead of going to the console only; the app keeps running."""
+    previous = sys.excepthook
+
+    def hook(etype, value, tb):
+        previous(etype, value, tb)
+        from lvm.errors import LVMError
+
+        text = str(value) if issubclass(etype, LVMError) else \
+            f"internal error: {etype.__name__}: {value} (the details are on the console; please report it)"
+        try:
+            window.show_error(text)
+        except Exception:  # noqa: BLE001 - the window may be gone while closing
+            pass
+
+    sys.excepthook = hook
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -62,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     app.setOrganizationName("LVM Explorer")
     splash = _show_splash(app)  # first paint, before torch and the labs are imported
     splash_paint = time.perf_counter() - _T0
-    from app.main_window import MainWindow  # imports torch, numpy, pyqtgraph
+    from app.main_window import MainWindow, write_error, write_image  # imports torch, numpy, pyqtgraph
     from app.settings import app_settings
     from app.state import Workspace
     from lvm.errors import LVMError
@@ -72,13 +95,18 @@ def main(argv: list[str] | None = None) -> int:
     except LVMError as exc:
         print(f"lvm-explorer: error: {exc}", file=sys.stderr)
         return 2
-    window = MainWindow(workspace)
     try:
-        w, h = (int(v) for v in args.size.lower().split("x"))
-        window.resize(w, h)
+        w, h = (int(v) for v in (args.size or DEFAULT_SIZE).lower().split("x"))
+        if w <= 0 or h <= 0:
+            raise ValueError(args.size)
     except ValueError:
         print(f"lvm-explorer: error: --size {args.size!r} must look like 1360x860", file=sys.stderr)
         return 2
+    window = MainWindow(workspace)
+    install_excepthook(window)
+    capture = bool(args.screenshot or args.smoke)  # reproducible: neither the remembered size nor the last view
+    if args.size or capture or not restore_geometry(window, app_settings().value("geometry", None)):
+        window.resize(w, h)
     window.show()
     app.processEvents()  # paint the window before the loads start in the workers
     splash.close()
@@ -88,8 +116,11 @@ def main(argv: list[str] | None = None) -> int:
         window.open_session(args.session)
     else:
         window.load_defaults(args.data, args.model)
-    view = args.view or (None if args.screenshot or args.smoke else app_settings().value("last_view", None))
-    window.set_view(view if view in window_views() else "mixture" if view is None else view)
+    # --view is checked by argparse (a bad name exits 2 with the choices); a remembered view may name a lab that
+    # no longer exists (a settings file from another version): then the default view
+    remembered = None if capture else app_settings().value("last_view", None)
+    window.set_view(args.view or (remembered if isinstance(remembered, str) and remembered in window_views()
+                                  else DEFAULT_VIEW))
 
     if args.screenshot or args.smoke:
         deadline = time.monotonic() + args.timeout
@@ -111,8 +142,10 @@ def main(argv: list[str] | None = None) -> int:
                 status["code"] = 1
             if args.screenshot:
                 app.processEvents()
-                if not window.grab().save(args.screenshot):
-                    print(f"lvm-explorer: cannot write {args.screenshot}", file=sys.stderr)
+                try:
+                    write_image(window.grab(), args.screenshot)
+                except (OSError, LVMError) as exc:
+                    print(f"lvm-explorer: error: {write_error(args.screenshot, exc)}", file=sys.stderr)
                     status["code"] = 2
             if args.smoke:
                 print(f"smoke ok: first paint {first_paint * 1000:.0f} ms (splash {splash_paint * 1000:.0f} ms), "
@@ -158,6 +191,30 @@ def _show_splash(app):
     splash.show()
     app.processEvents()
     return splash
+
+
+def restore_geometry(window, saved) -> bool:
+    """Restore the window geometry saved at the last close (``saved``: the settings value, maybe junk).
+
+    True when it was restored: readable, at least ``MIN_RESTORED_SIZE`` and on a screen (Qt moves a window restored
+    off-screen back onto one; checked anyway). Otherwise False and the caller sizes the window.
+    """
+    from PySide6.QtCore import QByteArray
+    from PySide6.QtGui import QGuiApplication
+
+    if isinstance(saved, (bytes, bytearray)):
+        saved = QByteArray(bytes(saved))
+    if not isinstance(saved, QByteArray) or saved.isEmpty():
+        return False
+    before = window.saveGeometry()
+    if not window.restoreGeometry(saved):
+        return False
+    size, frame = window.size(), window.frameGeometry()
+    on_screen = any(screen.availableGeometry().intersects(frame) for screen in QGuiApplication.screens())
+    if on_screen and size.width() >= MIN_RESTORED_SIZE[0] and size.height() >= MIN_RESTORED_SIZE[1]:
+        return True
+    window.restoreGeometry(before)
+    return False
 
 
 def window_views():

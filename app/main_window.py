@@ -8,18 +8,20 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PySide6.QtCore import QPoint, QSize, Qt, Signal
-from PySide6.QtGui import QAction, QActionGroup, QIcon, QKeySequence, QPainter
+from PySide6.QtCore import QBuffer, QIODevice, QPoint, QSize, Qt, Signal
+from PySide6.QtGui import QAction, QActionGroup, QIcon, QImageWriter, QKeySequence, QPainter
 from PySide6.QtWidgets import (QComboBox, QFileDialog, QLabel, QMainWindow, QMessageBox, QProgressBar,
                                QPushButton, QTabWidget, QVBoxLayout, QWidget)
 
 from app.settings import app_settings
 from app.state import DEFAULT_DATASET, DEFAULT_MODEL, RESOURCES, GaussianQ, Workspace, read_session
 from app.views import LABS, lab_class
+from app.warmup import warm_up_torch
 from app.workers import TaskRunner, trim_heap_soon
 from lvm import __version__
-from lvm.device import DEVICE_CHOICES
-from lvm.errors import LVMError
+from lvm.device import DEVICE_CHOICES, resolve_device
+from lvm.errors import LVMError, SessionError
+from lvm.io import atomic_write_bytes
 
 log = logging.getLogger(__name__)
 
@@ -209,6 +211,8 @@ class MainWindow(QMainWindow):
         model_path = model or (str(DEFAULT_MODEL) if DEFAULT_MODEL.exists() else None)
         if model_path:
             self.load_model(model_path)
+        # torch's lazy imports for its first optimiser, paid while loading (app.warmup): ms after the first time
+        self._run_load("load/warmup", warm_up_torch, lambda _: None)
 
     def set_device(self, spec: str) -> None:
         try:
@@ -308,6 +312,8 @@ class MainWindow(QMainWindow):
     def _ask_export(self, kind: str) -> None:
         path, _ = QFileDialog.getSaveFileName(self, f"Export view as {kind.upper()}", self._last_dir(), f"*.{kind}")
         if path:
+            if not path.lower().endswith(f".{kind}"):  # the filter says what to write; "plot" becomes "plot.svg"
+                path += f".{kind}"
             self.export_view(path)
 
     def _ask_export_csv(self) -> None:
@@ -326,7 +332,12 @@ class MainWindow(QMainWindow):
             self.show_error(f"could not save the session to {path}: {exc}")
 
     def open_session(self, path: str) -> None:
-        """Restore a session; a bad file leaves the current workspace untouched and says why."""
+        """Restore a session, all or nothing: its dataset and model load together in a worker and replace the
+        workspace's only when both loaded; a bad file (or a dataset or model it names that does not load) leaves the
+        workspace untouched and says why."""
+        from lvm.checkpoint import load_model
+        from lvm.data import load_dataset
+
         try:
             raw = read_session(path)
         except LVMError as exc:
@@ -338,7 +349,33 @@ class MainWindow(QMainWindow):
         def resolve(p):
             return p if p is None or Path(p).is_absolute() or p in ("digits",) or ":" in p else str(base / p)
 
-        def after_model():
+        spec = resolve(raw["dataset"]) if Path(base / raw["dataset"]).exists() else raw["dataset"]
+        model_path = resolve(raw["model"]) if raw.get("model") else None
+        device_spec, device, device_note = ws.device_spec, ws.device, None
+        if raw.get("device"):
+            try:  # a session saved on a GPU machine still opens without one, on the current device
+                device, device_spec = resolve_device(raw["device"]), raw["device"]
+            except LVMError as exc:
+                device_note = f"{path}: {exc}; staying on {ws.device}"
+
+        def job():
+            try:
+                dataset = load_dataset(spec)
+                model, info = load_model(model_path, device) if model_path else (None, None)
+            except LVMError as exc:
+                raise SessionError(f"could not open the session {path}: {exc}. The workspace is unchanged.") from None
+            return dataset, model, info
+
+        def apply(result):
+            dataset, model, info = result
+            ws.set_dataset(dataset, str(spec), raw.get("split"))
+            app_settings().setValue("last_dataset", str(spec))
+            if model is not None:
+                ws.set_model(model, str(model_path), info)
+            if device_note:
+                self.show_error(device_note)
+            elif device_spec != ws.device_spec:
+                self.set_device(device_spec)
             ws.seeds.update(raw.get("seeds", {}))
             ws.events.seeds.emit("global")
             ws.view_states.update(raw.get("views", {}))
@@ -350,40 +387,27 @@ class MainWindow(QMainWindow):
             if raw.get("current_view") in LABS:
                 self.set_view(raw["current_view"])
 
-        def after_data():
-            if raw.get("device"):
-                self.set_device(raw["device"])
-            if raw.get("model"):
-                self.load_model(resolve(raw["model"]), on_done=after_model)
-            else:
-                after_model()
-
-        spec = raw["dataset"]
-        self.load_dataset(resolve(spec) if Path(base / spec).exists() else spec, raw.get("split"), on_done=after_data)
+        self._run_load("load/session", job, apply)
 
     def export_view(self, path: str) -> None:
+        """Write the current view as SVG (a ``.svg`` name) or as an image in the format its suffix names, atomically:
+        an existing file is replaced whole, a failed export leaves it as it was and says why."""
         widget = self.lab(self.current_view_name()).export_widget()
-        if path.lower().endswith(".svg"):
-            from PySide6.QtSvg import QSvgGenerator
-
-            gen = QSvgGenerator()
-            gen.setFileName(path)
-            gen.setSize(widget.size())
-            gen.setViewBox(widget.rect())
-            gen.setTitle(f"LVM Explorer — {self.current_view_name()}")
-            painter = QPainter(gen)
-            widget.render(painter, QPoint())
-            painter.end()
-        elif not widget.grab().save(path):
-            self.show_error(f"could not write {path}")
+        try:
+            if path.lower().endswith(".svg"):
+                atomic_write_bytes(path, svg_bytes(widget, f"LVM Explorer — {self.current_view_name()}"))
+            else:
+                write_image(widget.grab(), path)
+        except (OSError, LVMError) as exc:
+            self.show_error(write_error(path, exc))
 
     def export_csv(self, path: str) -> None:
         try:
             self.lab(self.current_view_name()).export_csv(path)
-        except NotImplementedError as exc:
+        except (NotImplementedError, LVMError) as exc:
             self.show_error(str(exc))
         except OSError as exc:
-            self.show_error(f"could not write {path}: {exc}")
+            self.show_error(write_error(path, exc))
 
     def show_about(self) -> None:
         import PySide6
@@ -404,3 +428,58 @@ class MainWindow(QMainWindow):
         app_settings().setValue("geometry", self.saveGeometry())
         self.runner.shutdown(3000)
         super().closeEvent(event)
+
+
+# -- atomic image export (also used by ``lvm-explorer --screenshot``) -------------------------------------------------
+def write_image(image, path: str) -> None:
+    """Encode ``image`` (QPixmap or QImage) in the format the suffix of ``path`` names (PNG when it has none) and
+    write it atomically (``lvm.io.atomic_write_bytes``). OSError when the file cannot be written; LVMError for a
+    format Qt cannot write."""
+    fmt = Path(path).suffix[1:].lower() or "png"
+    writable = {bytes(f).decode().lower() for f in QImageWriter.supportedImageFormats()}
+    if fmt not in writable:
+        raise LVMError(f"{path}: .{fmt} is not an image format LVM Explorer can write; use .png or .svg")
+    buffer = QBuffer()
+    buffer.open(QIODevice.OpenModeFlag.WriteOnly)
+    if image.isNull() or not image.save(buffer, fmt.upper()):
+        raise LVMError(f"{path}: the view could not be encoded as {fmt.upper()} (is the window shown?)")
+    atomic_write_bytes(path, bytes(buffer.data()))
+
+
+def svg_bytes(widget, title: str) -> bytes:
+    """``widget`` rendered as an SVG document (in memory; the caller writes it atomically)."""
+    from PySide6.QtSvg import QSvgGenerator
+
+    buffer = QBuffer()
+    buffer.open(QIODevice.OpenModeFlag.WriteOnly)
+    gen = QSvgGenerator()
+    gen.setOutputDevice(buffer)
+    gen.setSize(widget.size())
+    gen.setViewBox(widget.rect())
+    gen.setTitle(title)
+    painter = QPainter(gen)
+    if not painter.isActive():
+        raise LVMError("the SVG renderer could not start; export as PNG instead")
+    try:
+        widget.render(painter, QPoint())
+    finally:
+        ended = painter.end()
+    data = bytes(buffer.data())
+    if not ended or b"<svg" not in data:
+        raise LVMError("the SVG renderer produced no document; export as PNG instead")
+    return data
+
+
+def write_error(path: str, exc: BaseException) -> str:
+    """A message for a failed write of ``path``: which file, why, and what to do."""
+    if isinstance(exc, LVMError):
+        return f"could not write {exc}" if str(exc).startswith(str(path)) else f"could not write {path}: {exc}"
+    parent = Path(path).parent
+    existing = next((p for p in (parent, *parent.parents) if p.exists()), None)
+    if existing is not None and not existing.is_dir():
+        why = f"{existing} is a file, not a folder"
+    elif isinstance(exc, PermissionError):
+        why = f"no permission to write in {parent}"
+    else:
+        why = exc.strerror or str(exc)
+    return f"could not write {path}: {why}; choose another file or folder"

@@ -192,9 +192,13 @@ class TaskRunner(QObject):
     def submit(self, channel: str, fn: Callable, *, on_snapshot: Callable[[Any], None] | None = None,
                on_result: Callable[[Any], None] | None = None, on_error: Callable[[str], None] | None = None,
                on_finished: Callable[[], None] | None = None, on_done: Callable[[], None] | None = None,
-               keep_all: bool = False) -> Job:
+               keep_all: bool = False, keep_running: bool = False) -> Job:
         """Run ``fn`` in the pool on ``channel``; callbacks run on the GUI thread unless the job was cancelled,
-        except ``on_done``, which runs once whatever happened (finished, failed, cancelled or never started)."""
+        except ``on_done``, which runs once whatever happened (finished, failed, cancelled or never started).
+
+        ``keep_running``: the job running on the channel is not cancelled but finishes and delivers; only a pending
+        request is replaced. For continuous input (a pen stroke) results then keep coming at the rate the worker
+        manages, each for the newest input at its start, instead of none until the input stops."""
         job = Job(channel, fn, keep_all=keep_all)
         callbacks = dict(on_snapshot=on_snapshot, on_result=on_result, on_error=on_error, on_finished=on_finished,
                          on_done=on_done)
@@ -204,7 +208,8 @@ class TaskRunner(QObject):
             _call(old[1]["on_done"])
         running = self._running.get(channel)
         if running is not None:
-            running.cancel()
+            if not keep_running:
+                running.cancel()
             self._pending[channel] = (job, callbacks)
         else:
             self._start(job, callbacks)

@@ -70,13 +70,15 @@ def exact_log_lik(model, x) -> float:
 
 
 @torch.no_grad()
-def model_density(model, xs, ys) -> np.ndarray:
-    """p(x) on the grid (xs, ys) -> (ny, nx), with the same fine midpoint rule as ``exact_log_lik``."""
+def model_density(model, xs, ys, n_z: int | None = None) -> np.ndarray:
+    """p(x) on the grid (xs, ys) -> (ny, nx) by the midpoint rule over [-6, 6]^Dz with ``n_z`` nodes per axis
+    (default half of ``exact_log_lik``'s; fewer for live previews)."""
     gx, gy = np.meshgrid(np.asarray(xs, float), np.asarray(ys, float))
     pts = np.stack([gx.ravel(), gy.ravel()], 1)
     p = next(iter(model.parameters()))
+    n_z = n_z or EVAL_NZ[model.latent_dim] // 2
     lp = log_marginal_quadrature(model, torch.as_tensor(pts, dtype=p.dtype, device=p.device),
-                                 n_z=EVAL_NZ[model.latent_dim] // 2, method="midpoint", limit=EVAL_LIMIT, chunk=512)
+                                 n_z=n_z, method="midpoint", limit=EVAL_LIMIT, chunk=512)
     return lp.exp().reshape(gy.shape).cpu().double().numpy()
 
 
@@ -162,9 +164,12 @@ def fit_elbo(model: LectureVAE, x_train, x_test=None, steps: int = 1500, lr: flo
 
 
 def fit_mlp(x_train, x_test=None, epochs: int = 150, hidden: tuple[int, ...] = (64, 64), lr: float = 5e-3,
-            batch_size: int = 128, seed: int = 0, grid=None, model=None) -> Iterator[FitSnapshot]:
+            batch_size: int = 128, seed: int = 0, grid=None, model=None,
+            preview_n_z: int = 40) -> Iterator[FitSnapshot]:
     """mu_theta, Sigma_theta as MLPs: ``VAE(data_dim=2, latent_dim=2, hidden, decoder='gaussian')`` trained on the
-    ELBO with ``train_vae``; reported log-likelihoods exact by quadrature over the 2-D latent."""
+    ELBO with ``train_vae``; reported log-likelihoods exact by quadrature over the 2-D latent. Every progress
+    snapshot carries p(x) on ``grid`` (a coarser midpoint rule, ``preview_n_z`` nodes per axis) so the density can be
+    watched becoming flexible."""
     from lvm.models.vae import VAE
     from lvm.training import TrainConfig, train_vae
 
@@ -182,7 +187,13 @@ def fit_mlp(x_train, x_test=None, epochs: int = 150, hidden: tuple[int, ...] = (
         if snap.stopped_reason:
             break
         if not snap.done and snap.step % report_every == 0:
-            yield FitSnapshot("mlp", snap.step, snap.total_steps, snap.train_elbo, label="ELBO (MLP decoder)")
+            dens = None
+            if grid is not None:
+                model.eval()
+                dens = model_density(model, *grid, n_z=preview_n_z)
+                model.train()
+            yield FitSnapshot("mlp", snap.step, snap.total_steps, snap.train_elbo, density=dens,
+                              label="ELBO (MLP decoder)")
     model.eval()
     from lvm.training import mean_elbo
 

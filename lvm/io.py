@@ -9,7 +9,7 @@ import contextlib
 import os
 import tempfile
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, TextIO
 
 
 @contextlib.contextmanager
@@ -49,3 +49,11 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     """Write ``text`` (UTF-8) to ``path`` atomically."""
     atomic_write_bytes(path, text.encode("utf-8"))
+
+
+@contextlib.contextmanager
+def atomic_open_text(path: str | os.PathLike, *, newline: str | None = "", encoding: str = "utf-8") -> Iterator[TextIO]:
+    """Yield a text file (``newline=""`` by default, as the csv module wants) that replaces ``path`` atomically when
+    the block ends; an exception in the block leaves ``path`` as it was and no temporary file behind."""
+    with atomic_path(path) as tmp, open(tmp, "w", newline=newline, encoding=encoding) as fh:
+        yield fh

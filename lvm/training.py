@@ -48,7 +48,7 @@ class TrainSnapshot:
 class TrainConfig:
     epochs: int = 100
     batch_size: int = 128
-    lr: float = 2e-3
+    lr: float = 1e-3  # 2e-3 diverged twice on the 3 x 512 model (resources/README.md)
     schedule: str = "onecycle"  # or "constant"
     binarization: str = "dynamic"  # for Bernoulli decoders: "dynamic" | "threshold" | "none"
     seed: int = 0

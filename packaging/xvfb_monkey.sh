@@ -5,7 +5,7 @@
 #
 # Needs Xvfb, xdotool and Qt's xcb dependencies (Debian/Ubuntu: apt-get install -y xvfb xdotool libxcb-cursor0
 # libxkbcommon-x11-0 libxcb-icccm4 libxcb-keysyms1 libxcb-image0 libxcb-render-util0) and the app's Python environment
-# ($PYTHON, default /work/venv/bin/python or python3). What it does:
+# ($PYTHON, default the checkout's .venv/bin/python, else python3). What it does:
 #   1. starts Xvfb on a free display (1400x900x24) and the app (python -m app --view mixture) on it (Qt's xcb plugin);
 #   2. waits for the "LVM Explorer" window and for the defaults to load;
 #   3. sends EVENTS random actions inside the window below its menu bar (the menus open modal file dialogs):
@@ -19,7 +19,7 @@ set -u
 EVENTS=${1:-400}
 SEED=${2:-1}
 HERE=$(cd "$(dirname "$0")/.." && pwd)
-PYTHON=${PYTHON:-$( [ -x /work/venv/bin/python ] && echo /work/venv/bin/python || echo python3 )}
+PYTHON=${PYTHON:-$( [ -x "$HERE/.venv/bin/python" ] && echo "$HERE/.venv/bin/python" || echo python3 )}
 LOG=$(mktemp -t lvm-xvfb-XXXXXX.log)
 
 for tool in Xvfb xdotool; do

@@ -88,26 +88,6 @@ def test_cancelled_long_job_stops_within_a_second(qtbot):
     assert runner.shutdown(2000)
 
 
-def test_latest_wins_per_channel(qtbot):
-    runner = TaskRunner()
-    results = []
-    gate = threading.Event()
-
-    def make(i):
-        def fn(token):
-            if i == 0:
-                gate.wait(5)
-            return i
-        return fn
-
-    for i in range(20):
-        runner.submit("hover", make(i), on_result=results.append)
-    gate.set()
-    qtbot.waitUntil(lambda: not runner.is_busy(), timeout=5000)
-    assert results == [19]  # the running first request was cancelled, the queued ones replaced by the newest
-    runner.shutdown()
-
-
 def test_worker_errors_reach_the_user(qtbot, workspace_window):
     from lvm.errors import LVMError
 
@@ -199,7 +179,7 @@ def test_window_closes_without_leaks(qtbot):
     assert threading.active_count() <= before + 1
 
 
-def test_void_calls_keep_none_refcount():
+def test_void_calls_keep_none_refcount(qapp):
     """PySide6 6.12.0 on CPython 3.11 dropped None's refcount on every void call (issue 10): guard against it."""
     from PySide6.QtWidgets import QGraphicsRectItem, QWidget
 
@@ -211,3 +191,304 @@ def test_void_calls_keep_none_refcount():
         item.setVisible(True)
         widget.setVisible(False)
     assert abs(sys.getrefcount(None) - before) < 50
+
+
+# -- start-up: remembered view and window geometry ----------------------------------------------------------------
+def _run_main_in_process(qtbot, argv=()):
+    """Run ``app.main.main(argv)`` here until its window has loaded; return (exit code, view name, window size)."""
+    from PySide6.QtCore import QTimer
+    from PySide6.QtWidgets import QApplication
+
+    from app.main import main
+    from app.main_window import MainWindow
+
+    seen = {}
+
+    def poll():
+        windows = [w for w in QApplication.topLevelWidgets() if isinstance(w, MainWindow) and w.isVisible()]
+        if not windows or windows[0].is_loading():
+            QTimer.singleShot(50, poll)
+            return
+        window = windows[0]
+        seen.update(view=window.current_view_name(), size=(window.width(), window.height()))
+        window.close()
+        window.deleteLater()
+        QApplication.instance().quit()
+
+    QTimer.singleShot(50, poll)
+    code = main(list(argv))
+    qtbot.wait(50)
+    return code, seen.get("view"), seen.get("size")
+
+
+@pytest.fixture
+def settings():
+    from app.settings import app_settings
+
+    s = app_settings()
+    yield s
+    for key in ("last_view", "geometry"):
+        s.remove(key)
+    s.sync()
+
+
+def test_stale_remembered_view_falls_back_to_the_default(qtbot, settings):
+    settings.setValue("last_view", "no-such-lab")  # a settings file from another version
+    settings.sync()
+    code, view, _ = _run_main_in_process(qtbot)
+    assert code == 0 and view == "mixture"
+    assert settings.value("last_view") == "mixture"
+
+
+def test_remembered_view_is_restored(qtbot, settings):
+    settings.setValue("last_view", "infinite")
+    code, view, _ = _run_main_in_process(qtbot)
+    assert code == 0 and view == "infinite"
+
+
+def test_unknown_view_on_the_command_line_exits_2():
+    out = _run_app("--view", "no-such-lab", "--smoke", timeout=60)
+    assert out.returncode == 2 and "--view" in out.stderr and "mixture" in out.stderr
+
+
+def test_window_geometry_is_restored(qtbot, settings):
+    from PySide6.QtWidgets import QMainWindow
+
+    probe = QMainWindow()
+    qtbot.addWidget(probe)
+    probe.resize(700, 620)  # fits the offscreen screen (800x800); the width grows to the window's minimum width
+    probe.move(30, 20)
+    settings.setValue("geometry", probe.saveGeometry())
+    code, _, size = _run_main_in_process(qtbot)
+    assert code == 0 and size[1] == 620
+    code, _, size = _run_main_in_process(qtbot, ["--size", "1400x700"])  # an explicit --size wins
+    assert code == 0 and size[1] == 700
+
+
+@pytest.mark.parametrize("saved", ["junk", b"\x01\xd9\xd0\xcb not a geometry", "tiny"])
+def test_bad_remembered_geometry_is_ignored(qtbot, settings, saved):
+    from PySide6.QtWidgets import QMainWindow
+
+    if saved == "tiny":
+        probe = QMainWindow()
+        qtbot.addWidget(probe)
+        probe.resize(60, 40)
+        saved = probe.saveGeometry()
+    settings.setValue("geometry", saved)
+    code, _, size = _run_main_in_process(qtbot)
+    assert code == 0 and size == (1360, 860)  # the default size
+
+
+# -- sessions open all or nothing ----------------------------------------------------------------------------------
+def _state(window):
+    ws = window.workspace
+    return (ws.dataset, ws.dataset_spec, ws.split, ws.model, ws.model_path, ws.selected_index, ws.q, dict(ws.seeds),
+            ws.device_spec)
+
+
+@pytest.mark.parametrize("model", ["missing", "corrupt"])
+def test_session_with_a_bad_model_leaves_the_workspace_untouched(qtbot, workspace_window, tmp_path, model):
+    window = workspace_window
+    window.workspace.select(5)
+    window.workspace.set_q(GaussianQ.from_arrays([0.5, -1.0], [[0.3, 0.0], [0.1, 0.2]]))
+    before = _state(window)
+    model_path = tmp_path / "model.safetensors"
+    if model == "corrupt":
+        model_path.write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not a header}...")
+    d = window.workspace.session_dict()
+    d.update(dataset="moons", split="train", model=str(model_path), selected_index=3, q=None, seeds={"global": 11},
+             current_view="inference")
+    path = tmp_path / "lesson.lvmsession"
+    path.write_text(json.dumps(d))
+    with qtbot.waitSignal(window.loading_finished, timeout=30000):
+        window.open_session(str(path))
+    qtbot.wait(50)
+    assert _state(window) == before
+    assert window.current_view_name() != "inference"
+    error = window.last_error
+    assert "lesson.lvmsession" in error and "model.safetensors" in error and "unchanged" in error
+    assert ("file not found" if model == "missing" else "model.safetensors:") in error
+
+
+def test_session_with_a_bad_dataset_leaves_the_workspace_untouched(qtbot, workspace_window, tmp_path):
+    window = workspace_window
+    window.workspace.select(9)
+    before = _state(window)
+    d = window.workspace.session_dict()
+    d.update(dataset=str(tmp_path / "gone.npz"), selected_index=1)
+    path = tmp_path / "s.lvmsession"
+    path.write_text(json.dumps(d))
+    with qtbot.waitSignal(window.loading_finished, timeout=30000):
+        window.open_session(str(path))
+    assert _state(window) == before
+    assert "s.lvmsession" in window.last_error and "gone.npz" in window.last_error
+
+
+# -- exports are atomic ---------------------------------------------------------------------------------------------
+EXPORTS = [("png", lambda w, p: w.export_view(p)), ("svg", lambda w, p: w.export_view(p)),
+           ("csv", lambda w, p: w.export_csv(p))]
+
+
+@pytest.mark.parametrize("kind, export", EXPORTS, ids=[k for k, _ in EXPORTS])
+def test_export_into_an_unwritable_folder_says_why_and_leaves_nothing(qtbot, workspace_window, tmp_path, kind, export):
+    window = workspace_window
+    window.set_view("mixture")
+    blocker = tmp_path / "notafolder"
+    blocker.write_text("a file where a folder is expected")
+    window.last_error = None
+    export(window, str(blocker / f"view.{kind}"))
+    assert window.last_error is not None
+    assert f"view.{kind}" in window.last_error and "is a file, not a folder" in window.last_error
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notafolder"]
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "geteuid") or __import__("os").geteuid() == 0,
+                    reason="root writes into read-only folders")
+@pytest.mark.parametrize("kind, export", EXPORTS, ids=[k for k, _ in EXPORTS])
+def test_export_into_a_read_only_folder_says_why(qtbot, workspace_window, tmp_path, kind, export):
+    window = workspace_window
+    window.set_view("mixture")
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    folder.chmod(0o500)
+    try:
+        window.last_error = None
+        export(window, str(folder / f"view.{kind}"))
+        assert window.last_error is not None and "permission" in window.last_error
+        assert list(folder.iterdir()) == []
+    finally:
+        folder.chmod(0o700)
+
+
+@pytest.mark.parametrize("kind, export", EXPORTS, ids=[k for k, _ in EXPORTS])
+def test_export_over_an_existing_file_replaces_it_whole(qtbot, workspace_window, tmp_path, kind, export):
+    window = workspace_window
+    window.set_view("mixture")
+    target = tmp_path / f"view.{kind}"
+    junk = b"OLD-CONTENT " * 200_000  # longer than any export: a write in place would leave its tail
+    target.write_bytes(junk)
+    window.last_error = None
+    export(window, str(target))
+    assert window.last_error is None
+    data = target.read_bytes()
+    assert b"OLD-CONTENT" not in data
+    if kind == "png":
+        assert data.startswith(b"\x89PNG") and QImage(str(target)).width() > 100
+    elif kind == "svg":
+        assert b"<svg" in data and data.rstrip().endswith(b"</svg>")
+    else:
+        rows = data.decode().splitlines()
+        assert rows[0].startswith("x1,x2") and len(rows) > 10
+    assert sorted(p.name for p in tmp_path.iterdir()) == [target.name]  # no temporary file left
+
+
+@pytest.mark.parametrize("kind, export", EXPORTS, ids=[k for k, _ in EXPORTS])
+def test_export_failing_midway_keeps_the_previous_file(qtbot, workspace_window, tmp_path, monkeypatch, kind, export):
+    import errno
+
+    import lvm.io
+
+    def disk_full(fd):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    window = workspace_window
+    window.set_view("mixture")
+    target = tmp_path / f"view.{kind}"
+    target.write_bytes(b"the previous export")
+    monkeypatch.setattr(lvm.io.os, "fsync", disk_full)  # the disk fills up before the data is safely down
+    window.last_error = None
+    export(window, str(target))
+    assert f"view.{kind}" in window.last_error and "No space left" in window.last_error
+    assert target.read_bytes() == b"the previous export"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [target.name]
+
+
+def test_svg_filter_appends_the_suffix(qtbot, workspace_window, tmp_path, monkeypatch):
+    from PySide6.QtWidgets import QFileDialog
+
+    window = workspace_window
+    for kind in ("svg", "png"):
+        monkeypatch.setattr(QFileDialog, "getSaveFileName",
+                            staticmethod(lambda *a, **k: (str(tmp_path / "drawing"), f"*.{kind}")))
+        window._ask_export(kind)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["drawing.png", "drawing.svg"]
+    assert b"<svg" in (tmp_path / "drawing.svg").read_bytes()
+    assert (tmp_path / "drawing.png").read_bytes().startswith(b"\x89PNG")
+
+
+def test_unknown_image_suffix_is_a_clear_error(qtbot, workspace_window, tmp_path):
+    workspace_window.export_view(str(tmp_path / "view.xyz"))
+    assert ".xyz" in workspace_window.last_error and ".png" in workspace_window.last_error
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_screenshot_into_an_unwritable_folder_exits_2(tmp_path):
+    blocker = tmp_path / "notafolder"
+    blocker.write_text("x")
+    out = _run_app("--data", "moons", "--view", "mixture", "--screenshot", str(blocker / "shot.png"))
+    assert out.returncode == 2 and "shot.png" in out.stderr and "not a folder" in out.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notafolder"]
+
+
+def test_atomic_open_text_keeps_the_old_file_when_the_writer_fails(tmp_path):
+    from lvm.io import atomic_open_text
+
+    target = tmp_path / "rows.csv"
+    target.write_text("old\n")
+    with pytest.raises(RuntimeError):
+        with atomic_open_text(target) as fh:
+            fh.write("half a row")
+            raise RuntimeError("the exporter broke midway")
+    assert target.read_text() == "old\n" and sorted(p.name for p in tmp_path.iterdir()) == ["rows.csv"]
+    with atomic_open_text(target) as fh:
+        fh.write("new,row\r\n")
+    assert target.read_bytes() == b"new,row\r\n"  # newline="" by default, as csv wants
+
+
+def test_every_write_in_the_code_is_atomic():
+    """Files are written only through lvm.io (atomic_path and the helpers on it): no plain ``open(p, "w")``, no
+    ``Path.write_text``/``write_bytes``, no Qt writer handed a file name (QImage.save(name), QSvgGenerator)."""
+    import ast
+
+    offenders = []
+    for file in sorted([*(REPO / "app").rglob("*.py"), *(REPO / "lvm").rglob("*.py")]):
+        if file == REPO / "lvm" / "io.py":
+            continue
+        tree = ast.parse(file.read_text(encoding="utf-8"))
+        temps = {item.optional_vars.id for node in ast.walk(tree) if isinstance(node, (ast.With, ast.AsyncWith))
+                 for item in node.items if isinstance(item.context_expr, ast.Call)
+                 and getattr(item.context_expr.func, "id", getattr(item.context_expr.func, "attr", "")) == "atomic_path"
+                 and isinstance(item.optional_vars, ast.Name)}
+        for node in ast.walk(tree):
+            if not isinstance(node, ast.Call):
+                continue
+            name = getattr(node.func, "id", getattr(node.func, "attr", ""))
+            where = f"{file.relative_to(REPO)}:{node.lineno}"
+            if name == "open" and isinstance(node.func, ast.Name):
+                mode = node.args[1] if len(node.args) > 1 else next((k.value for k in node.keywords if k.arg == "mode"),
+                                                                    None)
+                writes = isinstance(mode, ast.Constant) and any(c in str(mode.value) for c in "wax+")
+                first = node.args[0] if node.args else None
+                if writes and not (isinstance(first, ast.Name) and first.id in temps):
+                    offenders.append(f"{where}: open(..., {mode.value!r}) outside atomic_path")
+            elif name in ("write_text", "write_bytes", "setFileName"):
+                offenders.append(f"{where}: .{name}(...)")
+    assert not offenders, "\n".join(offenders)
+
+
+def test_an_exception_in_a_gui_slot_is_shown_to_the_user(qtbot, workspace_window, monkeypatch, capsys):
+    """sys.excepthook (what PySide6 calls for an exception escaping a slot) prints it and shows it in the window."""
+    import sys
+
+    from app.main import install_excepthook
+    from lvm.errors import DatasetError
+
+    monkeypatch.setattr(sys, "excepthook", lambda *exc: None)
+    install_excepthook(workspace_window)
+    try:
+        raise ValueError("boom")
+    except ValueError:
+        sys.excepthook(*sys.exc_info())
+    assert "internal error: ValueError: boom" in workspace_window.last_error
+    sys.excepthook(DatasetError, DatasetError("a clear message"), None)
+    assert workspace_window.last_error == "a clear message"

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import gzip
+import io
 import struct
+import zipfile
 
 import numpy as np
 import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from numpy.lib.format import write_array_header_1_0
 
 from lvm.data import binarize, encode_idx, load_dataset, parse_idx, read_idx, write_idx
 from lvm.errors import DatasetError
@@ -50,6 +53,15 @@ def test_corrupt_gzip_names_file(tmp_path):
     path = tmp_path / "x.gz"
     path.write_bytes(gzip.compress(encode_idx(np.zeros((4, 4), np.uint8)))[:20])
     with pytest.raises(DatasetError, match="x.gz"):
+        read_idx(path)
+
+
+def test_gzip_magic_on_a_raw_file_names_file(tmp_path):
+    path = tmp_path / "y.idx"
+    data = bytearray(encode_idx(np.zeros((4, 4), np.uint8)) + b"\x00" * 64)
+    data[:2] = b"\x1f\x8b"  # looks like gzip, holds no valid deflate stream
+    path.write_bytes(bytes(data))
+    with pytest.raises(DatasetError, match="y.idx"):
         read_idx(path)
 
 
@@ -176,6 +188,115 @@ def test_toy_sets_seeded_and_sized(name):
 def test_bad_builtin_specs(spec, message):
     with pytest.raises(DatasetError, match=message):
         load_dataset(spec)
+
+
+BAD_BUILTIN_ARGS = [
+    ("moons:n=-5", "n=-5 is not allowed.*1 to 2,000,000"),
+    ("moons:seed=-1", "seed=-1 is not allowed.*from 0"),
+    ("rings:n=0", "n=0 is not allowed"),
+    ("pinwheel:n=3,k=0", "k=0 is not allowed.*1 to 1,000"),
+    ("blobs:k=-1", "k=-1 is not allowed"),
+    ("blobs:n=10000000000", "n=10000000000 is not allowed"),
+    ("moons:noise=nan", "noise=nan is not allowed.*finite"),
+    ("moons:noise=inf", "noise=inf is not allowed"),
+    ("moons:noise=-0.1", "noise=-0.1 is not allowed"),
+    ("blobs:spread=1e300", "spread=1e\\+300 is not allowed"),
+    ("rings:radii=nan", "radii=nan is not allowed"),
+    ("moons:n=1.5", "whole number"),
+    ("anisotropic:k=1001", "k=1001 is not allowed"),
+    ("blobs:seed=18446744073709551616", "seed=18446744073709551616 is not allowed"),
+    ("pinwheel:rate=nan", "rate=nan is not allowed"),
+    ("pinwheel:radial_std=1e6", "float32 range"),
+    ("moons:n=3,n=4", "given twice"),
+    ("moons:bogus=1", "no argument 'bogus'; it takes n, seed, noise"),
+    ("digits:n=3", "digits takes no arguments"),
+]
+
+
+@pytest.mark.parametrize("spec, message", BAD_BUILTIN_ARGS)
+def test_builtin_arguments_are_validated(spec, message):
+    with pytest.raises(DatasetError, match=message) as info:
+        load_dataset(spec)
+    assert repr(spec) in str(info.value)
+
+
+def test_builtin_argument_edges_are_accepted():
+    assert len(load_dataset("moons:n=1,seed=0,noise=0").split()) == 1
+    assert len(load_dataset("blobs:n=1e3,k=1000,seed=18446744073709551615").split()) == 1000
+    assert load_dataset("rings:n=10,radii=3").split().y.max() == 0  # one radius, one ring
+
+
+def test_toy_functions_validate_direct_calls():
+    from lvm.data.toy import blobs, rings
+
+    with pytest.raises(DatasetError, match="blobs: n=-1 is not allowed"):
+        blobs(n=-1)
+    with pytest.raises(DatasetError, match="rings: radii=-1.0 is not allowed"):
+        rings(radii=(1.0, -1.0))
+    x, y = rings(n=50, radii=[1.0, 2.0, 3.0])
+    assert x.shape == (50, 2) and set(y.tolist()) <= {0, 1, 2}
+
+
+def test_bad_builtin_arguments_exit_2_without_traceback(capsys):
+    from lvm.cli import main
+
+    for spec, _ in BAD_BUILTIN_ARGS:
+        assert main(["data", "info", spec]) == 2, spec
+        err = capsys.readouterr().err
+        assert "Traceback" not in err and err.startswith("lvm data: error:") and spec in err, err
+
+
+def test_path_with_colon_and_comma_is_a_file_not_a_spec(tmp_path):
+    np.savez(tmp_path / "run:1,b.npz", x=np.zeros((3, 2)))
+    assert len(load_dataset(tmp_path / "run:1,b.npz").split()) == 3
+
+
+def _npz_with_member(path, name, payload, compress=zipfile.ZIP_STORED):
+    np.savez(path, y=np.zeros(3, np.int64))  # a valid npz, then one hand-made member
+    with zipfile.ZipFile(path, "a", compression=compress) as zf:
+        zf.writestr(name, payload)
+
+
+def _npy_header_bytes(shape, descr="<f8"):
+    buf = io.BytesIO()
+    write_array_header_1_0(buf, {"descr": descr, "fortran_order": False, "shape": shape})
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("payload, message", [
+    (_npy_header_bytes((10**12,)) + b"\x00" * 16, "claims shape \\(1000000000000,\\).*holds 16"),
+    (_npy_header_bytes((3, 2)) + b"\x00" * 47, "holds 47"),
+    (_npy_header_bytes((0, 2**40, 2**40)), "over the .*-byte limit"),
+    (_npy_header_bytes((3, -2)), "negative shape"),
+    (_npy_header_bytes((3,), descr="|O"), "never loaded"),
+    (b"plain text, not an array", "not a NumPy .npy array"),
+])
+def test_npz_member_headers_checked_before_loading(tmp_path, payload, message):
+    _npz_with_member(tmp_path / "m.npz", "x.npy", payload)
+    with pytest.raises(DatasetError, match=message) as info:
+        load_dataset(tmp_path / "m.npz")
+    assert "m.npz[x.npy]" in str(info.value)
+
+
+def test_npz_size_cap(tmp_path, monkeypatch):
+    import lvm.data.datasets as datasets
+
+    np.savez(tmp_path / "big.npz", x=np.zeros((100, 4)))  # 3,200 bytes
+    assert len(load_dataset(tmp_path / "big.npz").split()) == 100
+    monkeypatch.setattr(datasets, "MAX_NPZ_BYTES", 1000)
+    with pytest.raises(DatasetError, match="big.npz\\[x.npy\\].*over the 1,000-byte limit"):
+        load_dataset(tmp_path / "big.npz")
+    np.savez(tmp_path / "two.npz", x=np.zeros((100, 1)), y=np.zeros(100))  # 800 bytes each, 1,600 together
+    with pytest.raises(DatasetError, match="two.npz: its arrays hold over 1,000 bytes together"):
+        load_dataset(tmp_path / "two.npz")
+
+
+def test_npz_compressed_and_fortran_arrays_still_load(tmp_path):
+    x = np.asfortranarray(np.arange(12, dtype=np.float32).reshape(4, 3))
+    np.savez_compressed(tmp_path / "c.npz", x=x, y=np.arange(4))
+    split = load_dataset(tmp_path / "c.npz").split()
+    np.testing.assert_array_equal(split.x, x)
+    assert split.y.tolist() == [0, 1, 2, 3]
 
 
 def test_binarization_modes():

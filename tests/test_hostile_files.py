@@ -530,3 +530,36 @@ def excepthook_errors(monkeypatch):
     seen: list[str] = []
     monkeypatch.setattr(sys, "excepthook", lambda *exc: seen.append("".join(traceback.format_exception(*exc))))
     return seen
+
+
+# -- npz headers claiming huge arrays (appended with the npz header check) ---------------------------------------------
+@pytest.mark.parametrize("shape", [(10**12,), (2**31, 2**31), (10**6, 10**6, 784)])
+@pytest.mark.parametrize("compressed", [False, True])
+def test_npz_header_claiming_huge_array_is_refused_before_allocating(tmp_path, shape, compressed):
+    import zipfile
+
+    from numpy.lib.format import write_array_header_1_0
+
+    CASES["npz-huge"] += 1
+    path = tmp_path / "huge.npz"
+    np.savez(path, y=np.zeros(3, np.int64))
+    header = io.BytesIO()
+    write_array_header_1_0(header, {"descr": "<f4", "fortran_order": False, "shape": shape})
+    with zipfile.ZipFile(path, "a", compression=zipfile.ZIP_DEFLATED if compressed else zipfile.ZIP_STORED) as zf:
+        zf.writestr("x.npy", header.getvalue() + b"\x00" * 64)
+    error, peak = _error_and_peak_bytes(lambda: load_dataset(path))
+    assert isinstance(error, DatasetError) and "claims shape" in str(error) and "huge.npz[x.npy]" in str(error), error
+    assert peak < 10 * 2**20, f"{peak / 2**20:.1f} MiB allocated before refusing"
+
+
+def _error_and_peak_bytes(fn) -> tuple[BaseException | None, int]:
+    """What ``fn()`` raised (None if nothing) and the peak bytes traced while it ran."""
+    tracemalloc.start()
+    try:
+        fn()
+        error = None
+    except Exception as exc:  # noqa: BLE001 - returned for the caller to check
+        error = exc
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    return error, peak

@@ -46,7 +46,7 @@ def test_starts_with_a_nine_top_hidden(lab):
 def test_mouse_strokes_change_the_completions(lab, qtbot):
     canvas = lab.canvas
     canvas.clear()
-    qtbot.waitUntil(lambda: not lab._update_pending)
+    qtbot.waitUntil(lambda: not lab.is_updating())
     before_pred = lab.result.predictive.clone()
     before_lp = lab.result.log_p_obs
     n0 = lab.n_updates
@@ -56,7 +56,7 @@ def test_mouse_strokes_change_the_completions(lab, qtbot):
         QTest.mouseMove(vp, _pos(canvas, 16 + k * 0.7, 6 + k))
         QTest.qWait(5)
     QTest.mouseRelease(vp, Qt.LeftButton, Qt.NoModifier, _pos(canvas, 26, 20))
-    qtbot.waitUntil(lambda: lab.n_updates > n0 + 2 and not lab._update_pending, timeout=5000)
+    qtbot.waitUntil(lambda: lab.n_updates > n0 and not lab.is_updating(), timeout=5000)
     assert canvas.image.reshape(28, 28)[14:].sum() > 5           # ink was drawn in the observed half
     assert lab.result.log_p_obs != pytest.approx(before_lp)
     assert not torch.allclose(lab.result.predictive, before_pred)
@@ -68,7 +68,8 @@ def test_mouse_strokes_change_the_completions(lab, qtbot):
 
 
 def test_live_update_rate(lab, qtbot):
-    """A stroke of 40 moves: every move is followed by an update; median update (infer + draw) time reported."""
+    """A stroke of 40 moves from a 60 Hz pen: the completions follow it (inference runs in the worker, latest wins,
+    so the GUI thread stays free); updates per second and the median latency from change to drawn result reported."""
     canvas, vp = lab.canvas, lab.canvas
     lab.update_ms.clear()
     n0 = lab.n_updates
@@ -76,28 +77,29 @@ def test_live_update_rate(lab, qtbot):
     QTest.mousePress(vp, Qt.LeftButton, Qt.NoModifier, _pos(canvas, 15, 4))
     for k in range(40):
         QTest.mouseMove(vp, _pos(canvas, 15 + (k % 10), 4 + k * 0.5))
-        QTest.qWait(0)
+        QTest.qWait(16)
     QTest.mouseRelease(vp, Qt.LeftButton, Qt.NoModifier, _pos(canvas, 24, 24))
-    qtbot.waitUntil(lambda: not lab._update_pending, timeout=5000)
+    qtbot.waitUntil(lambda: not lab.is_updating(), timeout=5000)
     elapsed = time.perf_counter() - t0
     n = lab.n_updates - n0
     med = float(np.median(lab.update_ms))
-    print(f"{n} updates in {elapsed:.2f} s ({n / elapsed:.0f}/s); median update incl. drawing {med:.1f} ms")
-    assert n >= 20
-    assert med < 100  # target 33 ms (30 updates/s); loose for busy CI machines
+    print(f"{n} updates in {elapsed:.2f} s ({n / elapsed:.0f}/s); median latency change -> drawn {med:.1f} ms")
+    assert n >= 10  # target 30/s; loose for busy CI machines
+    assert med < 150
+    assert lab.result is not None and lab.result.n_observed == int(lab.mask.sum())
 
 
 def test_mask_presets_and_mask_painting(lab, qtbot):
     lab.set_mask_preset("left")
     assert not lab.mask.reshape(28, 28)[:, :14].any()
-    qtbot.waitUntil(lambda: not lab._update_pending)
+    qtbot.waitUntil(lambda: not lab.is_updating())
     lp_left = lab.result.log_p_obs
     n_obs = lab.result.n_observed
     lab.tool_group.button(2).click()   # paint observed
     assert lab.canvas.tool == "observe"
     QTest.mousePress(lab.canvas, Qt.LeftButton, Qt.NoModifier, _pos(lab.canvas, 10, 5))
     QTest.mouseRelease(lab.canvas, Qt.LeftButton, Qt.NoModifier, _pos(lab.canvas, 10, 5))
-    qtbot.waitUntil(lambda: not lab._update_pending)
+    qtbot.waitUntil(lambda: not lab.is_updating())
     assert lab.result.n_observed > n_obs
     assert lab.result.log_p_obs != pytest.approx(lp_left)
     lab.set_mask_preset("random:0.5")

@@ -153,6 +153,31 @@ def test_elbo_fit_increases_log_likelihood_and_bounds_it():
     assert last.objective <= last.train_log_lik + 0.05  # ELBO <= log p(x) (up to Monte Carlo noise)
 
 
+def test_mlp_fit_shows_its_density_while_learning_and_bounds_it():
+    """mu_theta, Sigma_theta as MLPs (a Gaussian-decoder VAE): every progress snapshot carries p(x) on the grid, the
+    final exact log-likelihood is above the final ELBO, and it beats the untrained model's."""
+    from lvm.infinite_fit import fit_mlp, model_density
+    from lvm.models.vae import VAE
+
+    x_train, x_test = train_test_toy("moons", n=400, seed=0)
+    xs, ys = np.linspace(-1.5, 2.5, 24), np.linspace(-1.0, 1.5, 20)
+    torch.manual_seed(0)
+    model = VAE(data_dim=2, latent_dim=2, hidden=(32, 32), decoder="gaussian", image_shape=None, min_log_var=-7.0)
+    before = exact_log_lik(model.eval(), x_train)
+    snaps = list(fit_mlp(x_train, x_test, epochs=40, hidden=(32, 32), grid=(xs, ys), model=model))
+    live, last = snaps[:-1], snaps[-1]
+    assert live and all(s.density is not None and s.density.shape == (20, 24) for s in live)
+    assert not np.allclose(live[0].density, last.density)  # the density changed as it learned
+    assert last.done and last.train_log_lik > before + 0.3
+    from lvm.training import mean_elbo
+
+    xt = torch.as_tensor(x_train, dtype=torch.float32)
+    elbo = np.mean([mean_elbo(model, xt, seed=s) for s in range(30)])  # 30 draws: the ELBO to ~0.01 nats
+    assert elbo <= last.train_log_lik + 0.02  # ELBO <= log p(x)
+    assert np.isfinite(last.test_log_lik)
+    np.testing.assert_allclose(last.density, model_density(model, xs, ys), rtol=1e-4)
+
+
 def test_fit_can_be_cancelled_between_steps():
     x_train, _ = train_test_toy("moons", n=200, seed=0)
     model = LectureVAE(1)
@@ -160,3 +185,18 @@ def test_fit_can_be_cancelled_between_steps():
     first = next(gen)
     gen.close()
     assert first.step == 5 and not first.done
+
+
+def test_cli_fit_infinite_reports_exact_log_likelihoods(capsys):
+    """``lvm fit-infinite``: JSON rows per method with finite train/test log-likelihoods; bad input exits 2."""
+    import json
+
+    from lvm.cli import main
+
+    assert main(["fit-infinite", "--data", "moons", "--n", "150", "--methods", "gmm,exact", "--k", "4", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert [r["method"] for r in out["fits"]] == ["gmm", "exact"]
+    assert all(np.isfinite(r["train_log_lik"]) and np.isfinite(r["test_log_lik"]) for r in out["fits"])
+    assert main(["fit-infinite", "--methods", "banana"]) == 2
+    assert main(["fit-infinite", "--k", "0"]) == 2
+    assert "error" in capsys.readouterr().err

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from app.marching_squares import contour_segments
 from lvm.estimators import (LatentGrid, choose_box, effective_sample_size, elbo_gauss_hermite, importance,
                             log_marginal_adaptive, naive_mc)
 from lvm.estimators.montecarlo import model_log_likelihood, sample_q
@@ -130,6 +131,7 @@ class PosteriorPicture:
     level_masses: tuple[float, ...]
     outside_mass: float
     mode: tuple[float, float]
+    contours: tuple = ()  # per level, (2S, 2) segment endpoints (``app.widgets.contours``), traced in the worker
 
 
 def hpd_levels(density: np.ndarray, masses=(0.5, 0.9, 0.99)) -> tuple[float, ...]:
@@ -172,11 +174,13 @@ def posterior_picture(ctx: LatentContext, x, index: int | None = None, fine: int
     k = int(torch.argmax(flj))
     pts = fgrid.points[k].double().cpu().numpy()
     b = ctx.box
-    return PosteriorPicture(index=index, log_px=log_px, density=density,
-                            extent=(float(lo1), float(hi1), float(lo2), float(hi2)), coarse_density=coarse,
+    extent = (float(lo1), float(hi1), float(lo2), float(hi2))
+    levels = hpd_levels(density)
+    return PosteriorPicture(index=index, log_px=log_px, density=density, extent=extent, coarse_density=coarse,
                             coarse_extent=(float(b[0, 0]), float(b[0, 1]), float(b[1, 0]), float(b[1, 1])),
-                            levels=hpd_levels(density), level_masses=(0.5, 0.9, 0.99), outside_mass=outside,
-                            mode=(float(pts[0]), float(pts[1])))
+                            levels=levels, level_masses=(0.5, 0.9, 0.99), outside_mass=outside,
+                            mode=(float(pts[0]), float(pts[1])),
+                            contours=tuple(contour_segments(density, lv, extent) for lv in levels))
 
 
 # -- estimator convergence -------------------------------------------------------------------------------------------

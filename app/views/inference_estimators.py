@@ -204,7 +204,9 @@ class ConvergencePanel(_LazyPanel):
         snap = self.snapshot
         if snap is None:
             raise NotImplementedError("the estimator convergence has not been computed yet")
-        with open(path, "w", newline="") as f:
+        from lvm.io import atomic_open_text
+
+        with atomic_open_text(path) as f:
             w = csv.writer(f)
             w.writerow(["estimator", "k", "mean_log_estimate", "q10", "q90", "n_estimates", "exact_log_px",
                         "elbo_encoder", "seed"])
@@ -317,7 +319,9 @@ class JensenPanel(_LazyPanel):
     def export_csv(self, path: str) -> None:
         if self.values is None:
             raise NotImplementedError("the Jensen histograms have not been computed yet")
-        with open(path, "w", newline="") as f:
+        from lvm.io import atomic_open_text
+
+        with atomic_open_text(path) as f:
             w = csv.writer(f)
             w.writerow(["repeat", "log_p_hat", "exact_log_px", "ratio_p_hat_over_p", "k"])
             for i, v in enumerate(self.values):

@@ -18,6 +18,7 @@ from app.views.inference_compute import (as_x, cov_to_tril, encoder_q, gh_elbo, 
                                          tril_to_params)
 from app.views.inference_plots import (CONTOUR_PENS, POSTERIOR_CMAP, ellipse_points, gaussian_extent, latent_plot,
                                        set_image, union_rect)
+from app.widgets.contours import ContourLines
 from app.widgets.elbo_kl_bar import ElboKLBar
 from app.widgets.gaussian_ellipse_roi import GaussianEllipseROI
 from lvm.threads import single_thread
@@ -68,11 +69,7 @@ class KLGapPanel(QWidget):
         self.fine_img.setLookupTable(POSTERIOR_CMAP.getLookupTable(nPts=256))
         self.plot.addItem(self.coarse_img)
         self.plot.addItem(self.fine_img)
-        self.isocurves = []
-        for pen in CONTOUR_PENS:
-            iso = pg.IsocurveItem(pen=pen)
-            iso.setParentItem(self.fine_img)
-            self.isocurves.append(iso)
+        self.contours = ContourLines(self.plot, CONTOUR_PENS)  # highest-density regions, traced in the worker
         self.enc_curve = pg.PlotCurveItem(pen=pg.mkPen((90, 90, 90), width=1.5, style=pg.QtCore.Qt.DashLine))
         self.plot.addItem(self.enc_curve)
         self.roi = GaussianEllipseROI(n_sigma=2.0)
@@ -149,8 +146,7 @@ class KLGapPanel(QWidget):
         self.cancel_optimise()
         self.fine_img.clear()
         self.coarse_img.clear()
-        for iso in self.isocurves:
-            iso.setData(None)
+        self.contours.clear()
         self.enc_curve.setData([], [])
         ok = self.lab.can_compute()
         self._set_enabled(ok)
@@ -171,9 +167,8 @@ class KLGapPanel(QWidget):
 
     def on_picture(self, pic) -> None:
         set_image(self.coarse_img, pic.coarse_density, pic.coarse_extent)
-        shown = set_image(self.fine_img, pic.density, pic.extent, upsample=4)
-        for iso, level in zip(self.isocurves, pic.levels):
-            iso.setData(shown, level)
+        set_image(self.fine_img, pic.density, pic.extent, upsample=4)
+        self.contours.set_segments(list(pic.contours))
         self._update_readout()
         self.info.setText(
             f"<b>x = #{pic.index}</b><br>log p(x) = {pic.log_px:.4f} (quadrature: coarse {self.lab.context.coarse.size}²"
@@ -317,7 +312,9 @@ class KLGapPanel(QWidget):
             raise NotImplementedError("no q yet: select a data point first")
         mu1, mu2, s1, s2, rho = tril_to_params(self.mean, self.tril)
         log_px = pic.log_px if pic is not None else math.nan
-        with open(path, "w", newline="") as f:
+        from lvm.io import atomic_open_text
+
+        with atomic_open_text(path) as f:
             w = csv.writer(f)
             w.writerow(["index", "log_px", "elbo", "kl", "mu1", "mu2", "sigma1", "sigma2", "rho"])
             w.writerow([self.ws.selected_index, log_px, self.elbo, log_px - self.elbo, mu1, mu2, s1, s2, rho])

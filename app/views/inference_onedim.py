@@ -229,7 +229,9 @@ class OneDPanel(QWidget):
     def export_csv(self, path: str) -> None:
         z = np.linspace(*Z_RANGE, 801)
         post = np.interp(z, self.post.z, self.post.density)
-        with open(path, "w", newline="") as f:
+        from lvm.io import atomic_open_text
+
+        with atomic_open_text(path) as f:
             w = csv.writer(f)
             w.writerow(["z", "posterior", "q", "preset1", "preset2"])
             for row in zip(z, post, normal_pdf(z, self.mu, self.sigma), normal_pdf(z, *self.preset(0)),

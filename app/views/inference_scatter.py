@@ -137,7 +137,9 @@ class ScatterPanel(_LazyPanel):
         if snap is None:
             raise NotImplementedError("the ELBO vs log p(x) scatter has not been computed yet")
         y = self.ws.data.y
-        with open(path, "w", newline="") as f:
+        from lvm.io import atomic_open_text
+
+        with atomic_open_text(path) as f:
             w = csv.writer(f)
             w.writerow(["index", "label", "elbo_encoder", "exact_log_px", "kl_gap"])
             for j in range(snap.done):

@@ -25,6 +25,7 @@ from app.views.inpainting_panels import (ElboChart, LocalPosterior, composite_rg
                                          posterior_mass_rect, set_rgb, tile_rgb)
 from app.widgets.digit_canvas import DigitCanvas
 from lvm.errors import LVMError
+from lvm.threads import single_thread as one_thread
 from lvm.inpainting import DEFAULT_SIZE, InpaintGrid, make_mask, meanfield_elbo, optimise_phi, preset_phi
 
 MASK_CHOICES = ["top", "bottom", "left", "right", "random:0.5", "random:0.8", "none"]
@@ -78,10 +79,10 @@ class InpaintingLab(LabView):
         self.phi_name: str | None = None
         self.elbos: dict[str, tuple[float, float]] = {}
         self.log_p_obs: float | None = None
-        self.update_ms: list[float] = []  # infer + render, per update
+        self.update_ms: list[float] = []  # from the canvas change to the drawn completion, per update
         self.infer_ms = float("nan")
         self.n_updates = 0
-        self._update_pending = False
+        self._update_scheduled = False  # a coalescing single-shot is queued
         self._started = False
         self._mask_name = "top"
         self._index = DEFAULT_INDEX
@@ -352,23 +353,69 @@ class InpaintingLab(LabView):
     # -- live update -----------------------------------------------------------------------------------------------
     def schedule_update(self) -> None:
         """Coalesce a burst of canvas changes into one update after the pending events are processed."""
-        if not self._update_pending:
-            self._update_pending = True
+        if not self._update_scheduled:
+            self._update_scheduled = True
             QTimer.singleShot(0, self.update_now)
 
+    def is_updating(self) -> bool:
+        """True from a canvas change until its completion is drawn."""
+        return self._update_scheduled or self.runner.is_busy(self.channel("update")) \
+            or self.runner.is_busy(self.channel("local"))
+
     def update_now(self) -> None:
-        self._update_pending = False
+        """Infer from what is drawn now, in the worker; the GUI thread only draws the result.
+
+        Two channels, both "keep running" (a running job finishes and is drawn; only the newest request waits), so
+        results flow while the pen moves: ``update`` computes the posterior on the grid, log p(x_O), the predictive
+        and the samples (~10 ms); when the posterior left the fine heatmap's rectangle, ``local`` then decodes the
+        new rectangle (48 x 48 decoder calls, ~100 ms on one thread) and the heatmap follows when it is ready."""
+        self._update_scheduled = False
         if self.grid is None:
             return
         t0 = time.perf_counter()
-        gen = torch.Generator(device="cpu").manual_seed(self.workspace.seed(self.name))
-        self.result = self.grid.infer(self.x, self.mask, n_samples=N_SAMPLES, generator=gen)
-        self.log_p_obs = self.result.log_p_obs
-        self.infer_ms = 1000 * (time.perf_counter() - t0)
-        self._render()
-        self.update_ms.append(1000 * (time.perf_counter() - t0))
-        del self.update_ms[:-50]
-        self.n_updates += 1
+        grid, x, mask, seed = self.grid, self.x.copy(), self.mask.copy(), self.workspace.seed(self.name)
+
+        def job():
+            gen = torch.Generator(device="cpu").manual_seed(seed)
+            result = grid.infer(x, mask, n_samples=N_SAMPLES, generator=gen)
+            rect = None
+            if grid.latent_dim == 2:
+                w = np.exp(result.log_post.cpu().numpy()).reshape(grid.shape)
+                rect = posterior_mass_rect(w, grid.box.numpy())
+            return result, rect, 1000 * (time.perf_counter() - t0)
+
+        def done(out) -> None:
+            if not self._alive() or grid is not self.grid:
+                return
+            self.result, rect, self.infer_ms = out
+            self.log_p_obs = self.result.log_p_obs
+            if rect is not None and needs_refit(self.local_post.rect, rect):
+                self._refit_local(grid, rect)
+            self._render()
+            self.update_ms.append(1000 * (time.perf_counter() - t0))
+            del self.update_ms[:-50]
+            self.n_updates += 1
+
+        self.runner.submit(self.channel("update"), job, on_result=done, keep_running=True)
+
+    def _refit_local(self, grid, rect) -> None:
+        """Decode the fine heatmap's new rectangle in the worker; swap it in (and refit the view) when ready."""
+        n = self.local_post.n
+
+        def job():
+            local = LocalPosterior(n)
+            with one_thread():
+                local.set_rect(grid, rect)
+            return local
+
+        def done(local) -> None:
+            if not self._alive() or grid is not self.grid:
+                return
+            self.local_post = local
+            self.post_plot.getViewBox().setRange(local.rect, padding=0)
+            self._render()
+
+        self.runner.submit(self.channel("local"), job, on_result=done, keep_running=True)
 
     def _render(self) -> None:
         r, grid = self.result, self.grid
@@ -381,12 +428,7 @@ class InpaintingLab(LabView):
         src = r.sample_means if self.means_check.isChecked() else r.samples
         tiles = [composite_rgb(x, mask, s) for s in src.cpu().numpy()]
         set_rgb(self.samples_vb, self.samples_img, tile_rgb(tiles, 4))
-        if grid.latent_dim == 2:
-            w = np.exp(r.log_post.cpu().numpy()).reshape(grid.shape)
-            new = posterior_mass_rect(w, grid.box.numpy())
-            if needs_refit(self.local_post.rect, new):
-                self.local_post.set_rect(grid, new)
-                self.post_plot.getViewBox().setRange(new, padding=0)
+        if grid.latent_dim == 2 and self.local_post.rect is not None:
             dens = self.local_post.density(grid, x, mask)
             self.post_img.setImage(dens, autoLevels=False, levels=(0, 1))
             self.post_img.setRect(self.local_post.rect)
@@ -457,8 +499,6 @@ class InpaintingLab(LabView):
         seed = self.workspace.seed(self.name)
 
         def job():
-            from lvm.inpainting import one_thread
-
             gen = torch.Generator(device="cpu").manual_seed(seed)
             lp = grid.infer(x, mask, n_samples=0).log_p_obs
             out = {}
@@ -530,7 +570,7 @@ class InpaintingLab(LabView):
         self.cancel_button.setEnabled(False)
 
     def is_busy(self) -> bool:
-        return super().is_busy() or self._building or self._elbo_timer.isActive() or self._update_pending
+        return super().is_busy() or self._building or self._elbo_timer.isActive() or self._update_scheduled
 
     def deactivate(self) -> None:
         super().deactivate()

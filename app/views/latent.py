@@ -579,7 +579,10 @@ class LatentLab(LabView):
                 item.setImage(img, levels=levels, autoLevels=False)
             self.hover_label.setText(f"z = ({z[0]:.2f}, {z[1]:.2f})  ·  decode {ms:.1f} ms")
         else:
-            self.hover_label.setText(f"z = ({z[0]:.2f}, {z[1]:.2f}) → E[x|z] = {np.array2string(mean, precision=2)}")
+            text = f"z = ({z[0]:.2f}, {z[1]:.2f}) → E[x|z] = {np.array2string(mean, precision=2)}"
+            if model.config.decoder == "gaussian":  # the decoder's own diagonal covariance Sigma_theta(z)
+                text += f", diag Σ(z) = {np.array2string(np.asarray(var), precision=3)}"
+            self.hover_label.setText(text)
         self.hover_z = z
         self.hover_markers[0].setData([z[0]], [z[1]])
         if self.quantile_box.isChecked():

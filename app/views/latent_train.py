@@ -32,7 +32,7 @@ class TrainPanel(QGroupBox):
         self.lr.setDecimals(5)
         self.lr.setRange(1e-5, 1e-1)
         self.lr.setSingleStep(5e-4)
-        self.lr.setValue(2e-3)
+        self.lr.setValue(1e-3)  # 2e-3 diverged twice on the 3 x 512 model (resources/README.md)
         self.seed = QSpinBox()
         self.seed.setRange(0, 2 ** 31 - 1)
         form.addRow("start", self.mode)

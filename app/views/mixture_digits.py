@@ -399,7 +399,9 @@ class DigitsPanel(QWidget):
         if res is None:
             raise NotImplementedError("fit the digits mixture first; there is nothing to export yet")
         y = self.workspace.data.y
-        with open(path, "w", newline="", encoding="utf-8") as fh:
+        from lvm.io import atomic_open_text
+
+        with atomic_open_text(path) as fh:
             w = csv.writer(fh)
             K = res.resp.shape[1]
             w.writerow(["index", *[f"p_z{k}" for k in range(K)], "cluster", *(["true_label"] if y is not None else [])])

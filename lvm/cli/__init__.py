@@ -19,6 +19,7 @@ COMMANDS: dict[str, str] = {
     "train-vae": "lvm.cli.train_vae",
     "eval": "lvm.cli.eval",
     "inpaint": "lvm.cli.inpaint",
+    "fit-infinite": "lvm.cli.fit_infinite",
     "bench": "lvm.cli.bench",
 }
 

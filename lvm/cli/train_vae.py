@@ -30,7 +30,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--hidden", default="512,512,512", help="hidden layer sizes, comma-separated")
     p.add_argument("--activation", choices=sorted(ACTIVATIONS), default="elu")
     p.add_argument("--batch-size", type=int, default=128)
-    p.add_argument("--lr", type=float, default=2e-3)
+    p.add_argument("--lr", type=float, default=1e-3,
+                   help="peak learning rate of the one-cycle schedule (2e-3 diverged on the 3 x 512 model)")
     p.add_argument("--schedule", choices=["onecycle", "constant"], default="onecycle")
     p.add_argument("--binarization", choices=["dynamic", "threshold", "none"], default="dynamic")
     p.add_argument("--seed", type=int, default=0)

@@ -4,11 +4,12 @@
 
 - ``digits`` — the bundled MNIST test set (10,000 labelled images) shipped in ``resources/data``;
 - ``blobs``, ``moons``, ``rings``, ``pinwheel``, ``anisotropic`` with optional ``:key=value,...`` arguments
-  (``moons:n=3000,seed=2``);
+  (``moons:n=3000,seed=2``), each checked against the ranges in ``lvm.data.toy`` (e.g. 1 <= n <= 2,000,000);
 - a folder in MNIST layout (``train-images-idx3-ubyte[.gz]``, ``t10k-images-idx3-ubyte[.gz]``, labels optional;
   torchvision's ``<root>/MNIST/raw`` too);
 - an ``.npz`` holding ``train``/``valid``/``test`` arrays (labels as ``train_labels``/``train_y`` optional) or
-  ``x``/``y``. Object arrays are never unpickled.
+  ``x``/``y``. Object arrays are never unpickled; every member's .npy header is read first and refused when it
+  claims more bytes (∏ shape · itemsize) than the member holds or than ``MAX_NPZ_BYTES`` (4 GiB).
 
 Images are returned flattened, float32, scaled to [0, 1] when stored as integers.
 """
@@ -26,13 +27,15 @@ from pathlib import Path
 import numpy as np
 
 from lvm.data.idx import read_idx
-from lvm.data.toy import TOY_SETS
+from lvm.data.toy import TOY_SETS, check_args
 from lvm.errors import DatasetError
 from lvm.resources import resources_dir
 
 RESOURCE_DATA = resources_dir() / "data"
 BUILTIN_NAMES = ("digits", *TOY_SETS)
 SPLIT_ORDER = ("train", "valid", "test")
+NPY_MAGIC = b"\x93NUMPY"
+MAX_NPZ_BYTES = 4 * 2**30  # 4 GiB: the most an .npz's arrays may claim together; a larger header is refused unread
 
 
 @dataclasses.dataclass(frozen=True)
@@ -156,21 +159,89 @@ def _load_mnist_folder(folder: Path) -> Dataset:
     return Dataset(folder.name, splits, shape, str(folder))
 
 
-def _load_npz(path: Path) -> Dataset:
-    try:
-        loaded = np.load(path, allow_pickle=False)
-        if not isinstance(loaded, np.lib.npyio.NpzFile):  # a plain .npy array renamed .npz
+def _npy_header(fh, where: str) -> tuple[tuple[int, ...], np.dtype, int]:
+    """(shape, dtype, header length) of the .npy stream ``fh``, read from its header alone: no data is read."""
+    version = np.lib.format.read_magic(fh)
+    if version == (1, 0):
+        shape, _, dtype = np.lib.format.read_array_header_1_0(fh)
+    elif version == (2, 0):
+        shape, _, dtype = np.lib.format.read_array_header_2_0(fh)
+    else:
+        raise DatasetError(f"{where}: .npy format version {version[0]}.{version[1]} is not read; save plain numeric "
+                           "arrays with numpy.savez")
+    if any(d < 0 for d in shape):
+        raise DatasetError(f"{where}: the header claims a negative shape {shape}; the file is corrupt")
+    return tuple(shape), dtype, fh.tell()
+
+
+def _member_size_is_plausible(info: zipfile.ZipInfo, archive_bytes: int) -> bool:
+    """Whether a zip member's stated sizes can be true: its compressed bytes fit in the archive, a stored member is as
+    long as its compressed bytes, and a deflated one expands at most 1032-fold (deflate's largest ratio)."""
+    if info.compress_size > archive_bytes:
+        return False
+    if info.compress_type == zipfile.ZIP_STORED:
+        return info.file_size == info.compress_size
+    if info.compress_type == zipfile.ZIP_DEFLATED:
+        return info.file_size <= 1032 * info.compress_size + 1024
+    return True
+
+
+def _check_npz_member(path: Path, zf: zipfile.ZipFile, info: zipfile.ZipInfo, archive_bytes: int) -> int:
+    """Validate one member's .npy header before anything is allocated; returns the bytes it claims.
+
+    The claim is count·itemsize with count = ∏ shape; it must fit in the member (ZipInfo.file_size minus the header)
+    and in ``MAX_NPZ_BYTES``. Object (pickled) dtypes are refused."""
+    where = f"{path}[{info.filename}]"
+    with zf.open(info) as fh:
+        if fh.read(len(NPY_MAGIC)) != NPY_MAGIC:
+            raise DatasetError(f"{where}: member is not a NumPy .npy array; an .npz must hold only arrays saved with "
+                               "numpy.savez")
+        fh.seek(0)
+        shape, dtype, header_len = _npy_header(fh, where)
+    if dtype.hasobject:
+        raise DatasetError(f"{where}: holds object (pickled) arrays, which are never loaded; save plain numeric arrays")
+    claimed = math.prod(shape) * dtype.itemsize
+    if not _member_size_is_plausible(info, archive_bytes) or claimed > info.file_size - header_len:
+        raise DatasetError(f"{where}: the header claims shape {shape} of {dtype} ({claimed:,} bytes) but the member "
+                           f"holds {max(info.file_size - header_len, 0):,}; the file is corrupt or truncated — save it "
+                           "again with numpy.savez")
+    if math.prod(max(d, 1) for d in shape) * dtype.itemsize > MAX_NPZ_BYTES:  # empty dims count 1: numpy's limit
+        raise DatasetError(f"{where}: shape {shape} of {dtype} is over the {MAX_NPZ_BYTES:,}-byte limit per dataset; "
+                           "subsample it or store it as uint8")
+    return claimed
+
+
+def _read_npz_arrays(path: Path) -> dict[str, np.ndarray]:
+    """Every member of an .npz as an array, each header checked by ``_check_npz_member`` first (and their total
+    against ``MAX_NPZ_BYTES``), so a header claiming a huge shape is refused before allocating; never unpickles."""
+    with open(path, "rb") as fh:
+        if fh.read(len(NPY_MAGIC)) == NPY_MAGIC:  # a plain .npy array renamed .npz
             raise DatasetError(f"{path}: a single NumPy array (.npy), not an .npz archive; save it with "
                                "numpy.savez(path, x=images, y=labels)")
-        with loaded as npz:
-            arrays = {k: npz[k] for k in npz.files}
+    archive_bytes = path.stat().st_size
+    arrays, total = {}, 0
+    with zipfile.ZipFile(path) as zf:
+        for info in zf.infolist():
+            total += _check_npz_member(path, zf, info, archive_bytes)
+            if total > MAX_NPZ_BYTES:
+                raise DatasetError(f"{path}: its arrays hold over {MAX_NPZ_BYTES:,} bytes together (the limit per "
+                                   "dataset); subsample them or store them as uint8")
+            with zf.open(info) as member:
+                arrays[info.filename.removesuffix(".npy")] = np.lib.format.read_array(member, allow_pickle=False)
+    return arrays
+
+
+def _load_npz(path: Path) -> Dataset:
+    try:
+        arrays = _read_npz_arrays(path)
     except FileNotFoundError:
         raise DatasetError(f"{path}: file not found") from None
     except ValueError as exc:
         if "pickle" in str(exc):
             raise DatasetError(f"{path}: holds object (pickled) arrays, which are never loaded; save plain numeric arrays") from None
         raise DatasetError(f"{path}: not a readable .npz file ({exc})") from None
-    except (OSError, zipfile.BadZipFile, EOFError, KeyError, zlib.error, NotImplementedError, struct.error) as exc:
+    except (OSError, zipfile.BadZipFile, EOFError, KeyError, zlib.error, NotImplementedError, struct.error,
+            RuntimeError) as exc:  # RuntimeError: an encrypted member
         raise DatasetError(f"{path}: not a readable .npz file ({exc}); it may be truncated or corrupt") from None
     names = [s for s in SPLIT_ORDER if s in arrays]
     if names:
@@ -198,6 +269,8 @@ def _parse_builtin_args(spec: str) -> tuple[str, dict[str, int | float]]:
         key, eq, value = item.partition("=")
         if not eq:
             raise DatasetError(f"dataset spec {spec!r}: argument {item!r} must look like key=value")
+        if key.strip() in kwargs:
+            raise DatasetError(f"dataset spec {spec!r}: {key.strip()} is given twice; give each argument once")
         try:
             kwargs[key.strip()] = int(value) if value.strip().lstrip("-").isdigit() else float(value)
         except ValueError:
@@ -206,15 +279,18 @@ def _parse_builtin_args(spec: str) -> tuple[str, dict[str, int | float]]:
 
 
 def load_builtin(spec: str) -> Dataset:
+    """``digits`` (no arguments) or a toy set with arguments validated by ``lvm.data.toy.check_args``."""
     name, kwargs = _parse_builtin_args(spec)
     if name == "digits":
+        if kwargs:
+            raise DatasetError(f"dataset spec {spec!r}: digits takes no arguments; give just 'digits'")
         ds = _load_mnist_folder(RESOURCE_DATA)
         return Dataset("digits", ds.splits, ds.image_shape, "digits (bundled MNIST test set)")
     if name not in TOY_SETS:
         raise DatasetError(f"unknown dataset {spec!r}; give a folder, an .npz file or one of {', '.join(BUILTIN_NAMES)}")
     try:
-        x, y = TOY_SETS[name](**kwargs)
-    except TypeError as exc:
+        x, y = TOY_SETS[name](**check_args(TOY_SETS[name], kwargs))
+    except DatasetError as exc:
         raise DatasetError(f"dataset spec {spec!r}: {exc}") from None
     return Dataset(name, {"train": Split(x, y)}, None, spec)
 
@@ -222,7 +298,7 @@ def load_builtin(spec: str) -> Dataset:
 def load_dataset(spec: str | os.PathLike) -> Dataset:
     """Load a dataset from a built-in name, an MNIST-layout folder or an ``.npz`` file (see module docstring)."""
     text = str(spec)
-    if _parse_builtin_args(text)[0] in BUILTIN_NAMES and not Path(text).exists():
+    if text.partition(":")[0].strip().lower() in BUILTIN_NAMES and not Path(text).exists():
         return load_builtin(text)
     path = Path(text).expanduser()
     if not path.exists():

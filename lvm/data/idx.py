@@ -8,6 +8,7 @@ from __future__ import annotations
 import gzip
 import os
 import struct
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -39,8 +40,17 @@ def _read_bytes(path: Path, limit: int | None = None) -> bytes:
             return fh.read() if limit is None else fh.read(limit)
     except FileNotFoundError:
         raise DatasetError(f"{path}: file not found") from None
-    except (OSError, EOFError, gzip.BadGzipFile) as exc:
+    except (OSError, EOFError, gzip.BadGzipFile, zlib.error) as exc:  # zlib.error: gzip magic, bad deflate data
         raise DatasetError(f"{path}: cannot be read ({exc}); the file is corrupt or truncated — download it again") from None
+
+
+def _padded_count(shape: tuple[int, ...]) -> int:
+    """∏ max(d, 1): the element count with empty dimensions counted as 1, so that (0, 2**21, 2**21, 2**21), which
+    numpy cannot even shape, is caught by the same limit as a huge count."""
+    out = 1
+    for d in shape:
+        out *= max(d, 1)
+    return out
 
 
 def parse_idx(data: bytes, name: str = "<bytes>") -> np.ndarray:
@@ -63,7 +73,7 @@ def parse_idx(data: bytes, name: str = "<bytes>") -> np.ndarray:
     count = 1
     for s in shape:
         count *= s
-    if count > MAX_ELEMENTS:
+    if _padded_count(shape) > MAX_ELEMENTS:
         raise DatasetError(f"{name}: IDX header claims {count:,} elements (shape {shape}); refusing to allocate that")
     dtype = IDX_DTYPES[code]
     expected = count * dtype.itemsize

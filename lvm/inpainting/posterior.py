@@ -180,9 +180,7 @@ class InpaintGrid:
         bits = (u < p_s).float()
         keep = m.bool()
         samples = torch.where(keep, xt, bits)
-        jitter = (torch.rand((idx.shape[0], self.latent_dim), generator=_gen_on(generator, w.device),
-                             device=w.device) - 0.5) * self.cell_width.to(w.device, torch.float32)
-        z = self.points.index_select(0, idx) + jitter
+        z = self.points.index_select(0, idx)  # the cell centres the samples were decoded at (marked as such)
         return InpaintResult(x=xt, mask=keep, log_post=log_post, log_p_obs=float(lse) + self.log_cell,
                              predictive=pred, completion=torch.where(keep, xt, pred), sample_index=idx,
                              sample_z=z, samples=samples, sample_means=torch.where(keep, xt, p_s))
@@ -240,7 +238,8 @@ def _gen_on(generator, device):
 class InpaintResult:
     """One inpainting update. Tensors on the grid's device: ``x`` (D,), ``mask`` (D,) bool (True = observed),
     ``log_post`` (G,) normalised log cell masses, ``predictive`` (D,) p(x_j = 1 | x_O), ``completion`` (D,) the
-    observed pixels with the predictive in the missing ones, ``sample_index`` (S,), ``sample_z`` (S, Dz),
+    observed pixels with the predictive in the missing ones, ``sample_index`` (S,), ``sample_z`` (S, Dz) the grid-cell
+    centres the samples were decoded at,
     ``samples`` (S, D) completions with sampled pixels, ``sample_means`` (S, D) with sigma(l(z_s)) instead."""
 
     x: torch.Tensor

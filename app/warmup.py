@@ -1,0 +1,20 @@
+"""Imports that torch makes lazily on first use, done once while the app is still loading.
+
+The first ``torch.optim`` optimiser of a process imports ``torch._dynamo`` (with torch.fx, sympy and more: ~1,900
+modules). Imports hold the GIL, so when the first optimiser is built in a worker (training the VAE, fitting q or the
+lecture's model) the GUI thread waited for the GIL for up to 0.8 s at a time (measured with ``py-spy record --gil``:
+2.7 s of import in total on this 2-core machine). Paying it during start-up, in the loading job, keeps it out of
+every later interaction.
+"""
+
+from __future__ import annotations
+
+
+def warm_up_torch() -> None:
+    """Build one Adam optimiser and take one step (imports torch._dynamo and the autograd profiler hooks)."""
+    import torch
+
+    p = torch.zeros(1, requires_grad=True)
+    opt = torch.optim.Adam([p], lr=1e-3)
+    p.sum().backward()
+    opt.step()
