@@ -58,8 +58,11 @@ The decoder factorises over pixels, so the missing pixels integrate out exactly:
 log p(x<sub>O</sub>) &minus; ELBO(&phi;) = KL(q || p(x<sub>M</sub>|x<sub>O</sub>)).
 The expectation uses sampled completions, each scored by its exact log p(x) (quadrature); H(q) is closed form.</p>
 <p>The lecture's question "is this a good q?": &phi; = 0.5 everywhere (noise: no), &phi; = 1 everywhere (a white
-block: no), &phi; close to 1 on the top of a 9 (yes, for a 9). <b>Optimise &phi;</b> ascends the ELBO with the
-score-function gradient (leave-one-out baseline) in logit space.</p>
+block: no), &phi; close to 1 on the top of a 9 (yes, for a 9). <b>Optimise &phi;</b> ascends the ELBO by natural-
+gradient steps in logit space: with &Delta;<sub>i</sub>(x) = log p(x with x<sub>i</sub>=1) &minus; log p(x with
+x<sub>i</sub>=0), the gradient is exactly &phi;<sub>i</sub>(1&minus;&phi;<sub>i</sub>)(E<sub>q</sub>[&Delta;<sub>i</sub>]
+&minus; logit &phi;<sub>i</sub>), so each step moves logit &phi;<sub>i</sub> towards E<sub>q</sub>[&Delta;<sub>i</sub>];
+the best &phi; seen (scored on common random numbers) is kept.</p>
 """
 
 
@@ -211,7 +214,7 @@ class InpaintingLab(LabView):
             self.phi_buttons[key] = b
         self.phi_buttons["template"].setToolTip("φ = another test-set 9 clipped to [0.02, 0.98] over the missing pixels")
         self.optimise_button = QPushButton("Optimise φ")
-        self.optimise_button.setToolTip("maximise ELBO(φ): score-function gradient with a leave-one-out baseline")
+        self.optimise_button.setToolTip("maximise ELBO(φ): natural-gradient steps logit φ ← logit φ + ρ(E_q[Δ] − logit φ)")
         self.optimise_button.clicked.connect(self.optimise)
         mfl.addWidget(self.optimise_button)
         self.cancel_button = QPushButton("Cancel")

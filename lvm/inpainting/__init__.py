@@ -5,8 +5,10 @@ from lvm.inpainting.masks import MASK_PRESETS, as_mask, make_mask
 from lvm.inpainting.meanfield import (
     PHI_PRESETS,
     ElboEstimate,
+    LogitRange,
     MeanFieldSnapshot,
     bernoulli_entropy,
+    log_odds,
     meanfield_elbo,
     optimise_phi,
     preset_phi,
@@ -25,5 +27,6 @@ from lvm.inpainting.posterior import (
 __all__ = [
     "MASK_PRESETS", "make_mask", "as_mask", "InpaintGrid", "InpaintResult", "inpaint", "refined_log_p_obs",
     "DEFAULT_SIZE", "GridSupport", "one_thread", "PHI_PRESETS", "ElboEstimate", "MeanFieldSnapshot", "bernoulli_entropy", "meanfield_elbo",
+    "log_odds", "LogitRange",
     "optimise_phi", "preset_phi", "sample_completions",
 ]
