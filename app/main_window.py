@@ -16,7 +16,7 @@ from PySide6.QtWidgets import (QComboBox, QFileDialog, QLabel, QMainWindow, QMes
 from app.settings import app_settings
 from app.state import DEFAULT_DATASET, DEFAULT_MODEL, RESOURCES, GaussianQ, Workspace, read_session
 from app.views import LABS, lab_class
-from app.warmup import warm_up_torch
+from app.warmup import freeze_startup_heap, warm_up_torch
 from app.workers import TaskRunner, trim_heap_soon
 from lvm import __version__
 from lvm.device import DEVICE_CHOICES, resolve_device
@@ -160,7 +160,6 @@ class MainWindow(QMainWindow):
                 lab.deactivate()
         self.workspace.current_view = name
         self.lab(name).activate()
-        app_settings().setValue("last_view", name)
 
     def is_loading(self) -> bool:
         """True while a dataset or model is being loaded."""
@@ -176,7 +175,6 @@ class MainWindow(QMainWindow):
 
         def done(ds):
             self.workspace.set_dataset(ds, str(spec), split)
-            app_settings().setValue("last_dataset", str(spec))
             if on_done:
                 on_done()
 
@@ -201,6 +199,7 @@ class MainWindow(QMainWindow):
         def finished():
             self._loading -= 1
             if self._loading == 0:
+                freeze_startup_heap()  # once: no full GC pauses later (app.warmup)
                 trim_heap_soon()  # the replaced dataset/model was freed: return its pages to the OS
                 self.loading_finished.emit()
 
@@ -369,7 +368,6 @@ class MainWindow(QMainWindow):
         def apply(result):
             dataset, model, info = result
             ws.set_dataset(dataset, str(spec), raw.get("split"))
-            app_settings().setValue("last_dataset", str(spec))
             if model is not None:
                 ws.set_model(model, str(model_path), info)
             if device_note:
@@ -425,7 +423,13 @@ class MainWindow(QMainWindow):
 
     # -- closing ---------------------------------------------------------------------------------------------------
     def closeEvent(self, event) -> None:
-        app_settings().setValue("geometry", self.saveGeometry())
+        # remembered once, here: QSettings writes its file on the GUI thread after every change (measured: one
+        # sync took 0.7 s while the machine was busy), so nothing is written while the user works
+        settings = app_settings()
+        settings.setValue("geometry", self.saveGeometry())
+        settings.setValue("last_view", self.current_view_name())
+        if self.workspace.dataset_spec:
+            settings.setValue("last_dataset", str(self.workspace.dataset_spec))
         self.runner.shutdown(3000)
         super().closeEvent(event)
 

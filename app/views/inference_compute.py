@@ -134,6 +134,18 @@ class PosteriorPicture:
     contours: tuple = ()  # per level, (2S, 2) segment endpoints (``app.widgets.contours``), traced in the worker
 
 
+def upsample_bilinear(density: np.ndarray, factor: int) -> np.ndarray:
+    """``density`` (n1, n2) resampled bilinearly on a grid ``factor`` times finer (pixel centres kept aligned)."""
+    d = np.asarray(density, dtype=np.float32)
+    if factor <= 1:
+        return d
+    t = torch.from_numpy(np.ascontiguousarray(d))[None, None]
+    return torch.nn.functional.interpolate(t, scale_factor=factor, mode="bilinear", align_corners=False)[0, 0].numpy()
+
+
+SHOWN_UPSAMPLE = 4  # the fine posterior is drawn (and contoured) 4x finer than it is computed
+
+
 def hpd_levels(density: np.ndarray, masses=(0.5, 0.9, 0.99)) -> tuple[float, ...]:
     """Density thresholds t_m with sum_{density >= t_m} density = m * total (highest-density regions)."""
     d = np.sort(density.ravel())[::-1]
@@ -176,11 +188,12 @@ def posterior_picture(ctx: LatentContext, x, index: int | None = None, fine: int
     b = ctx.box
     extent = (float(lo1), float(hi1), float(lo2), float(hi2))
     levels = hpd_levels(density)
+    shown = upsample_bilinear(density, SHOWN_UPSAMPLE)
     return PosteriorPicture(index=index, log_px=log_px, density=density, extent=extent, coarse_density=coarse,
                             coarse_extent=(float(b[0, 0]), float(b[0, 1]), float(b[1, 0]), float(b[1, 1])),
                             levels=levels, level_masses=(0.5, 0.9, 0.99), outside_mass=outside,
                             mode=(float(pts[0]), float(pts[1])),
-                            contours=tuple(contour_segments(density, lv, extent) for lv in levels))
+                            contours=tuple(contour_segments(shown, lv, extent) for lv in levels))
 
 
 # -- estimator convergence -------------------------------------------------------------------------------------------

@@ -17,6 +17,7 @@ from app.views.inference_compute import (DEFAULT_KS, ESTIMATOR_LABELS, ESTIMATOR
                                          gh_elbo, jensen_estimates)
 from app.views.inference_plots import (ELBO_LINE_COLOR, ESTIMATOR_COLORS, EXACT_COLOR, POSTERIOR_CMAP, latent_plot,
                                        set_image, union_rect)
+from app.widgets.grid_lines import GridLines
 from lvm.threads import single_thread
 
 
@@ -64,7 +65,7 @@ class ConvergencePanel(_LazyPanel):
         self.plot.setLogMode(x=True, y=False)
         self.plot.setLabel("bottom", "k (samples per estimate)")
         self.plot.setLabel("left", "log p(x) estimate (nats)")
-        self.plot.showGrid(x=True, y=True, alpha=0.2)
+        self.grid_lines = GridLines(self.plot, alpha=0.2)
         self.plot.addLegend(offset=(-8, -8))
         self.curves, self.bands = {}, {}
         for name in ESTIMATORS:

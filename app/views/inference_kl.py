@@ -14,7 +14,7 @@ from PySide6.QtWidgets import (QDoubleSpinBox, QFormLayout, QGroupBox, QHBoxLayo
                                QVBoxLayout, QWidget)
 
 from app.state import GaussianQ
-from app.views.inference_compute import (as_x, cov_to_tril, encoder_q, gh_elbo, params_to_tril,
+from app.views.inference_compute import (SHOWN_UPSAMPLE, as_x, cov_to_tril, encoder_q, gh_elbo, params_to_tril,
                                          tril_to_params)
 from app.views.inference_plots import (CONTOUR_PENS, POSTERIOR_CMAP, ellipse_points, gaussian_extent, latent_plot,
                                        set_image, union_rect)
@@ -167,7 +167,7 @@ class KLGapPanel(QWidget):
 
     def on_picture(self, pic) -> None:
         set_image(self.coarse_img, pic.coarse_density, pic.coarse_extent)
-        set_image(self.fine_img, pic.density, pic.extent, upsample=4)
+        set_image(self.fine_img, pic.density, pic.extent, upsample=SHOWN_UPSAMPLE)
         self.contours.set_segments(list(pic.contours))
         self._update_readout()
         self.info.setText(

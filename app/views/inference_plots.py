@@ -6,8 +6,9 @@ import math
 
 import numpy as np
 import pyqtgraph as pg
-import torch
 from PySide6.QtCore import QRectF
+from app.views.inference_compute import upsample_bilinear
+from app.widgets.grid_lines import GridLines
 
 POSTERIOR_CMAP = pg.ColorMap([0.0, 0.35, 1.0], [(255, 255, 255), (150, 180, 225), (15, 40, 120)])
 CONTOUR_PENS = [pg.mkPen((10, 20, 70), width=1.6), pg.mkPen((10, 20, 70), width=1.2, style=pg.QtCore.Qt.DashLine),
@@ -23,16 +24,13 @@ def latent_plot(title: str = "") -> pg.PlotWidget:
     w.setAspectLocked(True)
     w.setLabel("bottom", "z₁")
     w.setLabel("left", "z₂")
-    w.showGrid(x=True, y=True, alpha=0.15)
+    w.grid_lines = GridLines(w, alpha=0.15, z=0.5)  # over the posterior heatmaps (z 0), under q and the samples
     return w
 
 
 def set_image(item: pg.ImageItem, density: np.ndarray, extent, upsample: int = 1) -> np.ndarray:
     """Show ``density`` ([i, j] at (z1_i, z2_j)) over ``extent`` (z1_lo, z1_hi, z2_lo, z2_hi); returns what is shown."""
-    d = np.asarray(density, dtype=np.float32)
-    if upsample > 1:
-        t = torch.from_numpy(d)[None, None]
-        d = torch.nn.functional.interpolate(t, scale_factor=upsample, mode="bilinear", align_corners=False)[0, 0].numpy()
+    d = upsample_bilinear(density, upsample)
     shown = d if pg.getConfigOption("imageAxisOrder") == "col-major" else d.T
     item.setImage(shown, levels=(0.0, float(d.max()) if d.size and d.max() > 0 else 1.0), autoLevels=False)
     lo1, hi1, lo2, hi2 = extent

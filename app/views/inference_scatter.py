@@ -13,6 +13,7 @@ from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QVBoxLayout
 from app.views.base import restore_spin
 from app.views.inference_compute import scatter_steps
 from app.views.inference_estimators import _LazyPanel, _spin
+from app.widgets.grid_lines import GridLines
 
 GAP_CMAP = pg.colormap.get("viridis")
 N_COLOURS = 64
@@ -32,7 +33,7 @@ class ScatterPanel(_LazyPanel):
         self.plot = pg.PlotWidget(background="w", title="Encoder ELBO against exact log p(x) — click a point to select it")
         self.plot.setLabel("bottom", "exact log p(x) (quadrature)")
         self.plot.setLabel("left", "ELBO(q_φ(z|x)) (Gauss-Hermite)")
-        self.plot.showGrid(x=True, y=True, alpha=0.2)
+        self.grid_lines = GridLines(self.plot, alpha=0.2)
         self.diag = self.plot.plot(pen=pg.mkPen("k", width=1.5, style=Qt.DashLine))
         self.scatter = pg.ScatterPlotItem(size=7, pen=None, hoverable=True, hoverSize=11,
                                           hoverPen=pg.mkPen("k", width=1.5), tip=self._tip)

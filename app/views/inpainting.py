@@ -58,8 +58,8 @@ The decoder factorises over pixels, so the missing pixels integrate out exactly:
 log p(x<sub>O</sub>) &minus; ELBO(&phi;) = KL(q || p(x<sub>M</sub>|x<sub>O</sub>)).
 The expectation uses sampled completions, each scored by its exact log p(x) (quadrature); H(q) is closed form.</p>
 <p>The lecture's question "is this a good q?": &phi; = 0.5 everywhere (noise: no), &phi; = 1 everywhere (a white
-block: no), &phi; close to 1 on the top of a 9 (yes, for a 9). <b>Optimise &phi;</b> ascends the ELBO by natural-
-gradient steps in logit space: with &Delta;<sub>i</sub>(x) = log p(x with x<sub>i</sub>=1) &minus; log p(x with
+block: no), &phi; close to 1 on the top of a 9 (yes, for a 9). <b>Optimise &phi;</b> ascends the ELBO by
+natural-gradient steps in logit space: with &Delta;<sub>i</sub>(x) = log p(x with x<sub>i</sub>=1) &minus; log p(x with
 x<sub>i</sub>=0), the gradient is exactly &phi;<sub>i</sub>(1&minus;&phi;<sub>i</sub>)(E<sub>q</sub>[&Delta;<sub>i</sub>]
 &minus; logit &phi;<sub>i</sub>), so each step moves logit &phi;<sub>i</sub> towards E<sub>q</sub>[&Delta;<sub>i</sub>];
 the best &phi; seen (scored on common random numbers) is kept.</p>

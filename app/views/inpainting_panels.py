@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QRectF
+from app.widgets.grid_lines import GridLines
 
 MISSING_TINT = np.array([255.0, 170.0, 60.0])
 
@@ -54,7 +55,7 @@ class ElboChart:
     def __init__(self, plot: pg.PlotItem):
         self.plot = plot
         plot.setLabel("left", "nats")
-        plot.showGrid(y=True, alpha=0.3)
+        self.grid_lines = GridLines(plot, x=False, alpha=0.3)
         plot.setMouseEnabled(False, False)
         plot.setMenuEnabled(False)
         self.bars = pg.BarGraphItem(x=[], height=[], width=0.6, brush=pg.mkBrush(90, 140, 210))
@@ -66,9 +67,6 @@ class ElboChart:
         self.texts: list[pg.TextItem] = []
 
     def set_values(self, names: list[str], elbos: list[float | None], log_p_obs: float | None) -> None:
-        for t in self.texts:
-            self.plot.removeItem(t)
-        self.texts = []
         xs = np.arange(len(names), dtype=float)
         h = np.array([np.nan if v is None else v for v in elbos], dtype=float)
         ok = np.isfinite(h)
@@ -76,12 +74,17 @@ class ElboChart:
         self.plot.getAxis("bottom").setTicks([[(i, n) for i, n in enumerate(names)]])
         finite = list(h[ok]) + ([log_p_obs] if log_p_obs is not None else [])
         low = min(finite) if finite else -1.0
-        for i, v in zip(xs, h):
-            if np.isfinite(v):
-                t = pg.TextItem(f"{v:.1f}", color=(20, 20, 20), anchor=(0.5, 1.1))
-                t.setPos(i, v)
-                self.plot.addItem(t)
-                self.texts.append(t)
+        while len(self.texts) < len(names):  # the value labels are reused, never recreated
+            t = pg.TextItem("", color=(20, 20, 20), anchor=(0.5, 1.1))
+            self.plot.addItem(t)
+            self.texts.append(t)
+        for k, t in enumerate(self.texts):
+            if k < len(names) and np.isfinite(h[k]):
+                t.setText(f"{h[k]:.1f}")
+                t.setPos(xs[k], h[k])
+                t.show()
+            else:
+                t.hide()
         if log_p_obs is not None:
             self.line.setValue(log_p_obs)
             self.line.show()
@@ -92,7 +95,7 @@ class ElboChart:
             self.line.hide()
             self.line_label.hide()
         self.plot.setXRange(-0.6, max(len(names), 1) - 0.4, padding=0)
-        self.plot.setYRange(1.12 * low, 0, padding=0.02)
+        self.plot.setYRange(1.12 * low, -0.1 * low, padding=0)  # room above 0 for the log p(x_O) label
 
 
 # -- the posterior heatmap's region ------------------------------------------------------------------------------

@@ -26,6 +26,7 @@ from app.widgets.click_viewbox import ClickViewBox
 from app.widgets.draw_pad import DrawPad
 from app.widgets.ellipses import ellipse_points
 from app.widgets.raster_scatter import RasterScatter
+from app.widgets.grid_lines import GridLines
 from lvm.errors import LVMError
 
 EXPLANATION = """
@@ -142,10 +143,11 @@ class LatentLab(LabView):
         self.plot = self.canvas.addPlot(row=0, col=0, viewBox=self.vb, title="encoded data: μ<sub>φ</sub>(x)")
         self.grid_vb = ClickViewBox(lockAspect=True)
         self.grid_plot = self.canvas.addPlot(row=0, col=1, viewBox=self.grid_vb, title="decoded manifold E[x|z]")
+        self.grid_lines = []
         for p in (self.plot, self.grid_plot):
             p.setLabel("bottom", "z₁")
             p.setLabel("left", "z₂")
-            p.showGrid(x=True, y=True, alpha=0.15)
+            self.grid_lines.append(GridLines(p, alpha=0.15))
         self.grid_plot.setXLink(self.plot)
         self.grid_plot.setYLink(self.plot)
         left.addWidget(self.canvas, 1)

@@ -10,6 +10,8 @@ import pyqtgraph as pg
 from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QFormLayout, QGroupBox, QHBoxLayout, QLabel, QLineEdit,
                                QPushButton, QSpinBox, QVBoxLayout)
 
+from app.widgets.grid_lines import GridLines
+
 
 class TrainPanel(QGroupBox):
     def __init__(self, parent=None):
@@ -66,7 +68,7 @@ class TrainPanel(QGroupBox):
         self.plot.setLabel("bottom", "epoch")
         self.plot.setLabel("left", "ELBO (nats)")
         self.plot.addLegend(offset=(-5, -5), labelTextSize="8pt")
-        self.plot.showGrid(x=True, y=True, alpha=0.25)
+        self.grid_lines = GridLines(self.plot, alpha=0.25)
         self.train_curve = self.plot.plot([], [], pen=pg.mkPen("#1f77b4", width=2), name="train")
         self.valid_curve = self.plot.plot([], [], pen=pg.mkPen("#d62728", width=2), symbol="o", symbolSize=6,
                                           symbolBrush="#d62728", name="validation")

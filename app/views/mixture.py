@@ -26,6 +26,7 @@ from app.widgets.contours import ContourLines
 from app.widgets.ellipses import EllipseSet
 from app.widgets.palette import component_colours, component_hex, qcolor
 from app.widgets.raster_scatter import RasterScatter
+from app.widgets.grid_lines import GridLines
 from lvm.data.toy import TOY_SETS
 from lvm.errors import LVMError
 
@@ -39,7 +40,7 @@ EXPLANATION = """
 <p><b>Generative model.</b> Pick a component, then a point from it:</p>
 <p>&nbsp;&nbsp;z ~ Cat(&pi;),&nbsp;&nbsp; x | z=k ~ N(&mu;<sub>k</sub>, &Sigma;<sub>k</sub>)</p>
 <p>so p(x) = &Sigma;<sub>k</sub> &pi;<sub>k</sub> N(x; &mu;<sub>k</sub>, &Sigma;<sub>k</sub>): simple pieces combine into a
-complex density (tick <i>Density</i> to see log p(x)). <i>Sample</i> runs this process; each sample has the colour of
+complex density (choose <i>log p(x) heatmap</i> or <i>contours</i> in the box above the plot). <i>Sample</i> runs this process; each sample has the colour of
 the component that produced it.</p>
 <p><b>Posterior (Bayes' rule).</b> Which component made x?</p>
 <p>&nbsp;&nbsp;p(z=k | x) = &pi;<sub>k</sub> N(x; &mu;<sub>k</sub>, &Sigma;<sub>k</sub>) /
@@ -172,7 +173,7 @@ class MixtureLab(LabView):
         self.plot = self.scatter_widget.addPlot(viewBox=self.vb)
         self.plot.setLabel("bottom", "x\u2081")
         self.plot.setLabel("left", "x\u2082")
-        self.plot.showGrid(x=True, y=True, alpha=0.15)
+        self.grid_lines = GridLines(self.plot, alpha=0.15)
         self.vb.setAspectLocked(False)
         self.vb.disableAutoRange()
         self.heat = pg.ImageItem(axisOrder="col-major")
@@ -704,6 +705,7 @@ class MixtureLab(LabView):
         self.post_bars.setOpts(x=np.arange(K), height=post, width=0.7,
                                brushes=[pg.mkBrush(qcolor(k)) for k in range(K)], pens=[pg.mkPen("k")] * K)
         self.post_plot.setXRange(-0.6, K - 0.4, padding=0)
+        self.post_plot.getAxis("bottom").setTicks([[(k, str(k)) for k in range(K)]])
         total = joint.sum()
         rows = "".join(f"<tr><td><span style='color:{component_hex(k)}'>&#9632;</span> {k}</td>"
                        f"<td align='right'>{joint[k]:.3g}</td><td align='right'><b>{post[k]:.3f}</b></td></tr>"
