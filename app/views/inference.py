@@ -19,7 +19,6 @@ from app.views.inference_estimators import ConvergencePanel, JensenPanel
 from app.views.inference_kl import KLGapPanel
 from app.views.inference_onedim import OneDPanel
 from app.views.inference_scatter import ScatterPanel
-from lvm.threads import single_thread
 
 EXPLANATION = """
 <h3>Inference: how well do we know log p(x)?</h3>
@@ -163,9 +162,8 @@ class InferenceLab(LabView):
             return
         ctx, x, index = self.context, self.workspace.selected_x, self.workspace.selected_index
 
-        def work():
-            with single_thread():
-                return posterior_picture(ctx, x, index)
+        def work():  # all cores: the fine grid's decoder pass is the GEMM-heavy part; workers run at a lower
+            return posterior_picture(ctx, x, index)  # priority than the GUI thread (app.workers)
 
         self.runner.submit(self.channel("posterior"), work, on_result=self._on_picture)
 

@@ -217,8 +217,11 @@ class KLGapPanel(QWidget):
         if x is None or self.mean is None or not self.lab.can_compute():
             self.bar.set_values(None, None)
             return
-        with single_thread():
-            self.elbo = gh_elbo(self.ws.model, x, self.mean, self.tril)
+        key = (id(self.ws.model), np.asarray(x).tobytes(), self.mean.tobytes(), self.tril.tobytes())
+        if key != getattr(self, "_elbo_key", None):  # the picture's arrival alone does not change ELBO(q)
+            with single_thread():
+                self.elbo = gh_elbo(self.ws.model, x, self.mean, self.tril)
+            self._elbo_key = key
         pic = self.lab.picture
         log_px = pic.log_px if pic is not None and pic.index == self.ws.selected_index else None
         self.bar.set_values(log_px, self.elbo)
