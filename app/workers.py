@@ -33,9 +33,9 @@ def lower_this_threads_priority(niceness: int = WORKER_NICENESS) -> None:
     """Give the calling (worker) thread a lower CPU priority than the GUI thread (Linux: the nice value of this
     thread alone; threads it starts, e.g. torch's OpenMP team, inherit it). No-op elsewhere.
 
-    Measured with the scripted GUI benchmark on 2 cores: while the VAE trained and the Latent lab re-encoded and
-    re-decoded in two more workers, the GUI thread shared the cores with three busy threads and one paint took up
-    to 70 ms; at nice 10 the scheduler gives it ~90% of a core whenever it is runnable."""
+    Measured with ``lvm bench gui`` on 2 cores: while the VAE trained and the Latent lab re-encoded and re-decoded
+    in two more workers, the GUI thread shared the cores with three busy threads and its longest stall was 138-167 ms;
+    with the workers at nice 10 (CFS weight 110 against the GUI thread's 1024) it was 31-44 ms."""
     if getattr(_niced, "done", False):
         return
     _niced.done = True

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import os
+import sys
 import threading
 
-from app.workers import TaskRunner
+import pytest
+
+from app.workers import WORKER_NICENESS, TaskRunner
 
 
 def _gated_jobs(gate: threading.Event):
@@ -66,4 +70,17 @@ def test_keep_running_results_keep_flowing_during_a_stream_of_requests(qtbot):
     qtbot.waitUntil(lambda: not runner.is_busy(), timeout=5000)
     assert during >= 3
     assert results == sorted(results) and results[-1] == 59
+    runner.shutdown()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread nice values are a Linux feature")
+def test_worker_threads_run_below_the_gui_threads_priority(qtbot):
+    """Jobs run at nice >= 10 (the GUI thread keeps its own), so a busy worker cannot starve the event loop."""
+    before = os.getpriority(os.PRIO_PROCESS, 0)
+    runner = TaskRunner()
+    seen: list[int] = []
+    runner.submit("nice", lambda: os.getpriority(os.PRIO_PROCESS, 0), on_result=seen.append)
+    qtbot.waitUntil(lambda: bool(seen), timeout=5000)
+    assert seen[0] >= max(before, WORKER_NICENESS)
+    assert os.getpriority(os.PRIO_PROCESS, 0) == before  # only the worker thread was lowered
     runner.shutdown()

@@ -587,7 +587,8 @@ class InpaintingLab(LabView):
         self.cancel_button.setEnabled(False)
 
     def is_busy(self) -> bool:
-        return super().is_busy() or self._building or self._elbo_timer.isActive() or self._update_scheduled
+        return (super().is_busy() or self._building or self._elbo_timer.isActive() or self._update_scheduled
+                or self._draw_pending)
 
     def deactivate(self) -> None:
         super().deactivate()
