@@ -18,15 +18,15 @@ from PySide6.QtWidgets import (QButtonGroup, QComboBox, QHBoxLayout, QLabel, QPu
                                QSlider, QSpinBox, QSplitter, QStackedWidget, QVBoxLayout, QWidget)
 
 from app.views.base import LabView, restore_spin
-from app.views.mixture_engine import (COV_TYPES, INITS, EMConfig, Step, bic_grid, detect_collapse, em_halfsteps,
-                                      init_step, log_density_grid, posterior, posterior_colours, sample_model,
-                                      step_full_covs)
+from app.views.mixture_engine import (COV_TYPES, INITS, EMConfig, Step, bic_grid, blend_colours, detect_collapse,
+                                      em_halfsteps, init_step, log_density_grid, posterior, posterior_colours,
+                                      sample_model, step_full_covs)
 from app.widgets.click_viewbox import ClickViewBox
 from app.widgets.contours import ContourLines
 from app.widgets.ellipses import EllipseSet
+from app.widgets.grid_lines import GridLines
 from app.widgets.palette import component_colours, component_hex, qcolor
 from app.widgets.raster_scatter import RasterScatter
-from app.widgets.grid_lines import GridLines
 from lvm.data.toy import TOY_SETS
 from lvm.errors import LVMError
 
@@ -40,8 +40,8 @@ EXPLANATION = """
 <p><b>Generative model.</b> Pick a component, then a point from it:</p>
 <p>&nbsp;&nbsp;z ~ Cat(&pi;),&nbsp;&nbsp; x | z=k ~ N(&mu;<sub>k</sub>, &Sigma;<sub>k</sub>)</p>
 <p>so p(x) = &Sigma;<sub>k</sub> &pi;<sub>k</sub> N(x; &mu;<sub>k</sub>, &Sigma;<sub>k</sub>): simple pieces combine into a
-complex density (choose <i>log p(x) heatmap</i> or <i>contours</i> in the box above the plot). <i>Sample</i> runs this process; each sample has the colour of
-the component that produced it.</p>
+complex density (choose <i>log p(x) heatmap</i> or <i>contours</i> in the box above the plot). <i>Sample</i> runs
+this process; each sample has the colour of the component that produced it.</p>
 <p><b>Posterior (Bayes' rule).</b> Which component made x?</p>
 <p>&nbsp;&nbsp;p(z=k | x) = &pi;<sub>k</sub> N(x; &mu;<sub>k</sub>, &Sigma;<sub>k</sub>) /
 &Sigma;<sub>j</sub> &pi;<sub>j</sub> N(x; &mu;<sub>j</sub>, &Sigma;<sub>j</sub>)</p>
@@ -558,13 +558,21 @@ class MixtureLab(LabView):
     def _resp_for(self, i: int) -> tuple[np.ndarray, np.ndarray] | None:
         """Responsibilities shown at history index i: after an E-step, its own; after an M-step, those of the E-step
         it used (the colours change only at E-steps); none for the very first initialisation."""
-        step = self.history[i]
-        j = i - 1 if step.half == "M" and i > 0 else i
-        if j == 0 and self.history[0].half == "init" and step.half != "M":
+        j = self._resp_index(i)
+        if j is None:
             return None
         if j not in self._resp_cache:
             self._cache_put(self._resp_cache, j, posterior(self.X, self.history[j]))
         return self._resp_cache[j]
+
+    def _resp_index(self, i: int) -> int | None:
+        """The history index whose responsibilities are shown at i (an M-step shows its E-step's; None: the very
+        first initialisation, which has none)."""
+        step = self.history[i]
+        j = i - 1 if step.half == "M" and i > 0 else i
+        if j == 0 and self.history[0].half == "init" and step.half != "M":
+            return None
+        return j
 
     @staticmethod
     def _cache_put(cache: dict, key: int, value) -> None:
@@ -576,14 +584,13 @@ class MixtureLab(LabView):
     def colours_at(self, i: int) -> np.ndarray:
         """The points' colours at history index i: sum_k p(z=k|x) colour_k under the responsibilities shown there
         (computed by the EM worker as it ran; when scrubbing back past the cache, here)."""
-        step = self.history[i]
-        j = i - 1 if step.half == "M" and i > 0 else i
+        j = self._resp_index(i)
+        if j is None:
+            return np.tile(GREY, (len(self.X), 1))
         if j in self._colour_cache:
             return self._colour_cache[j]
-        r = self._resp_for(i)
-        if r is None:
-            return np.tile(GREY, (len(self.X), 1))
-        colours = np.einsum("nk,kc->nc", r[0], component_colours(r[0].shape[1]))  # no threaded BLAS
+        resp = self._resp_for(i)[0]
+        colours = blend_colours(resp, component_colours(resp.shape[1]))
         self._cache_put(self._colour_cache, j, colours)
         return colours
 

@@ -133,10 +133,14 @@ def posterior(X: np.ndarray, step: Step) -> tuple[np.ndarray, np.ndarray]:
     return e, (np.log(np.maximum(s, np.float32(1e-30))) + m)[:, 0].astype(np.float64)
 
 
-def posterior_colours(X: np.ndarray, step: Step, palette: np.ndarray) -> np.ndarray:
-    """(N, 3) float32 colour of each point: sum_k p(z=k|x_n) palette_k (an N x K @ K x 3 product, no BLAS)."""
-    resp = posterior(X, step)[0]
+def blend_colours(resp: np.ndarray, palette: np.ndarray) -> np.ndarray:
+    """(N, 3) float32 colour of each point: sum_k r_nk palette_k (an N x K @ K x 3 product, no threaded BLAS)."""
     return np.einsum("nk,kc->nc", resp, np.asarray(palette[:resp.shape[1]], np.float32))
+
+
+def posterior_colours(X: np.ndarray, step: Step, palette: np.ndarray) -> np.ndarray:
+    """``blend_colours`` of the posterior p(z=k|x_n) under ``step``'s parameters."""
+    return blend_colours(posterior(X, step)[0], palette)
 
 
 def log_density_grid(step: Step, x_range, y_range, n: int = 160) -> np.ndarray:
