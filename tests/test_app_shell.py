@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import os
 import threading
 import time
 from pathlib import Path
@@ -492,3 +493,19 @@ def test_an_exception_in_a_gui_slot_is_shown_to_the_user(qtbot, workspace_window
     assert "internal error: ValueError: boom" in workspace_window.last_error
     sys.excepthook(DatasetError, DatasetError("a clear message"), None)
     assert workspace_window.last_error == "a clear message"
+
+
+def test_loading_pays_torchs_lazy_imports_and_freezes_the_start_up_heap():
+    """In a fresh process, once the defaults loaded: torch._dynamo is imported (the first optimiser will not stall
+    the GUI) and the start-up objects are frozen out of the garbage collector's full collections (app.warmup)."""
+    import subprocess
+    import sys
+
+    code = ("import gc, sys; from PySide6.QtWidgets import QApplication; app = QApplication([]); "
+            "from app.main_window import MainWindow; w = MainWindow(); w.loading_finished.connect(app.quit); "
+            "w.load_defaults(); app.exec(); w.runner.shutdown(5000); "
+            "print('dynamo' if 'torch._dynamo' in sys.modules else 'no-dynamo', gc.get_freeze_count() > 0)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=240,
+                         env={**os.environ, "QT_QPA_PLATFORM": "offscreen"})
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split()[-2:] == ["dynamo", "True"], out.stdout
