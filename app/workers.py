@@ -82,6 +82,7 @@ class Job(QRunnable):
         self.channel = channel
         self.fn = fn
         self.keep_all = keep_all
+        self.keep_running = False  # set by TaskRunner.submit
         self.token = CancelToken()
         self.signals = JobSignals()
         self._latest: list[Any] = []
@@ -218,9 +219,12 @@ class TaskRunner(QObject):
         except ``on_done``, which runs once whatever happened (finished, failed, cancelled or never started).
 
         ``keep_running``: the job running on the channel is not cancelled but finishes and delivers; only a pending
-        request is replaced. For continuous input (a pen stroke) results then keep coming at the rate the worker
-        manages, each for the newest input at its start, instead of none until the input stops."""
+        request is replaced, and it starts as soon as the running job's result arrives (before ``on_result`` runs),
+        so the worker computes the next result while the GUI thread draws this one. For continuous input (a pen
+        stroke) results then keep coming at the rate the worker manages, each for the newest input at its start,
+        instead of none until the input stops."""
         job = Job(channel, fn, keep_all=keep_all)
+        job.keep_running = keep_running
         callbacks = dict(on_snapshot=on_snapshot, on_result=on_result, on_error=on_error, on_finished=on_finished,
                          on_done=on_done)
         old = self._pending.pop(channel, None)
@@ -247,6 +251,10 @@ class TaskRunner(QObject):
             cb["on_snapshot"](item)
 
         def result(value):
+            if job.keep_running and self._running.get(job.channel) is job:
+                nxt = self._pending.pop(job.channel, None)
+                if nxt is not None:  # the waiting request starts now: the worker runs while this result is drawn
+                    self._start(*nxt)
             if not job.cancelled and cb["on_result"] is not None:
                 cb["on_result"](value)
 
@@ -266,9 +274,10 @@ class TaskRunner(QObject):
             self._all.discard(job)
             if cb["on_finished"] is not None and not job.cancelled:
                 cb["on_finished"]()
-            nxt = self._pending.pop(job.channel, None)
-            if nxt is not None:
-                self._start(*nxt)
+            if job.channel not in self._running:  # (a keep-running channel may have started its next job already)
+                nxt = self._pending.pop(job.channel, None)
+                if nxt is not None:
+                    self._start(*nxt)
             if not self._running:
                 self.busy_changed.emit(False)
             _release(job, cb)

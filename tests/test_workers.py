@@ -84,3 +84,30 @@ def test_worker_threads_run_below_the_gui_threads_priority(qtbot):
     assert seen[0] >= max(before, WORKER_NICENESS)
     assert os.getpriority(os.PRIO_PROCESS, 0) == before  # only the worker thread was lowered
     runner.shutdown()
+
+
+def test_keep_running_starts_the_waiting_request_before_the_result_is_drawn(qtbot):
+    """While ``on_result`` of the finished job runs (the GUI thread drawing it), the newest waiting request is
+    already running in the worker: drawing and computing overlap."""
+    runner = TaskRunner()
+    gate, started = threading.Event(), threading.Event()
+    seen: list[tuple[int, bool]] = []
+
+    def make(i):
+        def fn():
+            if i == 0:
+                gate.wait(5)
+            else:
+                started.set()
+            return i
+        return fn
+
+    def on_result(i):
+        seen.append((i, started.wait(2.0) if i == 0 else True))
+
+    for i in range(3):
+        runner.submit("pen", make(i), on_result=on_result, keep_running=True)
+    gate.set()
+    qtbot.waitUntil(lambda: not runner.is_busy(), timeout=5000)
+    assert seen == [(0, True), (2, True)]
+    runner.shutdown()

@@ -86,8 +86,6 @@ class InpaintingLab(LabView):
         self.infer_ms = float("nan")
         self.n_updates = 0
         self._update_scheduled = False  # a coalescing single-shot is queued
-        self._draw_pending = False  # a result waits to be drawn
-        self._draw_t0 = 0.0
         self._started = False
         self._mask_name = "top"
         self._index = DEFAULT_INDEX
@@ -364,7 +362,7 @@ class InpaintingLab(LabView):
 
     def is_updating(self) -> bool:
         """True from a canvas change until its completion is drawn."""
-        return self._update_scheduled or self._draw_pending or self.runner.is_busy(self.channel("update")) \
+        return self._update_scheduled or self.runner.is_busy(self.channel("update")) \
             or self.runner.is_busy(self.channel("local"))
 
     def update_now(self) -> None:
@@ -396,24 +394,12 @@ class InpaintingLab(LabView):
             self.log_p_obs = self.result.log_p_obs
             if rect is not None and needs_refit(self.local_post.rect, rect):
                 self._refit_local(grid, rect)
-            # draw just after this event: the runner's "finished" for this job is already queued and starts the
-            # waiting update first, so the worker computes the next result while the GUI thread draws this one
-            self._draw_t0 = t0
-            if not self._draw_pending:
-                self._draw_pending = True
-                QTimer.singleShot(0, self._draw_update)
+            self._render()  # (the next update already runs in the worker: keep_running)
+            self.update_ms.append(1000 * (time.perf_counter() - t0))
+            del self.update_ms[:-50]
+            self.n_updates += 1
 
         self.runner.submit(self.channel("update"), job, on_result=done, keep_running=True)
-
-    def _draw_update(self) -> None:
-        """Draw the newest inference result (several that arrived meanwhile are drawn once)."""
-        self._draw_pending = False
-        if not self._alive() or self.result is None:
-            return
-        self._render()
-        self.update_ms.append(1000 * (time.perf_counter() - self._draw_t0))
-        del self.update_ms[:-50]
-        self.n_updates += 1
 
     def _refit_local(self, grid, rect) -> None:
         """Decode the fine heatmap's new rectangle in the worker; swap it in (and refit the view) when ready."""
@@ -587,8 +573,7 @@ class InpaintingLab(LabView):
         self.cancel_button.setEnabled(False)
 
     def is_busy(self) -> bool:
-        return (super().is_busy() or self._building or self._elbo_timer.isActive() or self._update_scheduled
-                or self._draw_pending)
+        return super().is_busy() or self._building or self._elbo_timer.isActive() or self._update_scheduled
 
     def deactivate(self) -> None:
         super().deactivate()
