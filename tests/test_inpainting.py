@@ -380,3 +380,13 @@ def test_bench_meanfield_reports_each_preset_before_and_after(tiny_vae):
     for row in out["presets"].values():
         assert row["elbo_optimised"] >= row["elbo_start"] - 4 * (row["stderr_start"] + row["stderr_optimised"]) - 0.05
         assert row["elbo_optimised"] <= out["log_p_obs"] + 4 * row["stderr_optimised"] + 0.05
+
+
+def test_mask_constant_is_recomputed_when_the_mask_changes(tiny_vae):
+    """log p(x_O, z_g) = L(m x) + S m + log p(z): the cached mask-only part follows every change of mask."""
+    grid = InpaintGrid.build(tiny_vae, size=16)
+    x = torch.rand(784, generator=torch.Generator().manual_seed(3)).round()
+    for name in ("top", "left", "top", "random:0.3"):
+        xt, m = grid.prepare(x, name)
+        direct = grid.logits @ (m * xt) + grid.log_sig_neg @ m + grid.log_prior
+        torch.testing.assert_close(grid.log_joint_obs(xt, m), direct, rtol=1e-5, atol=1e-4)
