@@ -117,6 +117,19 @@ def test_load_digit_and_follow_selection(lab, qtbot):
     assert lab._index == 7
 
 
+def test_a_hidden_lab_loads_the_selection_when_shown(lab, workspace_window, qtbot):
+    """Selecting in another lab costs the hidden Inpainting lab no inference; opening it shows that digit."""
+    ws, window = lab.workspace, workspace_window
+    window.set_view("latent")
+    n0 = lab.n_updates
+    ws.select(21)
+    qtbot.wait(100)
+    assert lab._index != 21 and lab.n_updates == n0 and not lab.is_updating()
+    window.set_view("inpainting")
+    assert lab._index == 21 and np.allclose(lab.x, ws.data.x[21])
+    qtbot.waitUntil(lambda: lab.n_updates > n0 and not lab.is_updating(), timeout=10000)
+
+
 def test_meanfield_presets_and_optimise(lab, qtbot, tmp_path):
     lab.set_phi_preset("half")
     assert np.allclose(lab.phi[~lab.mask], 0.5)

@@ -86,6 +86,7 @@ class InpaintingLab(LabView):
         self.infer_ms = float("nan")
         self.n_updates = 0
         self._update_scheduled = False  # a coalescing single-shot is queued
+        self._follow_pending: int | None = None  # a selection made while the lab was hidden
         self._started = False
         self._mask_name = "top"
         self._index = DEFAULT_INDEX
@@ -252,6 +253,9 @@ class InpaintingLab(LabView):
             self._on_dataset(self.workspace.dataset)
         if self.grid is None or self._grid_model is not self.workspace.model:
             self._on_model(self.workspace.model)
+        if self._follow_pending is not None:
+            index, self._follow_pending = self._follow_pending, None
+            self.load_index(index)
 
     def _image_data(self):
         data = self.workspace.data
@@ -273,8 +277,12 @@ class InpaintingLab(LabView):
             self.load_index(min(self._index, len(data) - 1))
 
     def _on_selection(self, index) -> None:
-        if index is not None and self.follow_check.isChecked() and self._image_data() is not None:
-            self.load_index(int(index))
+        if index is None or not self.follow_check.isChecked() or self._image_data() is None:
+            return
+        if not self.isVisible():  # a hidden lab infers nothing: the digit is loaded when the lab is shown
+            self._follow_pending = int(index)
+            return
+        self.load_index(int(index))
 
     def _on_model(self, model) -> None:
         self.runner.cancel(self.channel(""))
