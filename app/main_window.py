@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PySide6.QtCore import QBuffer, QIODevice, QPoint, QSize, Qt, Signal
+from PySide6.QtCore import QBuffer, QIODevice, QPoint, QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QActionGroup, QIcon, QImageWriter, QKeySequence, QPainter
 from PySide6.QtWidgets import (QComboBox, QFileDialog, QLabel, QMainWindow, QMessageBox, QProgressBar,
                                QPushButton, QTabWidget, QVBoxLayout, QWidget)
@@ -17,6 +17,7 @@ from app.settings import app_settings
 from app.state import DEFAULT_DATASET, DEFAULT_MODEL, RESOURCES, GaussianQ, Workspace, read_session
 from app.views import LABS, lab_class
 from app.warmup import freeze_startup_heap, warm_up_torch
+from app.widgets.view_transforms import settle_view_transforms
 from app.workers import TaskRunner, trim_heap_soon
 from lvm import __version__
 from lvm.device import DEVICE_CHOICES, resolve_device
@@ -52,6 +53,7 @@ class MainWindow(QMainWindow):
             holder.setObjectName(f"holder-{name}")
             QVBoxLayout(holder).setContentsMargins(0, 0, 0, 0)
             self.tabs.addTab(holder, title)
+        self._pause_hidden_pages(self.tabs.currentIndex())
         self.tabs.currentChanged.connect(self._on_tab_changed)
         self.setCentralWidget(self.tabs)
         self._build_status_bar()
@@ -150,11 +152,33 @@ class MainWindow(QMainWindow):
             lab = lab_class(name)(self.workspace, self.runner)
             lab.restore_view_state(self.workspace.view_states.get(name, {}))
             holder.layout().addWidget(lab)
+            settle_view_transforms(lab)
             self.labs[name] = lab
         return self.labs[name]
 
+    def _pause_hidden_pages(self, current: int) -> None:
+        """Hidden tabs do not repaint; the page just shown repaints once, after its plots have settled.
+
+        Showing a page dirties every QGraphicsScene on it (the view sends its scene WindowActivate, and each top-level
+        QGraphicsWidget calls update()), and each scene's queued processDirtyItems dispatches the window's
+        UpdateRequest at once: one window paint per plot, back to back (measured: 45-50 ms for the Infinite mixture
+        tab). With the page's updates off while it is shown, those paints find nothing to draw there; a posted call
+        turns updates on again, which repaints the page once (16-22 ms). Until then the screen keeps the old pixels.
+        """
+        for i in range(self.tabs.count()):
+            if i != current:
+                self.tabs.widget(i).setUpdatesEnabled(False)
+        page = self.tabs.widget(current)
+        if not page.updatesEnabled():
+            QTimer.singleShot(0, self, lambda: self._resume_page(page))
+
+    def _resume_page(self, page: QWidget) -> None:
+        if self.tabs.currentWidget() is page:
+            page.setUpdatesEnabled(True)
+
     def _on_tab_changed(self, index: int) -> None:
         name = list(LABS)[index]
+        self._pause_hidden_pages(index)
         for other, lab in self.labs.items():
             if other != name:
                 lab.deactivate()

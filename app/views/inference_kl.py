@@ -123,7 +123,7 @@ class KLGapPanel(QWidget):
         side.addStretch(1)
         side_w = QWidget()
         side_w.setLayout(side)
-        side_w.setMaximumWidth(260)
+        side_w.setFixedWidth(260)  # the readout's text changes with x: a fixed width keeps the plot's size (no relayout)
         side_w.setSizePolicy(QSizePolicy.Preferred, QSizePolicy.Expanding)
 
         left = QVBoxLayout()

@@ -1,0 +1,146 @@
+"""Paint economy: a pan or zoom paints a plot once, a tab switch paints each plot of the new page once, and a new
+selection in the Inference lab does not resize its plot. Counted as the Paint events plot viewports receive."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+pytest.importorskip("pytestqt")
+
+import pyqtgraph as pg  # noqa: E402
+from PySide6.QtCore import QEvent, QObject, Qt  # noqa: E402
+
+from app.views import LABS  # noqa: E402
+from app.widgets.view_transforms import settle_view_transforms, transform_follows_range  # noqa: E402
+
+
+class PaintCounter(QObject):
+    """Counts Paint events per watched widget."""
+
+    def __init__(self, widgets):
+        super().__init__()
+        self.counts = {w: 0 for w in widgets}
+        for w in widgets:
+            w.installEventFilter(self)
+
+    def eventFilter(self, obj, event):
+        if event.type() == QEvent.Paint and obj in self.counts:
+            self.counts[obj] += 1
+        return False
+
+    def reset(self) -> None:
+        self.counts = dict.fromkeys(self.counts, 0)
+
+
+def scatter_plot(qtbot) -> pg.PlotWidget:
+    w = pg.PlotWidget(background="w")
+    qtbot.addWidget(w)
+    xy = np.random.default_rng(0).normal(size=(2000, 2))
+    w.plot(xy[:, 0], xy[:, 1], pen=None, symbol="o", symbolSize=4, symbolBrush=(30, 90, 200))
+    w.resize(420, 320)
+    w.show()
+    qtbot.waitExposed(w)
+    return w
+
+
+def pan_and_zoom(qtbot, w: pg.PlotWidget, steps: int) -> None:
+    vb = w.getViewBox()
+    for i in range(steps):
+        vb.translateBy(x=0.07 * np.sin(i / 3.0), y=0.05)
+        if i % 4 == 0:
+            vb.scaleBy((1.15, 0.9))
+        qtbot.wait(15)
+
+
+def test_a_pan_or_zoom_paints_the_plot_once_and_draws_the_same_pixels(qtbot):
+    followed, plain = scatter_plot(qtbot), scatter_plot(qtbot)
+    transform_follows_range(followed.getViewBox())
+    transform_follows_range(followed.getViewBox())  # idempotent: one connection
+    qtbot.wait(50)
+    counter = PaintCounter([followed.viewport(), plain.viewport()])
+    steps = 12
+    pan_and_zoom(qtbot, followed, steps)
+    pan_and_zoom(qtbot, plain, steps)
+    qtbot.wait(50)
+    assert counter.counts[followed.viewport()] == steps
+    assert counter.counts[plain.viewport()] >= steps  # pyqtgraph's own deferral paints twice per step (measured)
+    np.testing.assert_allclose(followed.getViewBox().viewRange(), plain.getViewBox().viewRange())
+    # the early transform is the same one the paint would have set: identical pictures
+    a = followed.grab().toImage()
+    b = plain.grab().toImage()
+    assert a == b
+
+
+def test_a_view_box_not_laid_out_yet_keeps_its_transform_until_its_first_resize(qtbot):
+    vb = pg.ViewBox()
+    transform_follows_range(vb)
+    vb.setRange(xRange=(0, 10), yRange=(0, 5), padding=0)  # rect 0 x 0: no singular transform
+    assert vb.childGroup.transform().isIdentity()
+    w = pg.GraphicsView()
+    qtbot.addWidget(w)
+    w.setCentralItem(vb)
+    w.resize(300, 200)
+    w.show()
+    qtbot.waitExposed(w)
+    qtbot.wait(30)
+    centre = vb.mapViewToScene(pg.Point(5, 2.5))
+    assert (centre.x(), centre.y()) == pytest.approx((vb.sceneBoundingRect().center().x(),
+                                                      vb.sceneBoundingRect().center().y()), abs=1.0)
+
+
+def test_labs_built_by_the_window_have_their_view_boxes_settled(workspace_window):
+    lab = workspace_window.lab("latent")
+    boxes = [it for v in lab.findChildren(pg.GraphicsView) for it in v.scene().items() if isinstance(it, pg.ViewBox)]
+    assert len(boxes) >= 2 and all(getattr(b, "_lvm_transform_follows_range", False) for b in boxes)
+    assert settle_view_transforms(lab) == len(boxes)
+
+
+def click_tab(qtbot, window, name: str) -> None:
+    bar = window.tabs.tabBar()
+    qtbot.mouseClick(bar, Qt.LeftButton, pos=bar.tabRect(list(LABS).index(name)).center())
+
+
+@pytest.mark.parametrize("target", ["infinite", "mixture", "inference"])
+def test_a_tab_switch_paints_each_plot_of_the_new_page_once(qtbot, workspace_window, target):
+    window = workspace_window
+    for name in LABS:  # every lab built and shown once
+        click_tab(qtbot, window, name)
+        qtbot.wait(150)
+    click_tab(qtbot, window, target)  # its first-visit work (a fit, a posterior) done while it is shown
+    qtbot.waitUntil(lambda: not window.lab(target).is_busy(), timeout=120000)
+    away = "latent" if target != "latent" else "mixture"
+    click_tab(qtbot, window, away)
+    qtbot.wait(200)
+    page = window.tabs.widget(list(LABS).index(target))
+    assert not page.updatesEnabled()  # hidden pages do not repaint
+    views = [v for v in page.findChildren(pg.GraphicsView) if v.isVisibleTo(page)]
+    assert views
+    counter = PaintCounter([v.viewport() for v in views])
+    click_tab(qtbot, window, target)
+    assert window.current_view_name() == target
+    qtbot.wait(60)  # the switch's paints happen in the next turn of the event loop
+    assert page.updatesEnabled()
+    for other in range(window.tabs.count()):
+        if window.tabs.widget(other) is not page:
+            assert not window.tabs.widget(other).updatesEnabled()
+    painted = list(counter.counts.values())
+    # each plot drawn (nothing left blank) and drawn once, not once per plot of the page
+    assert painted == [1] * len(views), painted
+
+
+def test_a_new_selection_keeps_the_kl_plot_size(qtbot, workspace_window):
+    window = workspace_window
+    window.set_view("inference")
+    lab = window.lab("inference")
+    qtbot.waitUntil(lambda: lab.picture is not None, timeout=60000)
+    size = lab.kl.plot.size()
+    counter = PaintCounter([lab.kl.plot.viewport()])
+    for index in (3, 1234, 42):
+        window.workspace.select(index)
+        qtbot.wait(30)  # "computing the exact posterior…" laid out
+        assert lab.kl.plot.size() == size
+        qtbot.waitUntil(lambda i=index: lab.picture is not None and lab.picture.index == i, timeout=30000)
+        qtbot.wait(100)
+        assert lab.kl.plot.size() == size
+    assert counter.counts[lab.kl.plot.viewport()] >= 3
