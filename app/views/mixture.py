@@ -15,7 +15,7 @@ import pyqtgraph as pg
 from PySide6.QtCore import QPointF, Qt, QTimer
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import (QButtonGroup, QComboBox, QHBoxLayout, QLabel, QPushButton, QRadioButton,
-                               QSlider, QSpinBox, QSplitter, QStackedWidget, QVBoxLayout, QWidget)
+                               QSizePolicy, QSlider, QSpinBox, QSplitter, QStackedWidget, QVBoxLayout, QWidget)
 
 from app.views.base import LabView, restore_spin
 from app.views.mixture_engine import (COV_TYPES, INITS, EMConfig, Step, bic_grid, blend_colours, detect_collapse,
@@ -196,19 +196,20 @@ class MixtureLab(LabView):
         self.history_slider.setRange(0, 0)
         self.history_slider.setToolTip("scrub through every half step computed so far")
         self.step_label = QLabel()
-        self.step_label.setMinimumWidth(330)
+        # its own line, as wide as the column: the text's length changes every half step, the slider's width must not
+        self.step_label.setSizePolicy(QSizePolicy.Ignored, QSizePolicy.Fixed)
         self.warn_label = QLabel()
         self.warn_label.setStyleSheet("color: #c0392b; font-weight: bold;")
         self.warn_label.setWordWrap(True)
         hist_row = QHBoxLayout()
         hist_row.addWidget(QLabel("History"))
         hist_row.addWidget(self.history_slider, 1)
-        hist_row.addWidget(self.step_label)
         left = QWidget()
         lv = QVBoxLayout(left)
         lv.setContentsMargins(0, 0, 0, 0)
         lv.addWidget(self.scatter_widget, 1)
         lv.addLayout(hist_row)
+        lv.addWidget(self.step_label)
         lv.addWidget(self.warn_label)
 
         # -- right column: log-likelihood, posterior bars, BIC/AIC
@@ -671,13 +672,14 @@ class MixtureLab(LabView):
         self.ll_e.setData(x[e], ll[e])
         self.ll_m.setData(x[m], ll[m])
         f = ll[ok]
-        if f.size >= 5:
-            lo, hi = float(f[2:].min()), float(f.max())
-            if f[0] < lo - 10 * (hi - lo + 1e-9):  # a degenerate start (e.g. one point per component): clip it
-                pad = 0.08 * (hi - lo + 1e-9)
-                self.ll_plot.setYRange(lo - pad, hi + pad, padding=0)
-                return
-        self.ll_plot.enableAutoRange(axis="y")
+        if f.size == 0:
+            return
+        lo, hi = float(f.min()), float(f.max())
+        if f.size >= 5 and f[0] < float(f[2:].min()) - 10 * (hi - float(f[2:].min()) + 1e-9):
+            lo = float(f[2:].min())  # a degenerate start (e.g. one point per component): clipped
+        pad = 0.08 * (hi - lo) if hi > lo else 0.5
+        # an explicit range, not auto-range: auto-range runs in the paint and makes pyqtgraph paint the plot twice
+        self.ll_plot.setRange(xRange=(-0.5, max(len(ll) - 0.5, 0.5)), yRange=(lo - pad, hi + pad), padding=0)
 
     # -- selection: Bayes' rule for one point
     def select_point(self, index: int | None) -> None:
