@@ -17,7 +17,7 @@ from app.settings import app_settings
 from app.state import DEFAULT_DATASET, DEFAULT_MODEL, RESOURCES, GaussianQ, Workspace, read_session
 from app.views import LABS, lab_class
 from app.warmup import freeze_startup_heap, warm_up_torch
-from app.widgets.view_transforms import settle_view_transforms
+from app.widgets.steady_plots import settle_view_transforms
 from app.workers import TaskRunner, trim_heap_soon
 from lvm import __version__
 from lvm.device import DEVICE_CHOICES, resolve_device

@@ -10,9 +10,11 @@ pytest.importorskip("pytestqt")
 
 import pyqtgraph as pg  # noqa: E402
 from PySide6.QtCore import QEvent, QObject, Qt  # noqa: E402
+from PySide6.QtGui import QFontMetrics  # noqa: E402
 
 from app.views import LABS  # noqa: E402
-from app.widgets.view_transforms import settle_view_transforms, transform_follows_range  # noqa: E402
+from app.widgets.steady_plots import (settle_view_transforms, steady_tick_column,  # noqa: E402
+                                     transform_follows_range)
 
 
 class PaintCounter(QObject):
@@ -87,6 +89,24 @@ def test_a_view_box_not_laid_out_yet_keeps_its_transform_until_its_first_resize(
     centre = vb.mapViewToScene(pg.Point(5, 2.5))
     assert (centre.x(), centre.y()) == pytest.approx((vb.sceneBoundingRect().center().x(),
                                                       vb.sceneBoundingRect().center().y()), abs=1.0)
+
+
+def test_a_steady_tick_column_keeps_the_plot_geometry_while_the_tick_labels_change(qtbot):
+    steady, plain = scatter_plot(qtbot), scatter_plot(qtbot)
+    steady_tick_column(steady)
+    sizes = {steady: set(), plain: set()}
+    for lo, hi in [(0, 1), (-55.5, -40.25), (0.001, 0.0013), (3, 4), (-2.5, 2.5)]:
+        for w in (steady, plain):
+            w.setYRange(lo, hi, padding=0)
+        qtbot.wait(40)
+        for w in (steady, plain):
+            sizes[w].add(tuple(w.getViewBox().size().toTuple()))
+    assert len(sizes[steady]) == 1
+    assert len(sizes[plain]) > 1  # pyqtgraph's own axis follows its widest label
+    # the widest label of those ranges fits the fixed column
+    axis = steady.getAxis("left")
+    text = QFontMetrics(axis.style["tickFont"] or axis.font()).horizontalAdvance("\u221255.0")
+    assert axis.width() >= text + axis.style["tickTextOffset"][0]
 
 
 def test_labs_built_by_the_window_have_their_view_boxes_settled(workspace_window):

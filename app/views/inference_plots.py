@@ -9,6 +9,7 @@ import pyqtgraph as pg
 from PySide6.QtCore import QRectF
 from app.views.inference_compute import upsample_bilinear
 from app.widgets.grid_lines import GridLines
+from app.widgets.steady_plots import steady_tick_column
 
 POSTERIOR_CMAP = pg.ColorMap([0.0, 0.35, 1.0], [(255, 255, 255), (150, 180, 225), (15, 40, 120)])
 CONTOUR_PENS = [pg.mkPen((10, 20, 70), width=1.6), pg.mkPen((10, 20, 70), width=1.2, style=pg.QtCore.Qt.DashLine),
@@ -25,6 +26,7 @@ def latent_plot(title: str = "") -> pg.PlotWidget:
     w.setLabel("bottom", "z₁")
     w.setLabel("left", "z₂")
     w.grid_lines = GridLines(w, alpha=0.15, z=0.5)  # over the posterior heatmaps (z 0), under q and the samples
+    steady_tick_column(w)  # a new x, a pan or a zoom moves the ticks, not the plot's layout
     return w
 
 

@@ -27,6 +27,7 @@ from app.widgets.draw_pad import DrawPad
 from app.widgets.ellipses import ellipse_points
 from app.widgets.raster_scatter import RasterScatter
 from app.widgets.grid_lines import GridLines
+from app.widgets.steady_plots import steady_tick_column
 from lvm.errors import LVMError
 
 EXPLANATION = """
@@ -148,6 +149,7 @@ class LatentLab(LabView):
             p.setLabel("bottom", "z₁")
             p.setLabel("left", "z₂")
             self.grid_lines.append(GridLines(p, alpha=0.15))
+            steady_tick_column(p)  # panning and zooming do not re-lay out the two plots
         self.grid_plot.setXLink(self.plot)
         self.grid_plot.setYLink(self.plot)
         left.addWidget(self.canvas, 1)

@@ -25,6 +25,7 @@ from app.widgets.click_viewbox import ClickViewBox
 from app.widgets.contours import ContourLines
 from app.widgets.ellipses import EllipseSet
 from app.widgets.grid_lines import GridLines
+from app.widgets.steady_plots import steady_tick_column
 from app.widgets.palette import component_colours, component_hex, qcolor
 from app.widgets.raster_scatter import RasterScatter
 from lvm.data.toy import TOY_SETS
@@ -174,6 +175,7 @@ class MixtureLab(LabView):
         self.plot.setLabel("bottom", "x\u2081")
         self.plot.setLabel("left", "x\u2082")
         self.grid_lines = GridLines(self.plot, alpha=0.15)
+        steady_tick_column(self.plot)  # panning, zooming and new data move the ticks, not the plot's layout
         self.vb.setAspectLocked(False)
         self.vb.disableAutoRange()
         self.heat = pg.ImageItem(axisOrder="col-major")
