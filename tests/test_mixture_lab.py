@@ -73,6 +73,25 @@ def test_step_buttons_advance_snapshot_and_curve(qtbot, lab):
     assert "iteration 2" in lab.step_label.text()
 
 
+def test_em_steps_keep_the_history_row_still_and_show_every_point_of_the_curve(qtbot, lab):
+    """The step readout changes length every half step; the history slider beside it must not change width."""
+    lab.reset_button.click()
+    wait_idle(qtbot, lab)
+    width = lab.history_slider.width()
+    lengths = set()
+    for button in (lab.e_button, lab.m_button) * 3:
+        qtbot.mouseClick(button, Qt.LeftButton)
+        wait_idle(qtbot, lab)
+        qtbot.wait(30)
+        lengths.add(len(lab.step_label.text()))
+        assert lab.history_slider.width() == width
+    assert len(lengths) >= 2
+    # the log-likelihood plot's explicit range holds every point of the curve
+    (x0, x1), (y0, y1) = lab.ll_plot.getViewBox().viewRange()
+    xs, ys = lab.ll_curve.getData()
+    assert x0 < xs.min() and xs.max() < x1 and y0 < ys.min() and ys.max() < y1
+
+
 def test_log_likelihood_never_decreases(qtbot, lab):
     lab.k_spin.setValue(5)  # resets and runs
     wait_idle(qtbot, lab)
