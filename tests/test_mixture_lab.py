@@ -92,6 +92,25 @@ def test_em_steps_keep_the_history_row_still_and_show_every_point_of_the_curve(q
     assert x0 < xs.min() and xs.max() < x1 and y0 < ys.min() and ys.max() < y1
 
 
+def test_a_degenerate_start_is_clipped_from_the_log_likelihood_plot(qtbot, lab):
+    """A first value far below the rest (one point per component) would flatten the curve: it is left out of range."""
+    from dataclasses import replace
+
+    lab.reset_button.click()
+    wait_idle(qtbot, lab)
+    steps = list(lab.history)
+    lab.history = [replace(steps[0], log_likelihood=-500.0)] + [replace(steps[0], log_likelihood=-4.0 + 0.1 * i)
+                                                                 for i in range(1, 6)]
+    lab._update_ll_curve()
+    (_, _), (y0, y1) = lab.ll_plot.getViewBox().viewRange()
+    assert -500.0 < y0 < -3.8 and y1 > -3.5  # the curve from the third value on fills the plot
+    lab.history = [replace(steps[0], log_likelihood=-4.0005)] + [replace(steps[0], log_likelihood=-4.0 + 1e-5 * i)
+                                                                  for i in range(1, 6)]
+    lab._update_ll_curve()  # a flat curve keeps every point, the first included
+    (_, _), (y0, y1) = lab.ll_plot.getViewBox().viewRange()
+    assert y0 < -4.0005 and y1 > -4.0 + 5e-5
+
+
 def test_log_likelihood_never_decreases(qtbot, lab):
     lab.k_spin.setValue(5)  # resets and runs
     wait_idle(qtbot, lab)

@@ -677,8 +677,10 @@ class MixtureLab(LabView):
         if f.size == 0:
             return
         lo, hi = float(f.min()), float(f.max())
-        if f.size >= 5 and f[0] < float(f[2:].min()) - 10 * (hi - float(f[2:].min()) + 1e-9):
-            lo = float(f[2:].min())  # a degenerate start (e.g. one point per component): clipped
+        if f.size >= 5:
+            rest = float(f[2:].min())
+            if f[0] < rest - max(10 * (hi - rest), 1.0):  # a degenerate start (one point per component): clipped
+                lo = rest
         pad = 0.08 * (hi - lo) if hi > lo else 0.5
         # an explicit range, not auto-range: auto-range runs in the paint and makes pyqtgraph paint the plot twice
         self.ll_plot.setRange(xRange=(-0.5, max(len(ll) - 0.5, 0.5)), yRange=(lo - pad, hi + pad), padding=0)
