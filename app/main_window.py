@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from PySide6.QtCore import QBuffer, QIODevice, QPoint, QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QActionGroup, QIcon, QImageWriter, QKeySequence, QPainter
-from PySide6.QtWidgets import (QComboBox, QFileDialog, QLabel, QMainWindow, QMessageBox, QProgressBar,
+from PySide6.QtWidgets import (QApplication, QComboBox, QFileDialog, QLabel, QMainWindow, QMessageBox, QProgressBar,
                                QPushButton, QTabWidget, QVBoxLayout, QWidget)
 
 from app.settings import app_settings
@@ -456,6 +456,12 @@ class MainWindow(QMainWindow):
             settings.setValue("last_dataset", str(self.workspace.dataset_spec))
         self.runner.shutdown(3000)
         super().closeEvent(event)
+        if event.isAccepted():
+            # closing the window ends the app: tool windows opened from it (pyqtgraph's export dialog) close with it,
+            # or the app would keep running behind a stray window
+            for widget in QApplication.topLevelWidgets():
+                if widget is not self and widget.isVisible() and not isinstance(widget, MainWindow):
+                    widget.close()
 
 
 # -- atomic image export (also used by ``lvm-explorer --screenshot``) -------------------------------------------------

@@ -180,6 +180,20 @@ def test_window_closes_without_leaks(qtbot):
     assert threading.active_count() <= before + 1
 
 
+def test_closing_the_window_closes_the_export_dialog_it_opened(qtbot, workspace_window):
+    """A plot's context menu opens pyqtgraph's export dialog, a window of its own: it must not keep the app alive."""
+    import pyqtgraph as pg
+
+    lab = workspace_window.lab("mixture")
+    workspace_window.set_view("mixture")
+    view = lab.findChildren(pg.GraphicsView)[0]
+    view.scene().contextMenuItem = view.centralWidget  # what a right click on the plot sets
+    view.scene().showExportDialog()
+    dialog = view.scene().exportDialog
+    qtbot.waitUntil(dialog.isVisible, timeout=5000)
+    workspace_window.close()
+    assert not dialog.isVisible()
+
 def test_void_calls_keep_none_refcount(qapp):
     """PySide6 6.12.0 on CPython 3.11 dropped None's refcount on every void call (issue 10): guard against it."""
     from PySide6.QtWidgets import QGraphicsRectItem, QWidget
