@@ -10,8 +10,10 @@ import pytest
 pytest.importorskip("pytestqt")
 
 import pyqtgraph as pg  # noqa: E402
-from PySide6.QtCore import QEvent, QObject, Qt  # noqa: E402
-from PySide6.QtGui import QFontMetrics  # noqa: E402
+from PySide6.QtCore import QEvent, QObject, QPoint, QPointF, Qt  # noqa: E402
+from PySide6.QtGui import QFontMetrics, QMouseEvent, QWheelEvent  # noqa: E402
+from PySide6.QtTest import QTest  # noqa: E402
+from PySide6.QtWidgets import QApplication  # noqa: E402
 
 from app.views import LABS  # noqa: E402
 from app.widgets.steady_plots import (settle_view_transforms, steady_tick_column,  # noqa: E402
@@ -32,9 +34,6 @@ class PaintCounter(QObject):
             self.counts[obj] += 1
         return False
 
-    def reset(self) -> None:
-        self.counts = dict.fromkeys(self.counts, 0)
-
 
 def scatter_plot(qtbot) -> pg.PlotWidget:
     w = pg.PlotWidget(background="w")
@@ -48,11 +47,22 @@ def scatter_plot(qtbot) -> pg.PlotWidget:
 
 
 def pan_and_zoom(qtbot, w: pg.PlotWidget, steps: int) -> None:
-    vb = w.getViewBox()
-    for i in range(steps):
-        vb.translateBy(x=0.07 * np.sin(i / 3.0), y=0.05)
-        if i % 4 == 0:
-            vb.scaleBy((1.15, 0.9))
+    """``steps`` real mouse actions on the plot's viewport: a left-button drag, one move a step, then wheel turns."""
+    vp = w.viewport()
+    centre = vp.rect().center()
+    drags = steps - steps // 3
+    QTest.mousePress(vp, Qt.LeftButton, Qt.NoModifier, centre)
+    for i in range(1, drags + 1):
+        p = centre + QPoint(int(40 * np.sin(i / 2.0)), 3 * i)
+        QApplication.sendEvent(vp, QMouseEvent(QEvent.MouseMove, QPointF(p), QPointF(vp.mapToGlobal(p)),
+                                               Qt.NoButton, Qt.LeftButton, Qt.NoModifier))
+        qtbot.wait(15)
+    QTest.mouseRelease(vp, Qt.LeftButton, Qt.NoModifier, p)
+    qtbot.wait(15)
+    for i in range(steps - drags):
+        QApplication.sendEvent(vp, QWheelEvent(QPointF(centre), QPointF(vp.mapToGlobal(centre)), QPoint(0, 0),
+                                               QPoint(0, 120 if i % 2 else -120), Qt.NoButton, Qt.NoModifier,
+                                               Qt.NoScrollPhase, False))
         qtbot.wait(15)
 
 
