@@ -83,6 +83,9 @@ def main(argv: list[str] | None = None) -> int:
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName("LVM Explorer")
     app.setOrganizationName("LVM Explorer")
+    from app.gui_gc import install_gui_thread_collector
+
+    install_gui_thread_collector()  # before any worker runs: Qt objects are never destroyed off the GUI thread
     splash = _show_splash(app)  # first paint, before torch and the labs are imported
     splash_paint = time.perf_counter() - _T0
     from app.main_window import MainWindow, write_error, write_image  # imports torch, numpy, pyqtgraph

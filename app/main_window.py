@@ -13,6 +13,7 @@ from PySide6.QtGui import QAction, QActionGroup, QIcon, QImageWriter, QKeySequen
 from PySide6.QtWidgets import (QApplication, QComboBox, QFileDialog, QLabel, QMainWindow, QMessageBox, QProgressBar,
                                QPushButton, QTabWidget, QVBoxLayout, QWidget)
 
+from app.gui_gc import install_gui_thread_collector
 from app.settings import app_settings
 from app.state import DEFAULT_DATASET, DEFAULT_MODEL, RESOURCES, GaussianQ, Workspace, read_session
 from app.views import LABS, lab_class
@@ -34,6 +35,7 @@ class MainWindow(QMainWindow):
 
     def __init__(self, workspace: Workspace | None = None, runner: TaskRunner | None = None):
         super().__init__()
+        install_gui_thread_collector()  # (idempotent) the cyclic GC runs on the GUI thread only: app.gui_gc
         self.workspace = workspace or Workspace()
         self.runner = runner or TaskRunner(parent=self)
         self.labs: dict[str, object] = {}
