@@ -5,6 +5,7 @@ Views never call each other; they change the workspace (``select``, ``set_q``, .
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 import os
@@ -83,6 +84,9 @@ class Workspace:
 
     # -- model -----------------------------------------------------------------------------------------------------
     def set_model(self, model, path: str | None = None, info: dict | None = None) -> None:
+        """Make ``model`` the shared model (the workspace takes it over: one on another device is moved here)."""
+        if model is not None and _model_device(model) not in (None, self.device):
+            model.to(self.device)  # e.g. a model trained on the device that was current when training started
         self.model, self.model_path, self.model_info = model, path, dict(info or {})
         self.events.model.emit(model)
 
@@ -113,11 +117,20 @@ class Workspace:
             self.events.q.emit(q)
 
     def set_device(self, spec: str) -> None:
+        """Compute on ``spec`` from now on. The shared model is never moved in place (workers may be using it): a copy
+        on the new device replaces it, and a ``model`` event follows the ``device`` event, so every lab cancels and
+        redoes what it computed with the old one (a job still running on the old model finishes on its own copy)."""
         device = resolve_device(spec)
+        if spec == self.device_spec and device == self.device:
+            return
         self.device_spec, self.device = spec, device
+        moved = None
         if self.model is not None:
-            self.model.to(device)
+            moved = copy.deepcopy(self.model).to(device)
+            self.model = moved
         self.events.device.emit(device)
+        if moved is not None and self.model is moved:  # (a device subscriber may have set another model meanwhile)
+            self.events.model.emit(moved)
 
     def set_seed(self, name: str, value: int) -> None:
         self.seeds[name] = int(value)
@@ -140,6 +153,13 @@ class Workspace:
 
     def save_session(self, path: str | os.PathLike) -> None:
         atomic_write_text(path, json.dumps(self.session_dict(), indent=2))
+
+
+def _model_device(model) -> torch.device | None:
+    """The device of ``model``'s first parameter or buffer (None for a model without tensors)."""
+    for tensor in (*model.parameters(), *model.buffers()) if isinstance(model, torch.nn.Module) else ():
+        return tensor.device
+    return None
 
 
 def read_session(path: str | os.PathLike) -> dict[str, Any]:

@@ -1,13 +1,23 @@
-"""Shared fixtures. GUI tests run offscreen; settings go to a temporary file; ../shared data is optional."""
+"""Shared fixtures. GUI tests run offscreen; settings go to a temporary file; ../shared data is optional.
+
+The suite never touches the user's own settings: ``LVM_EXPLORER_SETTINGS`` and ``XDG_CONFIG_HOME`` point into a fresh
+temporary folder of this run (always, even when the caller's environment sets them), and subprocesses inherit both.
+
+``LVM_TEST_LOAD=N python -m pytest`` runs the suite with N busy-loop processes beside it (a loaded machine).
+"""
 
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-os.environ.setdefault("LVM_EXPLORER_SETTINGS", str(Path(os.environ.get("TMPDIR", "/tmp")) / f"lvm-test-settings-{os.getpid()}.ini"))
+TEST_CONFIG_DIR = Path(tempfile.mkdtemp(prefix="lvm-test-config-"))
+os.environ["XDG_CONFIG_HOME"] = str(TEST_CONFIG_DIR)
+os.environ["LVM_EXPLORER_SETTINGS"] = str(TEST_CONFIG_DIR / "lvm-explorer-test-settings.ini")
 
 import pytest  # noqa: E402
 import torch  # noqa: E402
@@ -76,6 +86,29 @@ def _no_unexpected_worker_errors():
     new = workers.unexpected_errors[before:]
     del workers.unexpected_errors[before:]
     assert not new, "exception(s) in worker threads:\n" + "\n".join(new)
+
+
+_load_processes: list[subprocess.Popen] = []
+
+
+def pytest_sessionstart(session):
+    """``LVM_TEST_LOAD=N``: start N busy-loop processes for the whole run (ended in ``pytest_sessionfinish``)."""
+    try:
+        n = int(os.environ.get("LVM_TEST_LOAD", "0"))
+    except ValueError:
+        raise pytest.UsageError(f"LVM_TEST_LOAD={os.environ['LVM_TEST_LOAD']!r} must be a whole number") from None
+    for _ in range(max(0, n)):
+        _load_processes.append(subprocess.Popen([sys.executable, "-c", "while True: pass"]))
+    if n > 0:
+        os.environ["LVM_TEST_LOAD_PIDS"] = " ".join(str(proc.pid) for proc in _load_processes)
+        print(f"\nLVM_TEST_LOAD: {n} busy-loop processes run beside the suite", flush=True)
+
+
+def pytest_sessionfinish(session, exitstatus):
+    for proc in _load_processes:
+        proc.kill()
+        proc.wait()
+    _load_processes.clear()
 
 
 def pytest_addoption(parser):

@@ -364,6 +364,8 @@ class InpaintingLab(LabView):
     # -- live update -----------------------------------------------------------------------------------------------
     def schedule_update(self) -> None:
         """Coalesce a burst of canvas changes into one update after the pending events are processed."""
+        if self.runner.is_busy(self.channel("optimise")):
+            self.cancel_optimise()  # its φ belongs to the image and mask it started from, which just changed
         if not self._update_scheduled:
             self._update_scheduled = True
             QTimer.singleShot(0, self.update_now)

@@ -95,6 +95,7 @@ class LatentLab(LabView):
         self._train_epoch_offset = 0.0
         self._train_info: dict = {}
         self._last_train_model = None
+        self._device_switched = False  # set by a device event: the model event that follows keeps the view
         self._hover_gen = torch.Generator().manual_seed(workspace.seed("latent"))
         self._build()
         ws = workspace.events
@@ -276,8 +277,9 @@ class LatentLab(LabView):
 
     # -- workspace events ------------------------------------------------------------------------------------------
     def _on_model(self, model) -> None:
-        if model is not None and model is self._last_train_model:
-            self._set_display_model(model, fit=False)  # our own training result: keep the view
+        same_weights, self._device_switched = self._device_switched, False
+        if model is not None and (model is self._last_train_model or same_weights):
+            self._set_display_model(model, fit=False)  # our own training result, or moved to a device: keep the view
         else:
             self._set_display_model(model, fit=True)
 
@@ -287,9 +289,9 @@ class LatentLab(LabView):
         self._request_encode()
 
     def _on_device(self, device) -> None:
-        self._encoded_key = None
-        self._request_encode()
-        self._request_grid()
+        # the workspace's model event follows with the same weights on the new device (Workspace.set_device): the
+        # encodings and the grid are redone then, and the view is kept
+        self._device_switched = self.workspace.model is not None
 
     def _on_gmm(self, gmm) -> None:
         self._apply_colours()
