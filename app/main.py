@@ -121,6 +121,8 @@ def main(argv: list[str] | None = None) -> int:
         window.load_defaults(args.data, args.model)
     # --view is checked by argparse (a bad name exits 2 with the choices); a remembered view may name a lab that
     # no longer exists (a settings file from another version): then the default view
+    if not capture:
+        window.offer_recovered_model()  # a model trained and not saved when the app last closed (app.recovery)
     remembered = None if capture else app_settings().value("last_view", None)
     window.set_view(args.view or (remembered if isinstance(remembered, str) and remembered in window_views()
                                   else DEFAULT_VIEW))

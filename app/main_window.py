@@ -353,8 +353,8 @@ class MainWindow(QMainWindow):
             ws.view_states[name] = lab.view_state()
         try:
             ws.save_session(path)
-        except OSError as exc:
-            self.show_error(f"could not save the session to {path}: {exc}")
+        except OSError as exc:  # the previous file is unchanged (an atomic write)
+            self.show_error(f"the session was not saved; {write_error(path, exc)}. The previous file is unchanged")
 
     def open_session(self, path: str) -> None:
         """Restore a session, all or nothing: its dataset and model load together in a worker and replace the
@@ -447,10 +447,64 @@ class MainWindow(QMainWindow):
         box.setAttribute(Qt.WA_DeleteOnClose)
         box.open()
 
+    # -- models trained and not saved (app.recovery) ----------------------------------------------------------------
+    def keep_unsaved_model(self) -> Path | None:
+        """Closing: training stops (its weights so far become the model) and a trained model that was never saved is
+        written to the recovery file, to be offered at the next start. The path, or None when nothing was kept."""
+        from app import recovery
+
+        latent = self.labs.get("latent")
+        if latent is not None and latent.is_training():
+            latent.cancel_training()
+        ws = self.workspace
+        if not recovery.is_unsaved_training_result(ws.model, ws.model_path, ws.model_info):
+            return None
+        return recovery.keep_model(ws.model, {**ws.model_info, "kept_on_close": True})
+
+    def offer_recovered_model(self) -> QMessageBox | None:
+        """At start: a model kept by ``keep_unsaved_model`` is offered (non-modal): Open, Discard or Later."""
+        from app import recovery
+        from lvm.checkpoint import load_model
+
+        path = recovery.recovery_file()
+        if not path.exists():
+            return None
+        try:
+            _, info = load_model(path)
+        except LVMError as exc:
+            self.show_error(f"a model kept when LVM Explorer last closed cannot be read ({exc}); it stays in {path}")
+            return None
+        box = QMessageBox(QMessageBox.Question, "LVM Explorer",
+                          f"A model you trained ({recovery.describe(info)}) was not saved when LVM Explorer last "
+                          "closed. It was kept. Open it now?", QMessageBox.NoButton, self)
+        box.setObjectName("recovered-model")
+        open_button = box.addButton("Open", QMessageBox.AcceptRole)
+        discard_button = box.addButton("Discard", QMessageBox.DestructiveRole)
+        box.addButton("Later", QMessageBox.RejectRole)
+        box.setAttribute(Qt.WA_DeleteOnClose)
+
+        def chosen(button) -> None:
+            if button is open_button:
+                device = self.workspace.device
+
+                def opened(result) -> None:
+                    model, kept_info = result
+                    self.workspace.set_model(model, None, kept_info)  # still unsaved: kept again on close
+                    path.unlink(missing_ok=True)
+
+                self._run_load("load/model", lambda: load_model(path, device), opened)
+            elif button is discard_button:
+                path.unlink(missing_ok=True)
+
+        box.buttonClicked.connect(chosen)
+        box.open()
+        return box
+
     # -- closing ---------------------------------------------------------------------------------------------------
     def closeEvent(self, event) -> None:
         # remembered once, here: QSettings writes its file on the GUI thread after every change (measured: one
         # sync took 0.7 s while the machine was busy), so nothing is written while the user works
+        self.keep_unsaved_model()
         settings = app_settings()
         settings.setValue("geometry", self.saveGeometry())
         settings.setValue("last_view", self.current_view_name())

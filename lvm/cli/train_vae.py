@@ -68,27 +68,39 @@ def run(args: argparse.Namespace) -> int:
                      binarization=args.binarization, seed=args.seed)
     t0 = time.perf_counter()
     last = None
+    saved_epochs = 0
+
+    def info_now(snap) -> dict:
+        return {"dataset": ds.source, "split": train_name, "epochs_completed": int(snap.epoch),
+                "train_command": _command_line(), "seed": args.seed, "lr": args.lr, "schedule": args.schedule,
+                "batch_size": args.batch_size, "binarization": args.binarization, "train_elbo": snap.train_elbo,
+                "valid_elbo": snap.valid_elbo, "valid_split": valid_name,
+                "train_seconds": round(time.perf_counter() - t0, 1), "stopped_reason": snap.stopped_reason}
+
     for snap in train_vae(model, train.x, None if valid is None else valid.x, tc, device):
         last = snap
+        if not snap.done and int(snap.epoch) > saved_epochs:  # each completed epoch is saved (atomically): a run
+            saved_epochs = int(snap.epoch)                    # killed later leaves it intact and loadable
+            _save(model, args.out, info_now(snap))
         if not args.json:
             val = "" if snap.valid_elbo is None else f"  valid ELBO {snap.valid_elbo:8.2f}"
             bar = "#" * int(30 * snap.progress)
             print(f"\r[{bar:<30}] epoch {snap.epoch:6.2f}/{tc.epochs}  train ELBO {snap.train_elbo:8.2f}{val}"
                   f"  {snap.images_per_s:7.0f} img/s", end="\n" if snap.step % (10 * tc.report_every) == 0 or
                   float(snap.epoch).is_integer() else "", file=sys.stderr, flush=True)
-    elapsed = time.perf_counter() - t0
     if last is not None and last.stopped_reason == "nan":
         print("\ntraining hit a NaN/inf loss: stopped and restored the last good weights "
               "(try a smaller --lr)", file=sys.stderr)
-    info = {"dataset": ds.source, "split": train_name, "epochs_completed": int(last.epoch),
-            "train_command": _command_line(),
-            "seed": args.seed, "lr": args.lr, "schedule": args.schedule, "batch_size": args.batch_size,
-            "binarization": args.binarization, "train_elbo": last.train_elbo, "valid_elbo": last.valid_elbo,
-            "valid_split": valid_name, "train_seconds": round(elapsed, 1), "stopped_reason": last.stopped_reason}
-    try:
-        save_model(model.cpu(), args.out, info)
-    except OSError as exc:
-        raise LVMError(f"cannot write {args.out}: {exc}") from None
+    info = info_now(last)
+    _save(model, args.out, info)
     summary = {"out": args.out, "parameters": model.num_parameters(), **info}
     print(json.dumps(summary, indent=None if args.json else 2))
     return 0
+
+
+def _save(model, out: str, info: dict) -> None:
+    """Write ``model``'s weights atomically to ``out`` (copied to the CPU; training goes on with the model as it is)."""
+    try:
+        save_model(model, out, info)
+    except OSError as exc:
+        raise LVMError(f"cannot write {out}: {exc.strerror or exc}; the previous file, if any, is unchanged") from None
