@@ -23,7 +23,7 @@ def _process_start() -> float:
 
 
 _T0 = _process_start()  # start-up times below are measured from here
-# = lvm.device.DEVICE_CHOICES; kept here so that argument parsing and the splash screen need no torch import
+# = lvm.device.DEVICE_CHOICES; kept here so that argument parsing needs no import of the library
 DEVICE_CHOICES = ("auto", "cpu", "cuda")
 DEFAULT_VIEW = "mixture"
 DEFAULT_SIZE = "1360x860"
@@ -86,9 +86,9 @@ def main(argv: list[str] | None = None) -> int:
     from app.gui_gc import install_gui_thread_collector
 
     install_gui_thread_collector()  # before any worker runs: Qt objects are never destroyed off the GUI thread
-    splash = _show_splash(app)  # first paint, before torch and the labs are imported
-    splash_paint = time.perf_counter() - _T0
-    from app.main_window import MainWindow, write_error, write_image  # imports torch, numpy, pyqtgraph
+    _set_identity(app)
+    # the main window paints before torch and pyqtgraph are imported (each lab imports them when first built)
+    from app.main_window import MainWindow, write_error, write_image
     from app.settings import app_settings
     from app.state import Workspace
     from lvm.errors import LVMError
@@ -112,11 +112,15 @@ def main(argv: list[str] | None = None) -> int:
         window.resize(w, h)
     window.show()
     app.processEvents()  # paint the window before the loads start in the workers
-    splash.close()
     first_paint = time.perf_counter() - _T0
-    QTimer.singleShot(0, lambda: None)
+    if args.device.startswith("cuda"):
+        try:  # (resolving imports torch: only when a GPU was asked for, after the window is painted)
+            _ = workspace.device
+        except LVMError as exc:
+            print(f"lvm-explorer: error: {exc}", file=sys.stderr)
+            return 2
     if args.session:
-        window.open_session(args.session)
+        window.open_session(args.session, keep_view=bool(args.view))  # --view wins over the session's view
     else:
         window.load_defaults(args.data, args.model)
     # --view is checked by argparse (a bad name exits 2 with the choices); a remembered view may name a lab that
@@ -153,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
                     print(f"lvm-explorer: error: {write_error(args.screenshot, exc)}", file=sys.stderr)
                     status["code"] = 2
             if args.smoke:
-                print(f"smoke ok: first paint {first_paint * 1000:.0f} ms (splash {splash_paint * 1000:.0f} ms), "
+                print(f"smoke ok: first paint {first_paint * 1000:.0f} ms, "
                       f"ready {time.perf_counter() - _T0:.2f} s, "
                       f"dataset {workspace.dataset_spec}, model {workspace.model_path}")
             window.close()
@@ -165,37 +169,16 @@ def main(argv: list[str] | None = None) -> int:
     return app.exec()
 
 
-def _show_splash(app):
-    """A frameless window with the application icon, painted at once (closed once the main window is painted).
-
-    (Not ``QSplashScreen``: its ``show()`` waits up to a second for the window to be exposed, which offscreen never is.)
-    """
-    from PySide6.QtCore import Qt
-    from PySide6.QtGui import QIcon, QPainter, QPixmap
-    from PySide6.QtWidgets import QLabel
+def _set_identity(app) -> None:
+    """The application icon and desktop-file name (Wayland app id, task bars; matches packaging/lvm-explorer.desktop)."""
+    from PySide6.QtGui import QIcon
 
     from lvm.resources import resources_dir
 
-    app.setDesktopFileName("lvm-explorer")  # matches packaging/lvm-explorer.desktop (Wayland app id, task bars)
-    icons = resources_dir() / "icons"
-    if (icons / "lvm-explorer.svg").exists():
-        app.setWindowIcon(QIcon(str(icons / "lvm-explorer.svg")))
-    pixmap = QPixmap(str(icons / "lvm-explorer-256.png"))
-    if pixmap.isNull():
-        pixmap = QPixmap(256, 256)
-        pixmap.fill(Qt.GlobalColor.darkGray)
-    painter = QPainter(pixmap)
-    painter.setPen(Qt.GlobalColor.white)
-    painter.drawText(pixmap.rect().adjusted(0, 0, 0, -22), Qt.AlignmentFlag.AlignBottom | Qt.AlignmentFlag.AlignHCenter,
-                     "loading…")
-    painter.end()
-    splash = QLabel()
-    splash.setWindowFlags(Qt.WindowType.SplashScreen | Qt.WindowType.FramelessWindowHint)
-    splash.setAttribute(Qt.WidgetAttribute.WA_TranslucentBackground)
-    splash.setPixmap(pixmap)
-    splash.show()
-    app.processEvents()
-    return splash
+    app.setDesktopFileName("lvm-explorer")
+    icon = resources_dir() / "icons" / "lvm-explorer.svg"
+    if icon.exists():
+        app.setWindowIcon(QIcon(str(icon)))
 
 
 def restore_geometry(window, saved) -> bool:

@@ -6,8 +6,6 @@ import logging
 import platform
 from pathlib import Path
 
-import numpy as np
-import torch
 from PySide6.QtCore import QBuffer, QIODevice, QPoint, QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QActionGroup, QIcon, QImageWriter, QKeySequence, QPainter
 from PySide6.QtWidgets import (QApplication, QComboBox, QFileDialog, QLabel, QMainWindow, QMessageBox, QProgressBar,
@@ -18,7 +16,6 @@ from app.settings import app_settings
 from app.state import DEFAULT_DATASET, DEFAULT_MODEL, RESOURCES, GaussianQ, Workspace, read_session
 from app.views import LABS, lab_class
 from app.warmup import freeze_startup_heap, warm_up_torch
-from app.widgets.steady_plots import settle_view_transforms
 from app.workers import TaskRunner, trim_heap_soon
 from lvm import __version__
 from lvm.device import DEVICE_CHOICES, resolve_device
@@ -80,7 +77,7 @@ class MainWindow(QMainWindow):
         self.device_combo.setCurrentText(self.workspace.device_spec)
         self.device_combo.setToolTip("torch device for computations")
         self.device_combo.textActivated.connect(self.set_device)
-        self.device_label = QLabel(str(self.workspace.device))
+        self.device_label = QLabel(self.workspace.device_spec)  # the resolved device once a model is loaded
         self.progress = QProgressBar()
         self.progress.setMaximumWidth(180)
         self.progress.setRange(0, 1000)
@@ -154,6 +151,8 @@ class MainWindow(QMainWindow):
             lab = lab_class(name)(self.workspace, self.runner)
             lab.restore_view_state(self.workspace.view_states.get(name, {}))
             holder.layout().addWidget(lab)
+            from app.widgets.steady_plots import settle_view_transforms  # (pyqtgraph: loaded with the first lab)
+
             settle_view_transforms(lab)
             self.labs[name] = lab
         return self.labs[name]
@@ -207,17 +206,20 @@ class MainWindow(QMainWindow):
         self._run_load("load/dataset", lambda: load_dataset(spec), done)
 
     def load_model(self, path: str | Path, on_done=None) -> None:
-        from lvm.checkpoint import load_model
+        ws = self.workspace
 
-        device = self.workspace.device
+        def job():
+            from lvm.checkpoint import load_model  # (torch's first import happens here, in the worker)
+
+            return load_model(path, ws.device)
 
         def done(result):
             model, info = result
-            self.workspace.set_model(model, str(path), info)
+            ws.set_model(model, str(path), info)
             if on_done:
                 on_done()
 
-        self._run_load("load/model", lambda: load_model(path, device), done)
+        self._run_load("load/model", job, done)
 
     def _run_load(self, channel, fn, done) -> None:
         self._loading += 1
@@ -232,6 +234,12 @@ class MainWindow(QMainWindow):
         self.runner.submit(channel, fn, on_result=done, on_done=finished, keep_all=True)
 
     def load_defaults(self, data: str | None = None, model: str | None = None) -> None:
+        # formulas are typeset once loading is done (their matplotlib import would compete with it, and importing it
+        # while a worker imports torch._dynamo hung a test: app.widgets.formula_text)
+        from app.widgets.formula_text import hold_typesetting, release_typesetting
+
+        hold_typesetting()
+        self.loading_finished.connect(release_typesetting, Qt.ConnectionType.SingleShotConnection)
         self.load_dataset(data or DEFAULT_DATASET)
         model_path = model or (str(DEFAULT_MODEL) if DEFAULT_MODEL.exists() else None)
         if model_path:
@@ -252,6 +260,7 @@ class MainWindow(QMainWindow):
         self.dataset_label.setText(f"data: {ds.name} ({self.workspace.split}, {n:,} samples)")
 
     def _on_model(self, model) -> None:
+        self.device_label.setText(str(self.workspace.device))
         if model is None:
             self.model_label.setText("no model")
             return
@@ -347,19 +356,57 @@ class MainWindow(QMainWindow):
             self.export_csv(path)
 
     # -- sessions and export ---------------------------------------------------------------------------------------
-    def save_session(self, path: str) -> None:
+    def session_losses(self) -> tuple[list[str], str | None]:
+        """(what the session would not keep, the embedded model or None): asked before writing, so that the user
+        is told before saving (never only when the session is opened again)."""
+        losses = []
+        latent = self.labs.get("latent")
+        if latent is not None and latent.is_training():
+            losses.append("training is running: the session keeps the model as it was before this training run "
+                          "(stop training first to keep the weights trained so far)")
+        model_data, problem = self.workspace.embedded_model()
+        if problem:
+            losses.append(problem)
+        for lab in self.labs.values():
+            losses += list(getattr(lab, "session_losses", list)())
+        discrete = getattr(self.labs.get("discrete"), "state", None)  # (its own model: not kept by sessions yet)
+        if str(getattr(discrete, "model_source", "")).startswith("trained here"):
+            losses.append("the model trained in the Discrete latents lab (sessions do not keep it yet)")
+        return losses, model_data
+
+    def save_session(self, path: str, confirm: bool = True) -> QMessageBox | None:
+        """Save the workspace, every lab's state and a model made in the app (embedded: one atomic write).
+        When something cannot be kept, a question says what, before anything is written (``confirm``: ask; False:
+        save without it). Returns the question box, or None when the session was written (or failed to)."""
+        losses, model_data = self.session_losses()
+        if losses and confirm:
+            box = QMessageBox(QMessageBox.Warning, "Save session",
+                              "This session cannot keep everything:\n\n" + "\n".join(f"• {t}" for t in losses)
+                              + "\n\nSave it without these?", QMessageBox.NoButton, self)
+            box.setObjectName("session-losses")
+            save_button = box.addButton("Save without them", QMessageBox.AcceptRole)
+            box.addButton(QMessageBox.Cancel)
+            box.setAttribute(Qt.WA_DeleteOnClose)
+            box.buttonClicked.connect(lambda b: self._write_session(path, model_data) if b is save_button else None)
+            box.open()
+            return box
+        self._write_session(path, model_data)
+        return None
+
+    def _write_session(self, path: str, model_data: str | None) -> None:
         ws = self.workspace
         for name, lab in self.labs.items():
             ws.view_states[name] = lab.view_state()
         try:
-            ws.save_session(path)
+            ws.save_session(path, model_data)
         except OSError as exc:  # the previous file is unchanged (an atomic write)
             self.show_error(f"the session was not saved; {write_error(path, exc)}. The previous file is unchanged")
 
-    def open_session(self, path: str) -> None:
+    def open_session(self, path: str, keep_view: bool = False) -> None:
         """Restore a session, all or nothing: its dataset and model load together in a worker and replace the
         workspace's only when both loaded; a bad file (or a dataset or model it names that does not load) leaves the
-        workspace untouched and says why."""
+        workspace untouched and says why. ``keep_view``: stay on the current lab (``--view`` wins over the session)."""
+        from app.state import model_from_bytes
         from lvm.checkpoint import load_model
         from lvm.data import load_dataset
 
@@ -386,7 +433,10 @@ class MainWindow(QMainWindow):
         def job():
             try:
                 dataset = load_dataset(spec)
-                model, info = load_model(model_path, device) if model_path else (None, None)
+                if raw.get("model_data") is not None:  # a model made in the app, embedded (field "model_data")
+                    model, info = model_from_bytes(raw["model_data"], device, f"{path} (field 'model_data')")
+                else:
+                    model, info = load_model(model_path, device) if model_path else (None, None)
             except LVMError as exc:
                 raise SessionError(f"could not open the session {path}: {exc}. The workspace is unchanged.") from None
             return dataset, model, info
@@ -394,21 +444,21 @@ class MainWindow(QMainWindow):
         def apply(result):
             dataset, model, info = result
             ws.set_dataset(dataset, str(spec), raw.get("split"))
-            if model is not None:
-                ws.set_model(model, str(model_path), info)
+            if model is not None:  # (an embedded model has no file: still unsaved, as when the session was saved)
+                ws.set_model(model, None if raw.get("model_data") is not None else str(model_path), info)
             if device_note:
                 self.show_error(device_note)
             elif device_spec != ws.device_spec:
                 self.set_device(device_spec)
             ws.seeds.update(raw.get("seeds", {}))
             ws.events.seeds.emit("global")
+            ws.select(raw.get("selected_index"))  # before the labs: a lab following the selection keeps its state
+            if raw.get("q"):
+                ws.set_q(GaussianQ.from_arrays(raw["q"]["mean"], raw["q"]["scale_tril"]))
             ws.view_states.update(raw.get("views", {}))
             for name, lab in self.labs.items():
                 lab.restore_view_state(ws.view_states.get(name, {}))
-            ws.select(raw.get("selected_index"))
-            if raw.get("q"):
-                ws.set_q(GaussianQ.from_arrays(raw["q"]["mean"], raw["q"]["scale_tril"]))
-            if raw.get("current_view") in LABS:
+            if raw.get("current_view") in LABS and not keep_view:
                 self.set_view(raw["current_view"])
 
         self._run_load("load/session", job, apply)
@@ -434,8 +484,10 @@ class MainWindow(QMainWindow):
             self.show_error(write_error(path, exc))
 
     def show_about(self) -> None:
+        import numpy as np
         import PySide6
         import pyqtgraph
+        import torch
 
         text = (f"<h3>LVM Explorer {__version__}</h3><p>See and touch latent variable models.</p>"
                 f"<p>Python {platform.python_version()}, torch {torch.__version__}, numpy {np.__version__}, "
@@ -510,7 +562,7 @@ class MainWindow(QMainWindow):
         settings.setValue("last_view", self.current_view_name())
         if self.workspace.dataset_spec:
             settings.setValue("last_dataset", str(self.workspace.dataset_spec))
-        self.runner.shutdown(3000)
+        self.runner.close(3000)
         super().closeEvent(event)
         if event.isAccepted():
             # closing the window ends the app: tool windows opened from it (pyqtgraph's export dialog) close with it,

@@ -1,54 +1,39 @@
-"""Contour lines of an image by vectorised marching squares (numpy only: runs in workers or on the GUI thread).
+"""Contour lines of an image as drawable segments, traced by contourpy (C++; runs in workers or on the GUI thread).
 
 pyqtgraph's ``IsocurveItem`` traces its curves in Python on the GUI thread when it paints (measured here: ~20 ms per
-level of a 512^2 image, ~170 ms per new x in the Inference lab). Here every cell of the image is classified at once:
-with corner values a = v[i, j], b = v[i+1, j], c = v[i+1, j+1], d = v[i, j+1] and case = [a>L] + 2[b>L] + 4[c>L] +
-8[d>L], the level crosses an edge where its two corners disagree, at the linear interpolation point
-(e.g. t = (L - a) / (b - a) along the bottom edge). Each case joins its crossings by one or two segments (the saddle
-cases 5 and 10 take one of their two consistent joins), and all segments are returned as endpoint pairs (drawn
-with ``connect="pairs"``, ``app.widgets.contours``). A few ms for a 512^2 image.
+level of a 512^2 image, ~170 ms per new x in the Inference lab). contourpy's marching squares (the 'serial'
+algorithm: the level crosses a cell edge where its two corners lie on either side, at the linear interpolation
+point, saddle cells split consistently) returns each line as a polyline; consecutive points become the endpoint
+pairs ``app.widgets.contours`` draws with ``connect="pairs"``. Measured against the numpy marching squares this
+module held before (same machine, medians of 40): the Mixture lab's density (150^2, 5 levels) 0.56 ms vs 1.4 ms,
+the Inference lab's posterior (192^2, 3 levels) 0.6 ms vs 1.05 ms, 512^2 with 3 levels 11.7 ms vs 15-23 ms.
 """
 
 from __future__ import annotations
 
 import numpy as np
-
-# case -> segments as pairs of edges (0 bottom a-b, 1 right b-c, 2 top d-c, 3 left a-d)
-_SEGMENTS = {1: [(3, 0)], 2: [(0, 1)], 3: [(3, 1)], 4: [(1, 2)], 5: [(3, 0), (1, 2)], 6: [(0, 2)], 7: [(3, 2)],
-             8: [(2, 3)], 9: [(0, 2)], 10: [(0, 1), (2, 3)], 11: [(1, 2)], 12: [(1, 3)], 13: [(0, 1)], 14: [(0, 3)]}
+from contourpy import LineType, contour_generator
 
 
 def contour_segments(values: np.ndarray, level: float, extent) -> np.ndarray:
     """Segments of the level-``level`` contour of ``values`` ([i, j] at pixel centre (x_i, y_j) of ``extent`` =
-    (x_lo, x_hi, y_lo, y_hi)) as an (2S, 2) array of endpoints, consecutive rows forming one segment."""
+    (x_lo, x_hi, y_lo, y_hi)) as an (2S, 2) array of endpoints, consecutive rows forming one segment.
+    Non-finite values are left out (no line crosses their cells)."""
     v = np.asarray(values, dtype=np.float64)
     if v.ndim != 2 or min(v.shape) < 2 or not np.isfinite(level):
         return np.zeros((0, 2))
-    a, b, c, d = v[:-1, :-1], v[1:, :-1], v[1:, 1:], v[:-1, 1:]
-    case = (a > level) + 2 * (b > level) + 4 * (c > level) + 8 * (d > level)
-    ci, cj = np.nonzero((case > 0) & (case < 15))
-    if ci.size == 0:
+    n1, n2 = v.shape
+    x_lo, x_hi, y_lo, y_hi = (float(e) for e in extent)
+    xs = x_lo + (np.arange(n1) + 0.5) * (x_hi - x_lo) / n1
+    ys = y_lo + (np.arange(n2) + 0.5) * (y_hi - y_lo) / n2
+    z = v.T  # contourpy indexes z[y, x]
+    if not np.isfinite(z).all():
+        z = np.ma.masked_invalid(z)
+    gen = contour_generator(xs, ys, z, name="serial", line_type=LineType.ChunkCombinedOffset)
+    points, offsets = gen.lines(float(level))
+    points, offsets = points[0], offsets[0]
+    if points is None or len(points) < 2:
         return np.zeros((0, 2))
-    case = case[ci, cj]
-    a, b, c, d = a[ci, cj], b[ci, cj], c[ci, cj], d[ci, cj]
-
-    def frac(p, q):
-        with np.errstate(divide="ignore", invalid="ignore"):
-            t = (level - p) / (q - p)
-        return np.clip(np.nan_to_num(t, nan=0.5), 0.0, 1.0)
-
-    fi, fj = ci.astype(np.float64), cj.astype(np.float64)
-    edges = [np.stack([fi + frac(a, b), fj], 1), np.stack([fi + 1.0, fj + frac(b, c)], 1),
-             np.stack([fi + frac(d, c), fj + 1.0], 1), np.stack([fi, fj + frac(a, d)], 1)]
-    parts = []
-    for k, segs in _SEGMENTS.items():
-        sel = np.nonzero(case == k)[0]
-        if sel.size:
-            for e0, e1 in segs:
-                parts.append(np.stack([edges[e0][sel], edges[e1][sel]], 1).reshape(-1, 2))
-    pts = np.concatenate(parts)
-    x_lo, x_hi, y_lo, y_hi = extent
-    nx, ny = v.shape
-    pts[:, 0] = x_lo + (pts[:, 0] + 0.5) * (x_hi - x_lo) / nx
-    pts[:, 1] = y_lo + (pts[:, 1] + 0.5) * (y_hi - y_lo) / ny
-    return pts
+    joined = np.ones(len(points) - 1, dtype=bool)   # point k -> k+1 is a segment unless a new line starts at k+1
+    joined[offsets[1:-1] - 1] = False
+    return np.stack([points[:-1][joined], points[1:][joined]], 1).reshape(-1, 2)

@@ -10,19 +10,31 @@ import dataclasses
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 
 from app.events import EventGroup
-from lvm.device import resolve_device
+from lvm.device import DEVICE_CHOICES, resolve_device
 from lvm.errors import SessionError
-from lvm.io import atomic_write_text
+from lvm.io import atomic_write_bytes, atomic_write_text
 from lvm.resources import pretrained_model_path, resources_dir
 
+if TYPE_CHECKING:  # torch is imported on first use: the main window paints before torch is loaded
+    import torch
+
 SESSION_FORMAT = "lvm-explorer-session"
-SESSION_VERSION = 1
+SESSION_VERSION = 2  # 2: a model made in the app travels in the file ("model_data"); labs keep what the user made
+READABLE_SESSION_VERSIONS = (1, 2)
+MAX_SESSION_POINTS = 200_000  # the Mixture lab's own points kept in a session (the largest toy set, edited)
+MAX_SESSION_MODEL_BYTES = 256 * 2**20  # an embedded checkpoint larger than this is refused (as a damaged file)
+# user-made arrays in the labs' view states, checked when a session is read: (lab, key) -> (shape, lo, hi); a None
+# in the shape is any length up to MAX_SESSION_POINTS; lo/hi bound the values (None: finite is enough)
+SESSION_ARRAYS = {("mixture", "points"): ((None, 2), None, None),
+                  ("inpainting", "image"): ((784,), 0.0, 1.0),
+                  ("inpainting", "mask_pixels"): ((784,), 0, 1),
+                  ("inpainting", "phi"): ((784,), 0.0, 1.0),
+                  ("latent", "drawn"): ((784,), 0.0, 1.0)}
 RESOURCES = resources_dir()
 DEFAULT_MODEL = pretrained_model_path()
 DEFAULT_DATASET = "digits"
@@ -36,6 +48,8 @@ class GaussianQ:
     scale_tril: tuple[tuple[float, ...], ...]
 
     def distribution(self, device: torch.device | str = "cpu") -> torch.distributions.MultivariateNormal:
+        import torch
+
         return torch.distributions.MultivariateNormal(torch.tensor(self.mean, dtype=torch.float32, device=device),
                                                       scale_tril=torch.tensor(self.scale_tril, dtype=torch.float32,
                                                                               device=device))
@@ -63,19 +77,30 @@ class Workspace:
         self.gmm = None  # a fitted lvm.models.GaussianMixture, shared between labs
         self.selected_index: int | None = None
         self.q: GaussianQ | None = None
-        self.device_spec = device
-        self.device: torch.device = resolve_device(device)
+        # a spec is resolved on first use (that imports torch: the main window paints before); anything else now
+        lazy = isinstance(device, str) and (device in DEVICE_CHOICES or device.startswith("cuda:"))
+        self._device: torch.device | None = None if lazy else resolve_device(device)  # (LVMError names the choices)
+        self.device_spec = device if lazy else str(self._device)
         self.seeds: dict[str, int] = {"global": 0}
         self.view_states: dict[str, dict] = {}
         self.current_view: str | None = None
+
+    @property
+    def device(self) -> torch.device:
+        """The torch device computations run on (``device_spec`` resolved: LVMError for cuda without a GPU)."""
+        if self._device is None:
+            self._device = resolve_device(self.device_spec)
+        return self._device
 
     # -- data ------------------------------------------------------------------------------------------------------
     def set_dataset(self, dataset, spec: str, split: str | None = None) -> None:
         self.dataset, self.dataset_spec = dataset, spec
         self.split = split if split in dataset.splits else dataset.default_split
         self.selected_index = None
-        self.events.dataset.emit(dataset)
-        self.events.selection.emit(None)
+        try:
+            self.events.dataset.emit(dataset)
+        finally:  # a subscriber that raised (re-raised after all ran: app.events) does not hide the cleared selection
+            self.events.selection.emit(None)
 
     @property
     def data(self):
@@ -123,7 +148,7 @@ class Workspace:
         device = resolve_device(spec)
         if spec == self.device_spec and device == self.device:
             return
-        self.device_spec, self.device = spec, device
+        self.device_spec, self._device = spec, device
         moved = None
         if self.model is not None:
             moved = copy.deepcopy(self.model).to(device)
@@ -144,19 +169,66 @@ class Workspace:
         self.events.message.emit(text)
 
     # -- sessions --------------------------------------------------------------------------------------------------
-    def session_dict(self) -> dict[str, Any]:
+    def session_dict(self, model_data: str | None = None) -> dict[str, Any]:
+        """The session as JSON-able data; ``model_data`` (from ``embedded_model``) carries a model made in the app."""
         return {"format": SESSION_FORMAT, "version": SESSION_VERSION, "dataset": self.dataset_spec,
-                "split": self.split, "model": self.model_path, "selected_index": self.selected_index,
+                "split": self.split, "model": None if model_data else self.model_path, "model_data": model_data,
+                "selected_index": self.selected_index,
                 "q": None if self.q is None else {"mean": list(self.q.mean), "scale_tril": [list(r) for r in self.q.scale_tril]},
                 "device": self.device_spec, "seeds": dict(self.seeds), "current_view": self.current_view,
                 "views": self.view_states}
 
-    def save_session(self, path: str | os.PathLike) -> None:
-        atomic_write_text(path, json.dumps(self.session_dict(), indent=2))
+    def embedded_model(self) -> tuple[str | None, str | None]:
+        """(model_data, problem): the shared model as base64 safetensors bytes when it exists in no file (trained
+        or fine-tuned in the app), else None; ``problem`` says why a model that should travel cannot (NaN weights)."""
+        if self.model is None or self.model_path is not None:
+            return None, None
+        from lvm.errors import LVMError
+
+        try:
+            return model_to_base64(self.model, self.model_info), None
+        except (LVMError, OSError) as exc:
+            return None, f"the model made in the app cannot be saved ({exc})"
+
+    def save_session(self, path: str | os.PathLike, model_data: str | None = None) -> None:
+        """Write the session in one atomic write (an embedded model and the rest can never disagree)."""
+        atomic_write_text(path, json.dumps(self.session_dict(model_data), indent=1))
+
+
+def model_to_base64(model, info: dict) -> str:
+    """``model`` as an LVM Explorer safetensors checkpoint (lvm.checkpoint.save_model), base64 encoded."""
+    import base64
+    import tempfile
+
+    from lvm.checkpoint import save_model
+
+    with tempfile.TemporaryDirectory(prefix="lvm-session-") as tmp:
+        target = Path(tmp) / "model.safetensors"
+        save_model(model, target, info)
+        return base64.b64encode(target.read_bytes()).decode("ascii")
+
+
+def model_from_bytes(data: bytes, device, name: str):
+    """(model, info) from checkpoint bytes (lvm.checkpoint.load_model: validated, never unpickled); CheckpointError
+    messages name ``name`` instead of the scratch file."""
+    import tempfile
+
+    from lvm.checkpoint import load_model
+    from lvm.errors import CheckpointError
+
+    with tempfile.TemporaryDirectory(prefix="lvm-session-") as tmp:
+        target = Path(tmp) / "model.safetensors"
+        atomic_write_bytes(target, data)  # (a scratch file; every write goes through lvm.io)
+        try:
+            return load_model(target, device)
+        except CheckpointError as exc:
+            raise CheckpointError(str(exc).replace(str(target), name)) from None
 
 
 def _model_device(model) -> torch.device | None:
     """The device of ``model``'s first parameter or buffer (None for a model without tensors)."""
+    import torch
+
     for tensor in (*model.parameters(), *model.buffers()) if isinstance(model, torch.nn.Module) else ():
         return tensor.device
     return None
@@ -179,8 +251,10 @@ def read_session(path: str | os.PathLike) -> dict[str, Any]:
 
     if not isinstance(raw, dict) or raw.get("format") != SESSION_FORMAT:
         raise SessionError(f"{path}: not an LVM Explorer session (format field missing)")
-    if raw.get("version") != SESSION_VERSION:
-        raise SessionError(f"{path}: session version {raw.get('version')!r}; this LVM Explorer reads {SESSION_VERSION}")
+    version = raw.get("version")
+    if isinstance(version, bool) or version not in READABLE_SESSION_VERSIONS:
+        raise SessionError(f"{path}: session version {version!r}; this LVM Explorer reads versions "
+                           f"{', '.join(map(str, READABLE_SESSION_VERSIONS))}")
     for field in ("dataset", "split", "model", "device", "current_view"):
         if raw.get(field) is not None and not isinstance(raw[field], str):
             raise bad(field, "a string or null")
@@ -202,4 +276,42 @@ def read_session(path: str | os.PathLike) -> dict[str, Any]:
             GaussianQ.from_arrays(q["mean"], q["scale_tril"])
         except (TypeError, KeyError, ValueError):
             raise bad("q", "{mean: [..], scale_tril: [[..]]} with a positive diagonal") from None
+    model_data = raw.get("model_data")
+    if model_data is not None:
+        import base64
+        import binascii
+
+        if not isinstance(model_data, str) or len(model_data) > MAX_SESSION_MODEL_BYTES * 4 // 3 + 4:
+            raise bad("model_data", f"null or a base64 safetensors checkpoint of at most "
+                                    f"{MAX_SESSION_MODEL_BYTES >> 20} MiB")
+        try:
+            raw["model_data"] = base64.b64decode(model_data, validate=True)
+        except (binascii.Error, ValueError):
+            raise bad("model_data", "base64 text (a safetensors checkpoint)") from None
+    for (lab, key), (shape, lo, hi) in SESSION_ARRAYS.items():
+        state = views.get(lab, {})
+        if key in state and state[key] is not None:
+            _check_array(state[key], shape, lo, hi, lambda want, f=f"views.{lab}.{key}": bad(f, want))
     return raw
+
+
+def _check_array(value, shape, lo, hi, bad) -> None:
+    """``value`` (JSON lists) has ``shape`` (None: 0..MAX_SESSION_POINTS) and finite numbers in [lo, hi]."""
+    n = shape[0] if shape[0] is not None else MAX_SESSION_POINTS
+    what = (f"a list of {shape[0]}" if shape[0] is not None else f"a list of at most {MAX_SESSION_POINTS:,}") + \
+        (" [x, y] pairs" if len(shape) == 2 else " numbers") + \
+        ("" if lo is None else f" in [{lo}, {hi}]") + " (finite)"
+    if not isinstance(value, list) or len(value) > n or (shape[0] is not None and len(value) != n):
+        raise bad(what)
+    rows = value if len(shape) == 2 else [value]
+    width = shape[1] if len(shape) == 2 else len(value)
+    for row in rows:
+        if not isinstance(row, list) or len(row) != width or not all(
+                isinstance(v, (int, float)) and not isinstance(v, bool) for v in row):
+            raise bad(what)
+    try:
+        arr = np.asarray(rows, dtype=float)
+    except OverflowError:  # an integer beyond float range
+        raise bad(what) from None
+    if arr.size and (not np.isfinite(arr).all() or (lo is not None and ((arr < lo).any() or (arr > hi).any()))):
+        raise bad(what)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import inspect
 import logging
 import os
+import sys
 import threading
 import traceback
 from typing import Any, Callable
@@ -18,7 +19,7 @@ from typing import Any, Callable
 import shiboken6
 from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal, Slot
 
-from lvm.errors import LVMError
+from lvm.errors import LVMError, out_of_memory_message
 
 log = logging.getLogger(__name__)
 
@@ -147,6 +148,12 @@ class Job(QRunnable):
             if not self.token.cancelled:
                 self._emit("error", str(exc))
         except Exception as exc:  # noqa: BLE001 - reported to the user and recorded for tests
+            oom = out_of_memory_message(exc)
+            if oom is not None:  # a request too big for this machine: the user is told, nothing was changed
+                release_cached_gpu_memory()
+                if not self.token.cancelled:
+                    self._emit("error", f"{oom} (while computing {self.channel})")
+                return
             text = "".join(traceback.format_exception(exc))
             log.error("worker %s failed:\n%s", self.channel, text)
             unexpected_errors.append(text)
@@ -158,6 +165,13 @@ class Job(QRunnable):
 
 
 _PULL = object()  # marker: "a snapshot is waiting, take the latest"
+
+
+def release_cached_gpu_memory() -> None:
+    """After a CUDA out-of-memory error: hand torch's cached blocks back, so the next (smaller) request can fit."""
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.cuda.is_available():
+        torch.cuda.empty_cache()
 
 
 def trim_heap_soon() -> None:
@@ -210,6 +224,7 @@ class TaskRunner(QObject):
         self._running: dict[str, Job] = {}
         self._pending: dict[str, tuple[Job, dict]] = {}
         self._all: set[Job] = set()
+        self._closed = False
 
     def submit(self, channel: str, fn: Callable, *, on_snapshot: Callable[[Any], None] | None = None,
                on_result: Callable[[Any], None] | None = None, on_error: Callable[[str], None] | None = None,
@@ -225,6 +240,10 @@ class TaskRunner(QObject):
         instead of none until the input stops."""
         job = Job(channel, fn, keep_all=keep_all)
         job.keep_running = keep_running
+        if self._closed:  # the window is gone: nothing may start, nor be delivered to its widgets
+            job.cancel()
+            _call(on_done)
+            return job
         callbacks = dict(on_snapshot=on_snapshot, on_result=on_result, on_error=on_error, on_finished=on_finished,
                          on_done=on_done)
         old = self._pending.pop(channel, None)
@@ -315,3 +334,9 @@ class TaskRunner(QObject):
         """Cancel everything and wait for the threads; True when all stopped in time."""
         self.cancel()
         return self.pool.waitForDone(timeout_ms)
+
+    def close(self, timeout_ms: int = 5000) -> bool:
+        """``shutdown``, and refuse every later ``submit`` (it returns a cancelled job that never runs): for the
+        window's close, after which events of a workspace that outlives it may still ask for work."""
+        self._closed = True
+        return self.shutdown(timeout_ms)

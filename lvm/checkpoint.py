@@ -72,8 +72,8 @@ def read_metadata(data: bytes, name: str) -> dict:
     return meta
 
 
-def load_model(path: str | os.PathLike, device: torch.device | str = "cpu") -> tuple[VAE, dict]:
-    """Load a checkpoint: (model in eval mode on ``device``, info dict). Raises CheckpointError on any problem."""
+def read_checkpoint(path: str | os.PathLike) -> tuple[bytes, dict]:
+    """The bytes of a checkpoint file and its validated header metadata; raises CheckpointError naming the file."""
     path = Path(path)
     try:
         data = path.read_bytes()
@@ -81,7 +81,13 @@ def load_model(path: str | os.PathLike, device: torch.device | str = "cpu") -> t
         raise CheckpointError(f"{path}: file not found") from None
     except OSError as exc:
         raise CheckpointError(f"{path}: cannot be read ({exc})") from None
-    meta = read_metadata(data, str(path))
+    return data, read_metadata(data, str(path))
+
+
+def load_model(path: str | os.PathLike, device: torch.device | str = "cpu") -> tuple[VAE, dict]:
+    """Load a checkpoint: (model in eval mode on ``device``, info dict). Raises CheckpointError on any problem."""
+    path = Path(path)
+    data, meta = read_checkpoint(path)
     try:
         config = VAEConfig.from_dict(json.loads(meta["config"]))
         info = json.loads(meta.get("info", "{}"))

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
-import torch
+from typing import TYPE_CHECKING
 
 from lvm.errors import LVMError
+
+if TYPE_CHECKING:
+    import torch
 
 DEVICE_CHOICES = ("auto", "cpu", "cuda")
 
 
 def resolve_device(spec: str | torch.device | None = "auto") -> torch.device:
     """``auto`` -> cuda when available else cpu; ``cuda`` without a GPU is a user error."""
+    import torch  # here, not at the top: the CLI parses its arguments (and prints --help) without torch
+
     if isinstance(spec, torch.device):
         return spec
     spec = (spec or "auto").strip().lower()

@@ -19,3 +19,21 @@ class SessionError(LVMError):
 
 class ModelInputError(LVMError, ValueError):
     """Data handed to a model has the wrong shape, dtype or contains NaN/inf."""
+
+
+def out_of_memory_message(exc: BaseException) -> str | None:
+    """What to tell the user when ``exc`` means the computer or the GPU ran out of memory (None for anything else).
+
+    Covers Python's ``MemoryError`` and torch's ``OutOfMemoryError`` (a ``RuntimeError`` whose message says "out of
+    memory", on CUDA and in the CPU allocator)."""
+    text = str(exc)
+    if isinstance(exc, MemoryError):
+        on_gpu = False
+    elif isinstance(exc, RuntimeError) and "out of memory" in text.lower():
+        on_gpu = "cuda" in text.lower() or "gpu" in text.lower() or type(exc).__name__ == "OutOfMemoryError"
+    else:
+        return None
+    if on_gpu:
+        return ("the GPU ran out of memory; switch the device to cpu (the Device menu, or --device cpu on the command "
+                "line), or ask for less at once (fewer points or samples, a smaller grid)")
+    return "the computer ran out of memory; ask for less at once (fewer points or samples, a smaller grid or batch)"

@@ -1,13 +1,15 @@
-"""A tiny PNG writer and reader (pure numpy + zlib) for 8-bit greyscale and RGB images.
+"""PNG files: a tiny writer (numpy + zlib) for 8-bit greyscale and RGB images, and a reader for every PNG (Pillow).
 
 ``write_png(path, a)``: ``a`` uint8 (H, W) grey or (H, W, 3) RGB, written atomically (filter 0 per row).
-``read_png(path)``: 8-bit grey / RGB, non-interlaced PNGs (any filter); anything else raises DatasetError.
+``read_png(path)``: any PNG (grey, RGB, palette, with alpha, 1-16 bits) as uint8 (H, W) grey or
+(H, W, 3) RGB; a corrupt, truncated or oversized file raises DatasetError.
 """
 
 from __future__ import annotations
 
 import os
 import struct
+import warnings
 import zlib
 
 import numpy as np
@@ -47,76 +49,70 @@ def write_png(path: str | os.PathLike, a: np.ndarray) -> None:
     atomic_write_bytes(path, encode_png(a))
 
 
+MAX_PIXELS = 50_000_000  # larger images are refused before decoding (a PNG of a few KB can claim gigapixels)
+
+
+def _flatten_on_white(rgba: np.ndarray) -> np.ndarray:
+    """uint8 (H, W, C+1) with straight alpha -> (H, W, C) composited over white, as a viewer shows it."""
+    colour = rgba[..., :-1].astype(np.float32)
+    alpha = rgba[..., -1:].astype(np.float32) / 255.0
+    return np.rint(colour * alpha + 255.0 * (1.0 - alpha)).astype(np.uint8)
+
+
 def decode_png(data: bytes, name: str = "<bytes>") -> np.ndarray:
-    """uint8 (H, W) or (H, W, 3) from PNG bytes (8-bit grey/RGB, non-interlaced)."""
+    """uint8 (H, W) grey or (H, W, 3) RGB from PNG bytes, decoded by Pillow.
+
+    Every PNG kind loads: 1/2/4/8/16-bit grey (16-bit scaled to 8 by v / 257, rounded), RGB (16-bit channels
+    reduced to 8 by Pillow), palette images (to RGB), and images with an alpha channel or palette transparency,
+    which are composited over white (the background a viewer shows). Corrupt or truncated files and images over
+    ``MAX_PIXELS`` pixels raise DatasetError.
+    """
+    import io
+
+    from PIL import Image, UnidentifiedImageError
+
     if not data.startswith(_SIG):
         raise DatasetError(f"{name} is not a PNG file (bad signature)")
-    pos, header, idat = 8, None, []
+    if len(data) < 24 or data[12:16] != b"IHDR":
+        raise DatasetError(f"{name}: truncated or corrupt PNG file (no image header); re-save it with an image editor")
+    w, h = struct.unpack(">II", data[16:24])
+    if w * h > MAX_PIXELS:  # before Pillow allocates anything
+        raise DatasetError(f"{name}: the image is {w} x {h} pixels, more than the {MAX_PIXELS:,} this reader "
+                           "accepts; scale it down first")
     try:
-        while pos < len(data):
-            (length,) = struct.unpack(">I", data[pos : pos + 4])
-            tag = data[pos + 4 : pos + 8]
-            body = data[pos + 8 : pos + 8 + length]
-            if len(body) != length:
-                raise DatasetError(f"{name}: truncated PNG chunk {tag!r}")
-            (crc,) = struct.unpack(">I", data[pos + 8 + length : pos + 12 + length])
-            if crc != zlib.crc32(tag + body) & 0xFFFFFFFF:
-                raise DatasetError(f"{name}: PNG chunk {tag!r} fails its CRC check (corrupt file)")
-            pos += 12 + length
-            if tag == b"IHDR":
-                header = struct.unpack(">IIBBBBB", body)
-            elif tag == b"IDAT":
-                idat.append(body)
-            elif tag == b"IEND":
-                break
-    except struct.error:
-        raise DatasetError(f"{name}: truncated PNG file") from None
-    if header is None or not idat:
-        raise DatasetError(f"{name}: PNG without IHDR or image data")
-    w, h, depth, colour, _, _, interlace = header
-    if depth != 8 or colour not in (0, 2) or interlace != 0:
-        raise DatasetError(f"{name}: only 8-bit greyscale or RGB non-interlaced PNGs are supported (bit depth "
-                           f"{depth}, colour type {colour}, interlace {interlace}); re-save it as such")
-    ch = 1 if colour == 0 else 3
-    try:
-        raw = zlib.decompress(b"".join(idat))
-    except zlib.error as exc:
-        raise DatasetError(f"{name}: corrupt PNG image data ({exc})") from None
-    stride = w * ch
-    if len(raw) != h * (stride + 1):
-        raise DatasetError(f"{name}: PNG image data has the wrong size")
-    rows = np.frombuffer(raw, np.uint8).reshape(h, stride + 1)
-    out = np.zeros((h, stride), np.uint8)
-    prev = np.zeros(stride, np.uint8)
-    for y in range(h):
-        f, line = rows[y, 0], rows[y, 1:].copy()
-        if f == 0:
-            cur = line
-        elif f == 2:
-            cur = line + prev
-        elif f in (1, 3, 4):
-            cur = np.zeros(stride, np.uint8)
-            for x in range(stride):  # left-dependent filters: per byte
-                left = int(cur[x - ch]) if x >= ch else 0
-                up = int(prev[x])
-                ul = int(prev[x - ch]) if x >= ch else 0
-                if f == 1:
-                    pred = left
-                elif f == 3:
-                    pred = (left + up) // 2
-                else:
-                    pa, pb, pc = abs(up - ul), abs(left - ul), abs(left + up - 2 * ul)
-                    pred = left if pa <= pb and pa <= pc else (up if pb <= pc else ul)
-                cur[x] = (int(line[x]) + pred) & 0xFF
-        else:
-            raise DatasetError(f"{name}: unknown PNG filter type {f} in row {y}")
-        out[y] = cur
-        prev = cur
-    return out if ch == 1 else out.reshape(h, w, 3)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # the size is checked above
+            im = Image.open(io.BytesIO(data), formats=["PNG"])
+            im.load()
+    except UnidentifiedImageError:
+        raise DatasetError(f"{name}: corrupt PNG file (its header cannot be read); re-save it with an image "
+                           "editor") from None
+    except (OSError, SyntaxError, ValueError, EOFError, zlib.error, Image.DecompressionBombError) as exc:
+        raise DatasetError(f"{name}: corrupt or truncated PNG file ({exc}); re-save it with an image editor") from None
+    mode = im.mode
+    if mode in ("I;16", "I;16B", "I;16L", "I"):
+        a = np.asarray(im).astype(np.float64)
+        return np.clip(np.rint(a / 257.0), 0, 255).astype(np.uint8)
+    if mode == "P":
+        im = im.convert("RGBA" if "transparency" in im.info else "RGB")
+    elif mode in ("1", "L") and "transparency" in im.info:
+        im = im.convert("LA")
+    elif mode == "RGB" and "transparency" in im.info:
+        im = im.convert("RGBA")
+    elif mode not in ("1", "L", "LA", "RGB", "RGBA"):
+        im = im.convert("RGB")
+    if im.mode == "1":
+        im = im.convert("L")
+    a = np.asarray(im, dtype=np.uint8)
+    if im.mode in ("LA", "RGBA"):
+        a = _flatten_on_white(a)
+        if im.mode == "LA":
+            a = a[..., 0]
+    return np.ascontiguousarray(a)
 
 
 def read_png(path: str | os.PathLike) -> np.ndarray:
-    """Read an 8-bit grey or RGB non-interlaced PNG as uint8 (H, W) or (H, W, 3)."""
+    """Read a PNG file as uint8 (H, W) grey or (H, W, 3) RGB (see ``decode_png``)."""
     try:
         with open(path, "rb") as fh:
             data = fh.read()

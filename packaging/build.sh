@@ -19,9 +19,9 @@ if [ ! -x "$VENV/bin/pyinstaller" ]; then
   echo "build.sh: making $VENV"
   "$PYTHON" -m venv "$VENV"
   "$VENV/bin/pip" install -q torch==2.13.0
-  # the project editable: a reused venv then always bundles the checkout as it is now. threadpoolctl: app/blas.py's
-  # optional single-thread BLAS for GUI-thread redraws (tiny, pure Python)
-  "$VENV/bin/pip" install -q -e . "pyinstaller>=6.11,<7" threadpoolctl
+  # the project editable: a reused venv then always bundles the checkout as it is now (its dependencies, threadpoolctl,
+  # Pillow and contourpy included, come from pyproject.toml)
+  "$VENV/bin/pip" install -q -e . "pyinstaller>=6.11,<7"
 fi
 venv_done=$(date +%s.%N)
 

@@ -32,6 +32,11 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("LVM_SHARED_DATA", REPO.parent / "shared" / "data"))
 
 torch.set_num_threads(min(2, torch.get_num_threads()))
+# torch's first optimiser imports torch._dynamo (~1,900 modules): done once here, as the app does while it loads
+# (app.warmup), so no test has a worker importing it while the GUI thread imports matplotlib for a help panel
+from app.warmup import warm_up_torch  # noqa: E402
+
+warm_up_torch()
 
 
 @pytest.fixture(scope="session")
@@ -89,6 +94,8 @@ def _no_unexpected_worker_errors():
 
 
 _load_processes: list[subprocess.Popen] = []
+# (the same loop as ``lvm bench --load``: it ends by itself if this run is killed before pytest_sessionfinish)
+BUSY_LOOP = "import os, sys\nwhile os.getppid() == int(sys.argv[1]):\n    pass"  # argv[1]: the parent's pid
 
 
 def pytest_sessionstart(session):
@@ -98,7 +105,7 @@ def pytest_sessionstart(session):
     except ValueError:
         raise pytest.UsageError(f"LVM_TEST_LOAD={os.environ['LVM_TEST_LOAD']!r} must be a whole number") from None
     for _ in range(max(0, n)):
-        _load_processes.append(subprocess.Popen([sys.executable, "-c", "while True: pass"]))
+        _load_processes.append(subprocess.Popen([sys.executable, "-c", BUSY_LOOP, str(os.getpid())]))
     if n > 0:
         os.environ["LVM_TEST_LOAD_PIDS"] = " ".join(str(proc.pid) for proc in _load_processes)
         print(f"\nLVM_TEST_LOAD: {n} busy-loop processes run beside the suite", flush=True)

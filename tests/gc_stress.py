@@ -52,7 +52,7 @@ def main() -> int:
         for _ in range(50):
             button, holder = QPushButton(), Holder()
             holder.me, holder.button, button.holder = holder, button, holder  # cycles through Qt objects
-            button.clicked.connect(lambda: holder)  # noqa: B023 - a closure cell, as a slot would hold
+            button.clicked.connect(lambda: holder)  # noqa: B023, F821 - a closure cell (emptied by the del below), as a slot would hold
             holder.poke.connect(button.click)
             del button, holder
             made[0] += 1

@@ -30,7 +30,7 @@ def test_importing_lvm_loads_no_qt():
     code = ("import sys, lvm, lvm.data, lvm.models, lvm.estimators, lvm.inpainting, lvm.cli, lvm.checkpoint, "
             "lvm.training; bad=[m for m in sys.modules if m.split('.')[0] in ('PySide6','pyqtgraph','app')]; "
             "print(bad); sys.exit(1 if bad else 0)")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=120)
     assert out.returncode == 0, out.stdout + out.stderr
 
 
@@ -38,5 +38,6 @@ def test_import_linter_contract():
     lint = Path(sys.executable).parent / "lint-imports"
     if not lint.exists():
         pytest.skip("import-linter not installed")
-    out = subprocess.run([str(lint), "--config", str(REPO / "pyproject.toml")], capture_output=True, text=True, cwd=REPO)
+    out = subprocess.run([str(lint), "--config", str(REPO / "pyproject.toml")], capture_output=True, text=True,
+                         cwd=REPO, timeout=120)
     assert out.returncode == 0, out.stdout + out.stderr

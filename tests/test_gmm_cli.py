@@ -98,7 +98,7 @@ def test_png_reader_rejects_other_files(tmp_path):
     with pytest.raises(DatasetError):
         read_png(tmp_path / "bad.png")
     data = bytearray(encode_png(np.zeros((3, 3), np.uint8)))
-    data[24] = 16  # bit depth 16
+    data[24] = 16  # bit depth 16 under the old header CRC: a corrupt header
     (tmp_path / "d16.png").write_bytes(bytes(data))
     with pytest.raises(DatasetError):
         read_png(tmp_path / "d16.png")

@@ -498,8 +498,8 @@ def test_gui_bad_session_field_keeps_the_session(qtbot, workspace_window, tmp_pa
     path = tmp_path / "wrong.lvmsession"
     path.write_text(json.dumps(d))
     window.open_session(str(path))
-    qtbot.wait(100)
-    assert not window.is_loading()
+    # refused when read (nothing loads); were it refused by a loading worker, this waits for that worker's answer
+    qtbot.waitUntil(lambda: not window.is_loading() and "wrong.lvmsession" in window.last_error, timeout=30000)
     assert _state(window) == before
     assert "wrong.lvmsession" in window.last_error and "seeds" in window.last_error
 
@@ -518,7 +518,7 @@ def test_gui_labs_tolerate_any_view_state_in_a_session(qtbot, workspace_window, 
         state = data.draw(st.dictionaries(st.sampled_from(keys), json_values, max_size=4), label=name)
         lab.restore_view_state(state)
         lab.view_state()
-    qtbot.wait(10)
+    qtbot.wait(10)  # a negative check: lets a queued slot that would raise run; it waits for nothing to finish
     assert not excepthook_errors, "\n".join(excepthook_errors)
 
 

@@ -59,15 +59,20 @@ def test_slider_redraw_time(lab, qtbot, dz):
     slider = lab.sliders[("c", 1)].slider
     slider.setFocus()
     times = []
+    lab.redraw_times = []
     for i in range(30):
+        before = lab.density.copy()
         t0 = time.perf_counter()
         qtbot.keyClick(slider, Qt.Key_Right if i % 2 else Qt.Key_Left)
         lab.plot.repaint()
         times.append((time.perf_counter() - t0) * 1000)
+        # each key step redraws the density once, at once (no timer, no worker to wait for), and it changed
+        assert len(lab.redraw_times) == i + 1
+        assert not np.array_equal(lab.density, before)
     med = float(np.median(times))
+    # the time is printed for the record, not asserted (a loaded machine is slower): ``lvm bench gui`` measures it
     print(f"\nslider redraw ({dz}-D z, {lab.n_z}^{dz} nodes, 100x100 grid): median {med:.1f} ms incl. repaint, "
           f"compute-only median {np.median(lab.redraw_times[-30:]):.1f} ms")
-    assert med < 150  # generous: the CI CPU is shared; the figure is printed for the record
 
 
 def test_latent_dim_toggle_ranges_and_state_roundtrip(lab, qtbot, tmp_path):

@@ -34,7 +34,7 @@ def settled_rss_mb(qtbot=None, samples: int = 3) -> float:
     readings = []
     for i in range(samples):
         if i and qtbot is not None:
-            qtbot.wait(150)
+            qtbot.wait(150)  # spacing of the samples (the least is kept): nothing is waited for
         gc.collect()
         try:
             ctypes.CDLL("libc.so.6").malloc_trim(0)
@@ -69,6 +69,17 @@ def checkpoints(tmp_path):
     return paths
 
 
+def _flush_deferred_deletes(qtbot) -> None:
+    """Deliver every posted event, the deferred deletes (``deleteLater``) of the replaced widgets and items included,
+    before RSS and plot items are counted (a condition, not a time: the event queue is drained)."""
+    from PySide6.QtCore import QCoreApplication, QEvent
+
+    for _ in range(3):  # a deletion can post another
+        QCoreApplication.sendPostedEvents(None, 0)
+        QCoreApplication.sendPostedEvents(None, QEvent.DeferredDelete)
+        QCoreApplication.processEvents()
+
+
 def _wait_loaded(qtbot, window):
     qtbot.waitUntil(lambda: not window.is_loading(), timeout=120000)
 
@@ -91,9 +102,9 @@ def _switch(qtbot, window, checkpoints, i: int) -> None:
     else:
         window.load_model(checkpoints[(i // 2) % len(checkpoints)])
     _wait_loaded(qtbot, window)
-    qtbot.wait(30)
+    qtbot.wait(30)  # a user's pace: the labs' work may still run (a switch cancels it), nothing must have finished
     window.set_view(VIEWS[(i + 2) % len(VIEWS)])
-    qtbot.wait(30)
+    qtbot.wait(30)  # (as above)
 
 
 def _run(qtbot, checkpoints, n: int, retrain_every: int) -> tuple[float, dict, dict]:
@@ -108,16 +119,16 @@ def _run(qtbot, checkpoints, n: int, retrain_every: int) -> tuple[float, dict, d
     for i in range(2 * len(VIEWS)):  # warm-up: every lab built, every dataset and model seen once
         _switch(qtbot, window, checkpoints, i)
     _retrain(qtbot, window)
-    qtbot.waitUntil(lambda: not window.is_busy(), timeout=60000)
-    qtbot.wait(100)
+    qtbot.waitUntil(lambda: not window.is_busy(), timeout=120000)
+    _flush_deferred_deletes(qtbot)
     raw_before = rss_mb()
     before, items_before = settled_rss_mb(qtbot), count_plot_items()
     for i in range(n):
         _switch(qtbot, window, checkpoints, i)
         if retrain_every and i % retrain_every == retrain_every - 1:
             _retrain(qtbot, window)
-    qtbot.waitUntil(lambda: not window.is_busy(), timeout=60000)
-    qtbot.wait(100)
+    qtbot.waitUntil(lambda: not window.is_busy(), timeout=120000)
+    _flush_deferred_deletes(qtbot)
     raw_growth = rss_mb() - raw_before
     growth, items_after = settled_rss_mb(qtbot) - before, count_plot_items()
     window.runner.shutdown(10000)

@@ -43,7 +43,7 @@ def viewport_pos(lab, x: float, y: float) -> QPoint:
 
 def click_scatter(qtbot, lab, x, y, button=Qt.LeftButton, modifier=Qt.NoModifier):
     QTest.mouseClick(lab.scatter_widget.viewport(), button, modifier, viewport_pos(lab, x, y))
-    qtbot.wait(20)
+    qtbot.wait(20)  # a user's pace between clicks (the click is handled synchronously): nothing is waited for
 
 
 def fitted(qtbot, lab):
@@ -82,7 +82,7 @@ def test_em_steps_keep_the_history_row_still_and_show_every_point_of_the_curve(q
     for button in (lab.e_button, lab.m_button) * 3:
         qtbot.mouseClick(button, Qt.LeftButton)
         wait_idle(qtbot, lab)
-        qtbot.wait(30)
+        qtbot.wait(30)  # a negative check (the row must not relayout); posted layout requests run in any wait
         lengths.add(len(lab.step_label.text()))
         assert lab.history_slider.width() == width
     assert len(lengths) >= 2
@@ -195,12 +195,12 @@ def test_run_then_pause_stops(qtbot, lab):
     lab.speed.setValue(20)
     qtbot.mouseClick(lab.run_button, Qt.LeftButton)
     assert lab.run_button.text() == "Pause"
-    qtbot.waitUntil(lambda: len(lab.history) >= 3, timeout=10000)
+    qtbot.waitUntil(lambda: len(lab.history) >= 3, timeout=30000)
     qtbot.mouseClick(lab.run_button, Qt.LeftButton)
     assert lab.run_button.text() == "Run"
     wait_idle(qtbot, lab)
     n = len(lab.history)
-    qtbot.wait(300)
+    qtbot.wait(300)  # a negative check (no step after the pause): it waits for nothing to finish
     assert len(lab.history) == n and not lab.is_busy()
 
 

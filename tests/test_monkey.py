@@ -25,7 +25,7 @@ from PySide6.QtGui import QMouseEvent, QWheelEvent
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QAbstractScrollArea, QApplication, QFileDialog, QMessageBox, QWidget
 
-VIEWS = ("mixture", "latent", "inference", "inpainting", "infinite")
+VIEWS = ("mixture", "latent", "inference", "inpainting", "infinite", "discrete")
 KEYS = [Qt.Key_Left, Qt.Key_Right, Qt.Key_Up, Qt.Key_Down, Qt.Key_PageUp, Qt.Key_PageDown, Qt.Key_Home, Qt.Key_End,
         Qt.Key_Space, Qt.Key_Return, Qt.Key_Escape, Qt.Key_Tab, Qt.Key_Backspace, Qt.Key_Delete, Qt.Key_Plus,
         Qt.Key_Minus, Qt.Key_0, Qt.Key_1, Qt.Key_5, Qt.Key_9, Qt.Key_A, Qt.Key_R, Qt.Key_X, Qt.Key_Period]
@@ -181,6 +181,17 @@ class Drivers:
             if slider.isVisible():
                 slider.set_value(slider.value() + self.rng.uniform(-0.1, 0.1), emit=True)
 
+    def discrete(self, lab) -> None:
+        data = self.window.workspace.data
+        if self.t % 30 == 0 and data is not None:
+            self.window.workspace.select(self.rng.randrange(len(data)))
+            self.started["digits"] = self.started.get("digits", 0) + 1
+        if not lab.is_training() and self.t % 60 == 0:
+            lab.train.k.setValue(self.rng.choice([2, 3, 14]))  # exact-gradient and VIMCO training alike
+            lab.train.epochs.setValue(1)
+            lab.start_training()
+            self.started["discrete training"] = self.started.get("discrete training", 0) + 1
+
 
 @pytest.fixture
 def excepthook_recorder(monkeypatch):
@@ -231,7 +242,7 @@ def test_monkey_all_views(qtbot, request, monkeypatch, excepthook_recorder):
         for view in VIEWS:
             window.set_view(view)
             lab = window.lab(view)
-            qtbot.wait(200)
+            qtbot.wait(200)  # pacing: the monkey needs nothing of the lab finished (it plays over running work)
             monkey = Monkey(lab, rng)
             for i in range(events):
                 monkey.act()
@@ -239,11 +250,11 @@ def test_monkey_all_views(qtbot, request, monkeypatch, excepthook_recorder):
                     QApplication.processEvents()
                 if i % 25 == 0:
                     close_popups_and_boxes(window)
-                    qtbot.wait(5)
+                    qtbot.wait(5)  # pacing of the scripted user, nothing waited for
                 if excepthook_recorder or workers.unexpected_errors[worker_errors_before:]:
                     break
                 survived += 1
-            qtbot.wait(100)
+            qtbot.wait(100)  # pacing: late worker errors are still caught by the final check after waitForDone
             close_popups_and_boxes(window)
             problems = excepthook_recorder + workers.unexpected_errors[worker_errors_before:]
             assert not problems, (f"seed {seed}, view {view}, event {i}; last actions:\n  " + "\n  ".join(monkey.log)
@@ -257,10 +268,10 @@ def test_monkey_all_views(qtbot, request, monkeypatch, excepthook_recorder):
         print("  message:", text.splitlines()[0][:160])
     # a clean quit: every worker stops, no window left open
     window.close()
-    assert window.runner.pool.waitForDone(10000)
+    assert window.runner.pool.waitForDone(30000)
     assert window.runner.pool.activeThreadCount() == 0
     window.deleteLater()
-    qtbot.wait(50)
+    qtbot.waitUntil(lambda: not shiboken6.isValid(window), timeout=10000)
     assert not [w for w in QApplication.topLevelWidgets() if w.isVisible() and not isinstance(w, QMessageBox)]
     assert not excepthook_recorder, "\n".join(excepthook_recorder)
     new = workers.unexpected_errors[worker_errors_before:]

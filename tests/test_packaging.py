@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import configparser
 import importlib.metadata
-import os
 import shutil
 import subprocess
 import sys
@@ -81,7 +80,8 @@ def test_spec_carries_resources_and_the_labs():
     compile(text, "lvm-explorer.spec", "exec")
     assert '"resources"' in text and 'collect_submodules("app")' in text
     for script in ("build.sh", "check.sh"):
-        out = subprocess.run(["bash", "-n", str(REPO / "packaging" / script)], capture_output=True, text=True)
+        out = subprocess.run(["bash", "-n", str(REPO / "packaging" / script)], capture_output=True, text=True,
+                             timeout=60)
         assert out.returncode == 0, out.stderr
 
 
@@ -136,7 +136,7 @@ def test_wheel_contains_resources_and_both_entry_points(wheel):
 def test_wheel_in_a_fresh_venv_starts(wheel, tmp_path):
     """A venv without system site-packages: torch 2.13.0 (CPU) first, then the wheel; ``lvm-explorer --smoke``."""
     venv = tmp_path / "venv"
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=300)
     pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "-q"]
     subprocess.run([*pip, "torch==2.13.0"], check=True, timeout=900)
     subprocess.run([*pip, str(wheel)], check=True, timeout=900)

@@ -4,6 +4,8 @@ as the plots' sizes."""
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pytest
 
@@ -35,6 +37,43 @@ class PaintCounter(QObject):
         return False
 
 
+class _AnyPaint(QObject):
+    """Counts every Paint event of the application (an application-wide event filter)."""
+
+    def __init__(self):
+        super().__init__()
+        self.n = 0
+
+    def eventFilter(self, obj, event):
+        if event.type() == QEvent.Paint:
+            self.n += 1
+        return False
+
+
+def settle(quiet_turns: int = 3, quiet_s: float = 0.05, timeout_s: float = 30.0) -> None:
+    """Turn the event loop until painting has settled: ``quiet_turns`` turns in a row, spanning at least ``quiet_s``,
+    without a Paint event anywhere. Each turn delivers every posted event (update and layout requests) and every due
+    timer, so a pending paint is always flushed however slow the machine; on a loaded machine this only takes longer.
+    Fails after ``timeout_s`` of continuous painting."""
+    app = QApplication.instance()
+    probe = _AnyPaint()
+    app.installEventFilter(probe)
+    try:
+        deadline = time.monotonic() + timeout_s
+        last, quiet, quiet_since = -1, 0, time.monotonic()
+        while quiet < quiet_turns or time.monotonic() - quiet_since < quiet_s:
+            QApplication.sendPostedEvents()
+            QApplication.processEvents()
+            if probe.n != last:
+                last, quiet, quiet_since = probe.n, 0, time.monotonic()
+            else:
+                quiet += 1
+            assert time.monotonic() < deadline, f"painting did not settle within {timeout_s} s"
+            time.sleep(0.002)
+    finally:
+        app.removeEventFilter(probe)
+
+
 def scatter_plot(qtbot) -> pg.PlotWidget:
     w = pg.PlotWidget(background="w")
     qtbot.addWidget(w)
@@ -56,26 +95,28 @@ def pan_and_zoom(qtbot, w: pg.PlotWidget, steps: int) -> None:
         p = centre + QPoint(int(40 * np.sin(i / 2.0)), 3 * i)
         QApplication.sendEvent(vp, QMouseEvent(QEvent.MouseMove, QPointF(p), QPointF(vp.mapToGlobal(p)),
                                                Qt.NoButton, Qt.LeftButton, Qt.NoModifier))
-        qtbot.wait(15)
+        settle()  # each step's paints done before the next step (not coalesced with it)
     QTest.mouseRelease(vp, Qt.LeftButton, Qt.NoModifier, p)
-    qtbot.wait(15)
+    settle()
     for i in range(steps - drags):
         QApplication.sendEvent(vp, QWheelEvent(QPointF(centre), QPointF(vp.mapToGlobal(centre)), QPoint(0, 0),
                                                QPoint(0, 120 if i % 2 else -120), Qt.NoButton, Qt.NoModifier,
                                                Qt.NoScrollPhase, False))
-        qtbot.wait(15)
+        settle()
 
 
 def test_a_pan_or_zoom_paints_the_plot_once_and_draws_the_same_pixels(qtbot):
     followed, plain = scatter_plot(qtbot), scatter_plot(qtbot)
     transform_follows_range(followed.getViewBox())
     transform_follows_range(followed.getViewBox())  # idempotent: one connection
-    qtbot.wait(50)
+    settle()
     counter = PaintCounter([followed.viewport(), plain.viewport()])
     steps = 12
     pan_and_zoom(qtbot, followed, steps)
     pan_and_zoom(qtbot, plain, steps)
-    qtbot.wait(50)
+    settle()
+    print(f"\npaints for {steps} steps: followed {counter.counts[followed.viewport()]}, "
+          f"plain {counter.counts[plain.viewport()]}")
     assert counter.counts[followed.viewport()] == steps
     assert counter.counts[plain.viewport()] >= steps  # pyqtgraph's own deferral paints twice per step (measured)
     np.testing.assert_allclose(followed.getViewBox().viewRange(), plain.getViewBox().viewRange())
@@ -96,7 +137,7 @@ def test_a_view_box_not_laid_out_yet_keeps_its_transform_until_its_first_resize(
     w.resize(300, 200)
     w.show()
     qtbot.waitExposed(w)
-    qtbot.wait(30)
+    settle()  # laid out and painted
     centre = vb.mapViewToScene(pg.Point(5, 2.5))
     assert (centre.x(), centre.y()) == pytest.approx((vb.sceneBoundingRect().center().x(),
                                                       vb.sceneBoundingRect().center().y()), abs=1.0)
@@ -109,7 +150,7 @@ def test_a_steady_tick_column_keeps_the_plot_geometry_while_the_tick_labels_chan
     for lo, hi in [(0, 1), (-55.5, -40.25), (0.001, 0.0013), (3, 4), (-2.5, 2.5)]:
         for w in (steady, plain):
             w.setYRange(lo, hi, padding=0)
-        qtbot.wait(40)
+        settle()  # the axes' relayout (posted layout requests) done
         for w in (steady, plain):
             sizes[w].add(tuple(w.getViewBox().size().toTuple()))
     assert len(sizes[steady]) == 1
@@ -137,12 +178,13 @@ def test_a_tab_switch_paints_each_plot_of_the_new_page_once(qtbot, workspace_win
     window = workspace_window
     for name in LABS:  # every lab built and shown once
         click_tab(qtbot, window, name)
-        qtbot.wait(150)
+        qtbot.wait(150)  # a user's pace through the tabs: nothing of the lab needs to have finished
     click_tab(qtbot, window, target)  # its first-visit work (a fit, a posterior) done while it is shown
     qtbot.waitUntil(lambda: not window.lab(target).is_busy(), timeout=120000)
     away = "latent" if target != "latent" else "mixture"
     click_tab(qtbot, window, away)
-    qtbot.wait(200)
+    qtbot.waitUntil(lambda: not window.lab(away).is_busy(), timeout=120000)
+    settle()  # the page shown and every paint of the switch done
     page = window.tabs.widget(list(LABS).index(target))
     assert not page.updatesEnabled()  # hidden pages do not repaint
     views = [v for v in page.findChildren(pg.GraphicsView) if v.isVisibleTo(page)]
@@ -150,7 +192,7 @@ def test_a_tab_switch_paints_each_plot_of_the_new_page_once(qtbot, workspace_win
     counter = PaintCounter([v.viewport() for v in views])
     click_tab(qtbot, window, target)
     assert window.current_view_name() == target
-    qtbot.wait(60)  # the switch's paints happen in the next turn of the event loop
+    settle()  # the switch's paints happen in the next turns of the event loop
     assert page.updatesEnabled()
     for other in range(window.tabs.count()):
         if window.tabs.widget(other) is not page:
@@ -169,10 +211,10 @@ def test_a_new_selection_keeps_the_kl_plot_size(qtbot, workspace_window):
     counter = PaintCounter([lab.kl.plot.viewport()])
     for index in (3, 1234, 42):
         window.workspace.select(index)
-        qtbot.wait(30)  # "computing the exact posterior…" laid out
+        settle()  # "computing the exact posterior…" laid out
         assert lab.kl.plot.size() == size
         qtbot.waitUntil(lambda i=index: lab.picture is not None and lab.picture.index == i, timeout=30000)
-        qtbot.wait(100)
+        settle()  # the new picture laid out and drawn
         assert lab.kl.plot.size() == size
     assert counter.counts[lab.kl.plot.viewport()] >= 3
 

@@ -15,7 +15,7 @@ def _gated_jobs(gate: threading.Event):
     def make(i):
         def fn(token):
             if i == 0:
-                gate.wait(5)
+                gate.wait(30)
             return i
         return fn
     return make
@@ -30,7 +30,7 @@ def test_latest_wins_per_channel(qtbot):
     for i in range(20):
         runner.submit("hover", make(i), on_result=results.append)
     gate.set()
-    qtbot.waitUntil(lambda: not runner.is_busy(), timeout=5000)
+    qtbot.waitUntil(lambda: not runner.is_busy(), timeout=30000)
     assert results == [19]
     runner.shutdown()
 
@@ -44,14 +44,15 @@ def test_keep_running_delivers_the_running_job_and_the_newest_request(qtbot):
     for i in range(20):
         runner.submit("pen", make(i), on_result=results.append, keep_running=True)
     gate.set()
-    qtbot.waitUntil(lambda: not runner.is_busy(), timeout=5000)
+    qtbot.waitUntil(lambda: not runner.is_busy(), timeout=30000)
     assert results == [0, 19]
     runner.shutdown()
 
 
 def test_keep_running_results_keep_flowing_during_a_stream_of_requests(qtbot):
     """Requests every 5 ms, each job 20 ms: several results arrive while the stream goes on (latest wins alone
-    would cancel every running job and show nothing until the stream stops)."""
+    would cancel every running job and show nothing until the stream stops). The stream goes on until three results
+    arrived, however long a loaded machine takes (at most 6000 requests, > 30 s), so it is counted, not timed."""
     import time
 
     runner = TaskRunner()
@@ -63,13 +64,15 @@ def test_keep_running_results_keep_flowing_during_a_stream_of_requests(qtbot):
             return i
         return fn
 
-    for i in range(60):
+    i = 0
+    while (i < 60 or len(results) < 3) and i < 6000:
         runner.submit("pen", make(i), on_result=results.append, keep_running=True)
-        qtbot.wait(5)
+        qtbot.wait(5)  # the pace of the request stream (a pen), not a wait for a result
+        i += 1
     during = len(results)
-    qtbot.waitUntil(lambda: not runner.is_busy(), timeout=5000)
-    assert during >= 3
-    assert results == sorted(results) and results[-1] == 59
+    qtbot.waitUntil(lambda: not runner.is_busy(), timeout=30000)
+    assert during >= 3, f"{during} results during a stream of {i} requests"
+    assert results == sorted(results) and results[-1] == i - 1
     runner.shutdown()
 
 
@@ -80,7 +83,7 @@ def test_worker_threads_run_below_the_gui_threads_priority(qtbot):
     runner = TaskRunner()
     seen: list[int] = []
     runner.submit("nice", lambda: os.getpriority(os.PRIO_PROCESS, 0), on_result=seen.append)
-    qtbot.waitUntil(lambda: bool(seen), timeout=5000)
+    qtbot.waitUntil(lambda: bool(seen), timeout=30000)
     assert seen[0] >= max(before, WORKER_NICENESS)
     assert os.getpriority(os.PRIO_PROCESS, 0) == before  # only the worker thread was lowered
     runner.shutdown()
@@ -96,18 +99,31 @@ def test_keep_running_starts_the_waiting_request_before_the_result_is_drawn(qtbo
     def make(i):
         def fn():
             if i == 0:
-                gate.wait(5)
+                gate.wait(30)
             else:
                 started.set()
             return i
         return fn
 
     def on_result(i):
-        seen.append((i, started.wait(2.0) if i == 0 else True))
+        seen.append((i, started.wait(30) if i == 0 else True))
 
     for i in range(3):
         runner.submit("pen", make(i), on_result=on_result, keep_running=True)
     gate.set()
-    qtbot.waitUntil(lambda: not runner.is_busy(), timeout=5000)
+    qtbot.waitUntil(lambda: not runner.is_busy(), timeout=30000)
     assert seen == [(0, True), (2, True)]
     runner.shutdown()
+
+
+def test_a_closed_runner_starts_nothing_and_delivers_nothing(qtbot):
+    """After the window's close: work asked for by a workspace that outlives the window never runs (its results would
+    reach deleted widgets)."""
+    runner = TaskRunner()
+    assert runner.close(5000)
+    ran, done, results = [], [], []
+    job = runner.submit("lab/late", lambda: ran.append(1) or 42, on_result=results.append,
+                        on_done=lambda: done.append(1))
+    assert job.cancelled and done == [1] and not runner.is_busy()
+    qtbot.wait(50)  # (nothing may happen: a fixed wait checks that nothing arrives; it cannot fail because of load)
+    assert ran == [] and results == []

@@ -10,6 +10,7 @@ LABS: dict[str, tuple[str, str]] = {
     "inference": ("Inference lab", "app.views.inference:InferenceLab"),
     "inpainting": ("Inpainting lab", "app.views.inpainting:InpaintingLab"),
     "infinite": ("Infinite mixture lab", "app.views.infinite:InfiniteMixtureLab"),
+    "discrete": ("Discrete latents lab", "app.views.discrete:DiscreteLab"),
 }
 
 

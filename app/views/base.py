@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QAbstractSpinBox, QComboBox, QDoubleSpinBox, QFrame, QLabel, QSplitter, QTextBrowser, \
+from PySide6.QtWidgets import QAbstractSpinBox, QComboBox, QDoubleSpinBox, QFrame, QLabel, QSplitter, \
     QVBoxLayout, QWidget
 
 from app.state import Workspace
@@ -35,10 +35,19 @@ class LabView(QWidget):
         return f"{self.name}/{what}"
 
     def with_explanation(self, content: QWidget) -> QSplitter:
-        """``content`` with the "what am I looking at" panel on its right."""
+        """``content`` with the "what am I looking at" panel on its right; its plots get readable axes.
+
+        ``app.widgets.axes.readable_axes``: no SI-prefix rescaling, rounded ticks, decade-labelled log axes. A plot
+        built later calls ``readable_axes(plot)`` itself.
+        """
+        from app.widgets.axes import readable_axes  # (pyqtgraph: loaded with the first lab)
+
+        readable_axes(content)
         splitter = QSplitter(Qt.Horizontal)
         splitter.addWidget(content)
-        splitter.addWidget(explanation_panel(self.title, self.explanation))
+        panel = explanation_panel(self.title, self.explanation)
+        self.explanation_text = panel.findChild(QWidget, "explanation-text")
+        splitter.addWidget(panel)
         splitter.setStretchFactor(0, 5)
         splitter.setStretchFactor(1, 1)
         splitter.setSizes([1000, 240])
@@ -53,8 +62,10 @@ class LabView(QWidget):
         self.runner.cancel(self.name + "/")
 
     def is_busy(self) -> bool:
-        """True while this lab's computations run (``--screenshot`` waits for them)."""
-        return self.runner.is_busy(self.name + "/")
+        """True while this lab's computations run, or its shown help's formulas are being typeset (``--screenshot``
+        waits for them)."""
+        text = getattr(self, "explanation_text", None)
+        return self.runner.is_busy(self.name + "/") or (text is not None and text.is_typesetting())
 
     def export_widget(self) -> QWidget:
         """The widget rendered by "Export view as PNG/SVG"."""
@@ -122,9 +133,11 @@ def explanation_panel(title: str, html: str) -> QFrame:
     layout = QVBoxLayout(frame)
     layout.setContentsMargins(4, 4, 4, 4)
     head = QLabel("<b>What am I looking at?</b>")
-    text = QTextBrowser()
+    from app.widgets.formula_text import FormulaBrowser
+
+    text = FormulaBrowser(html or f"<p>{title}</p>")
+    text.setObjectName("explanation-text")
     text.setOpenExternalLinks(True)
-    text.setHtml(html or f"<p>{title}</p>")
     layout.addWidget(head)
     layout.addWidget(text)
     frame.setMinimumWidth(180)

@@ -20,31 +20,31 @@ from app.views.inference_kl import KLGapPanel
 from app.views.inference_onedim import OneDPanel
 from app.views.inference_scatter import ScatterPanel
 
-EXPLANATION = """
+EXPLANATION = r"""
 <h3>Inference: how well do we know log p(x)?</h3>
-<p><b>The marginal likelihood</b> is an integral over the latent z:
-<br>&nbsp;&nbsp;p(x) = ∫ p(x|z) p(z) dz.
+<p><b>The marginal likelihood</b> is an integral over the latent $z$:
+<br>&nbsp;&nbsp;$p(x) = \int\, p(x \mid z)\, p(z)\, dz$.
 <br>With a 2-D latent it is computed here <i>exactly</i> by quadrature on a grid
-(log p(x) = log V + logsumexp<sub>g</sub> [log p(x|z<sub>g</sub>) + log p(z<sub>g</sub>)]).</p>
-<p><b>Naive Monte Carlo</b> draws z<sub>i</sub> without looking at x (uniform on a box, or from the prior):
-<br>&nbsp;&nbsp;p(x) ≈ (1/k) Σ<sub>i</sub> p(x|z<sub>i</sub>), z<sub>i</sub> ~ p(z).
-<br>Almost every sample misses the tiny region where p(z|x) lives, so it needs astronomically many samples.</p>
-<p><b>Importance sampling</b> draws from a proposal q(z) close to the posterior and reweights:
-<br>&nbsp;&nbsp;p̂(x) = (1/k) Σ<sub>i</sub> w<sub>i</sub>, w<sub>i</sub> = p(x|z<sub>i</sub>) p(z<sub>i</sub>) / q(z<sub>i</sub>),
-z<sub>i</sub> ~ q.
-<br>E[p̂(x)] = p(x): unbiased. The effective sample size ESS = (Σ w)² / Σ w² says how many samples really count.</p>
-<p><b>Jensen's inequality</b>: log is concave, so
-<br>&nbsp;&nbsp;L<sub>k</sub> = E[log p̂(x)] ≤ log E[p̂(x)] = log p(x).
-<br>L<sub>k</sub> is the IWAE bound; it rises with k towards log p(x).</p>
-<p><b>The ELBO</b> is the case k = 1:
-<br>&nbsp;&nbsp;ELBO(q) = E<sub>q</sub>[log p(x|z)] − KL(q(z) ‖ p(z)) = E<sub>q</sub>[log p(x, z) − log q(z)].</p>
+($\log p(x) = \log V$ $+\ \mathrm{logsumexp}_g$ $[\log p(x \mid z_g) + \log p(z_g)]$).</p>
+<p><b>Naive Monte Carlo</b> draws $z_i$ without looking at $x$ (uniform on a box, or from the prior):
+<br>&nbsp;&nbsp;$$p(x) \approx \frac{1}{k} \sum_{i=1}^{k} p(x \mid z_i)$$, $z_i \sim p(z)$.
+<br>Almost every sample misses the tiny region where $p(z \mid x)$ lives, so it needs astronomically many samples.</p>
+<p><b>Importance sampling</b> draws from a proposal $q(z)$ close to the posterior and reweights:
+<br>&nbsp;&nbsp;$$\hat{p}(x) = \frac{1}{k} \sum_{i=1}^{k} w_i$$, $$w_i = \frac{p(x \mid z_i)\, p(z_i)}{q(z_i)}$$, $z_i \sim q$.
+<br>$\mathbb{E}_q[\hat{p}(x)] = p(x)$: unbiased. The effective sample size
+$\mathrm{ESS} = (\sum_i w_i)^2 / \sum_i w_i^2$ says how many samples really count.</p>
+<p><b>Jensen's inequality</b>: $\log$ is concave, so
+<br>&nbsp;&nbsp;$\mathcal{L}_k = \mathbb{E}[\log \hat{p}(x)]$ $\leq \log \mathbb{E}[\hat{p}(x)] = \log p(x)$.
+<br>$\mathcal{L}_k$ is the IWAE bound; it rises with $k$ towards $\log p(x)$.</p>
+<p><b>The ELBO</b> is the case $k = 1$:
+<br>&nbsp;&nbsp;$\mathrm{ELBO}(q) = \mathbb{E}_q[\log p(x \mid z)]$ $-\ \mathrm{KL}(q(z)\, \Vert\, p(z))$ $= \mathbb{E}_q[\log p(x, z) - \log q(z)]$.</p>
 <p><b>The gap</b> is exactly a KL divergence:
-<br>&nbsp;&nbsp;log p(x) = ELBO(q) + KL(q(z) ‖ p(z|x)).
-<br>Maximising the ELBO over q minimises this <i>reverse</i> KL, which is mode seeking.
-The encoder q<sub>φ</sub>(z|x) is one amortised guess; the best Gaussian q* closes part of the gap
+<br>&nbsp;&nbsp;$\log p(x) = \mathrm{ELBO}(q)$ $+\ \mathrm{KL}(q(z)\, \Vert\, p(z \mid x))$.
+<br>Maximising the ELBO over $q$ minimises this <i>reverse</i> KL, which is mode seeking.
+The encoder $q_\phi(z \mid x)$ is one amortised guess; the best Gaussian $q^*$ closes part of the gap
 (amortisation gap); what remains is the approximation gap.</p>
-<p><b>Numbers</b>: in the KL explorer the ELBO uses 16 × 16 Gauss-Hermite nodes in q's own coordinates;
-log p(x) comes from a coarse grid over the latent box plus a fine grid on the posterior's support.</p>
+<p><b>Numbers</b>: in the KL explorer the ELBO uses $16 \times 16$ Gauss-Hermite nodes in $q$'s own coordinates;
+$\log p(x)$ comes from a coarse grid over the latent box plus a fine grid on the posterior's support.</p>
 """
 
 
@@ -111,7 +111,10 @@ class InferenceLab(LabView):
 
     # -- lifecycle -------------------------------------------------------------------------------------------------
     def _select_first_if_none(self) -> bool:
-        """With nothing selected, select x #0 (deferred: never inside another event's emission)."""
+        """With nothing selected, select x #0, deferred to the event loop. Not an events workaround: inside the
+        ``selection(None)`` emission a nested ``select(0)`` would reach the subscribers after this one before the
+        outer ``None`` does (they would end on None while the workspace holds 0), and inside ``set_dataset``'s
+        ``dataset`` emission the ``selection(None)`` that follows it would undo the selection."""
         ws = self.workspace
         if self.active and ws.selected_index is None and ws.data is not None and len(ws.data):
             QTimer.singleShot(0, lambda: self.active and ws.selected_index is None and ws.data is not None

@@ -3,11 +3,8 @@
 Everything here is a pure function (or a generator of frozen snapshots) over torch tensors and numpy arrays, built on
 ``lvm.estimators``. The GUI panels run the slow ones in workers.
 
-Exact posterior for one x (2-D latent), coarse to fine:
-
-    log p(x, z_g) on a coarse global grid (decoded once per model)  ->  the cells within ``threshold`` nats of the best
-    give p(z|x)'s support  ->  a fine local grid over that box (decoded per x)  ->  the heatmap and
-    log p(x) = log [ V_f sum_fine p(x, z_g) + V_c sum_{coarse cells outside the box} p(x, z_g) ].
+Exact posterior for one x (2-D latent): the coarse-to-fine scheme of ``lvm.estimators.quadrature``
+(``local_posterior``) on a coarse global grid decoded once per model (``LatentContext``), a fine local grid per x.
 
 The KL readout: ELBO(q) by Gauss-Hermite quadrature in q's coordinates, and KL(q || p(z|x)) = log p(x) - ELBO(q).
 """
@@ -22,15 +19,14 @@ import torch
 
 from app.marching_squares import contour_segments
 from lvm.estimators import (LatentGrid, choose_box, effective_sample_size, elbo_gauss_hermite, importance,
-                            log_marginal_adaptive, naive_mc)
-from lvm.estimators.montecarlo import model_log_likelihood, sample_q
+                            local_posterior, log_marginal_adaptive, naive_mc)
 
 COARSE_SIZE = 128
 FINE_SIZE = 48
 SUPPORT_THRESHOLD = 16.0  # nats below the best coarse cell still counted as support
 GH_NODES = 16
 ESTIMATORS = ("iwae", "uniform", "prior")
-ESTIMATOR_LABELS = {"iwae": "IWAE L_k (proposal q = encoder)", "uniform": "naive MC, z ~ uniform box",
+ESTIMATOR_LABELS = {"iwae": "IWAE L<sub>k</sub> (proposal q = encoder)", "uniform": "naive MC, z ~ uniform box",
                     "prior": "naive MC, z ~ prior p(z)"}
 DEFAULT_KS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000)
 
@@ -157,41 +153,22 @@ def hpd_levels(density: np.ndarray, masses=(0.5, 0.9, 0.99)) -> tuple[float, ...
 @torch.no_grad()
 def posterior_picture(ctx: LatentContext, x, index: int | None = None, fine: int = FINE_SIZE,
                       threshold: float = SUPPORT_THRESHOLD) -> PosteriorPicture:
-    """The exact posterior of one x: support from the coarse grid, fine local grid over it (see module doc)."""
-    grid = ctx.coarse
-    xt = grid.prepare(as_x(ctx.model, x))
-    lj = grid.log_joint(xt)[0].double()                            # (G,)
-    n = grid.size
-    lj2 = lj.reshape(n, n)
-    keep = lj2 >= lj2.max() - threshold
-    ii, jj = torch.nonzero(keep, as_tuple=True)
-    box = torch.as_tensor(ctx.box, dtype=torch.float64)
-    h = (box[:, 1] - box[:, 0]) / n
-    lo1 = box[0, 0] + (ii.min() - 1) * h[0]
-    hi1 = box[0, 0] + (ii.max() + 2) * h[0]
-    lo2 = box[1, 0] + (jj.min() - 1) * h[1]
-    hi2 = box[1, 0] + (jj.max() + 2) * h[1]
-    fbox = torch.tensor([[lo1, hi1], [lo2, hi2]], dtype=torch.float64)
-    fgrid = LatentGrid.build(ctx.model, size=fine, box=fbox)
-    flj = fgrid.log_joint(xt)[0].double()
-    log_fine = torch.logsumexp(flj, 0) + fgrid.log_cell
-    # coarse cells whose centres lie outside the fine box
-    c1, c2 = (a.to(torch.float64) for a in grid.axes)
-    inside = ((c1[:, None] > lo1) & (c1[:, None] < hi1) & (c2[None, :] > lo2) & (c2[None, :] < hi2)).reshape(-1)
-    log_out = torch.logsumexp(torch.where(inside, -math.inf, lj), 0) + grid.log_cell
-    log_px = float(torch.logaddexp(log_fine, log_out))
-    outside = float(torch.exp(log_out - log_px)) if torch.isfinite(log_out) else 0.0
-    density = torch.exp(flj - log_px).reshape(fine, fine).cpu().numpy()
-    coarse = torch.exp(lj - torch.logsumexp(lj, 0) - grid.log_cell).reshape(n, n).cpu().numpy()
-    k = int(torch.argmax(flj))
-    pts = fgrid.points[k].double().cpu().numpy()
+    """The exact posterior of one x (``lvm.estimators.local_posterior``: support from the coarse grid, a fine grid
+    over it), drawn: densities, highest-density levels and their contours."""
+    lp = local_posterior(ctx.coarse, as_x(ctx.model, x)[None], size=fine, threshold=threshold)
+    density = torch.exp(lp.log_density).reshape(fine, fine).cpu().numpy()
+    lj, n = lp.coarse_log_joint, ctx.coarse.size
+    coarse = torch.exp(lj - torch.logsumexp(lj, 0) - ctx.coarse.log_cell).reshape(n, n).cpu().numpy()
+    k = int(torch.argmax(lp.log_joint))
+    pts = lp.grid.points[k].double().cpu().numpy()
     b = ctx.box
-    extent = (float(lo1), float(hi1), float(lo2), float(hi2))
+    fb = lp.box
+    extent = (float(fb[0, 0]), float(fb[0, 1]), float(fb[1, 0]), float(fb[1, 1]))
     levels = hpd_levels(density)
     shown = upsample_bilinear(density, SHOWN_UPSAMPLE)
-    return PosteriorPicture(index=index, log_px=log_px, density=density, extent=extent, coarse_density=coarse,
+    return PosteriorPicture(index=index, log_px=lp.log_px, density=density, extent=extent, coarse_density=coarse,
                             coarse_extent=(float(b[0, 0]), float(b[0, 1]), float(b[1, 0]), float(b[1, 1])),
-                            levels=levels, level_masses=(0.5, 0.9, 0.99), outside_mass=outside,
+                            levels=levels, level_masses=(0.5, 0.9, 0.99), outside_mass=lp.outside_mass,
                             mode=(float(pts[0]), float(pts[1])),
                             contours=tuple(contour_segments(shown, lv, extent) for lv in levels))
 
@@ -235,30 +212,28 @@ def lk_groups(log_w: np.ndarray, ks) -> dict[int, np.ndarray]:
     return out
 
 
+def _q(model, q_mean, q_tril):
+    """q = N(q_mean, L L^T) as a batch of one, on the model's device and dtype."""
+    dev, dt = _model_dtype(model)
+    return torch.distributions.MultivariateNormal(torch.as_tensor(q_mean, dtype=dt, device=dev)[None],
+                                                  scale_tril=torch.as_tensor(q_tril, dtype=dt, device=dev)[None])
+
+
 @torch.no_grad()
 def weighted_samples(model, x, proposal: str, n: int, q_mean=None, q_tril=None, box=(-4.0, 4.0),
                      seed: int = 0) -> WeightedSamples:
-    """n samples of a proposal ('iwae': q = N(q_mean, q_tril q_tril^T); 'uniform': U(box^2); 'prior': N(0, I))
-    with their log-weights. (A private adapter: ``lvm.estimators`` returns the weights but not the samples.)"""
+    """n samples of a proposal ('iwae': q = N(q_mean, q_tril q_tril^T), ``lvm.estimators.importance``; 'uniform':
+    U(box^2) and 'prior': N(0, I), ``lvm.estimators.naive_mc``) with their log-weights."""
     xt = as_x(model, x)[None]
-    dev, dt = xt.device, xt.dtype
-    g = torch.Generator(device=dev).manual_seed(int(seed))
-    dz = int(model.latent_dim)
     if proposal == "iwae":
-        q = torch.distributions.MultivariateNormal(torch.as_tensor(q_mean, dtype=dt, device=dev)[None],
-                                                   scale_tril=torch.as_tensor(q_tril, dtype=dt, device=dev)[None])
-        z = sample_q(q, n, g)                                           # (n, 1, Dz)
-        log_r = q.log_prob(z)
-    elif proposal == "uniform":
-        lo, hi = float(box[0]), float(box[1])
-        z = lo + (hi - lo) * torch.rand((n, 1, dz), generator=g, device=dev, dtype=dt)
-        log_r = torch.full((n, 1), -dz * math.log(hi - lo), device=dev, dtype=dt)
+        est = importance(model, xt, _q(model, q_mean, q_tril), n, seed=seed, return_log_weights=True,
+                         return_samples=True)
     else:
-        z = torch.randn((n, 1, dz), generator=g, device=dev, dtype=dt)
-        log_r = model.log_prior(z)
-    log_w = (model_log_likelihood(model, xt, z) + model.log_prior(z) - log_r)[:, 0]
-    return WeightedSamples(z=z[:, 0].double().cpu().numpy(), log_w=log_w.double().cpu().numpy(),
-                           ess=float(effective_sample_size(log_w.double())))
+        est = naive_mc(model, xt, n, proposal=proposal, box=box, seed=seed, return_log_weights=True,
+                       return_samples=True)
+    log_w = est.log_weights[:, 0].double()
+    return WeightedSamples(z=est.samples[:, 0].double().cpu().numpy(), log_w=log_w.cpu().numpy(),
+                           ess=float(effective_sample_size(log_w)))
 
 
 def convergence_steps(model, x, q_mean, q_tril, ks=DEFAULT_KS, repeats: int = 10, seed: int = 0,
@@ -269,9 +244,7 @@ def convergence_steps(model, x, q_mean, q_tril, ks=DEFAULT_KS, repeats: int = 10
     ks = tuple(int(k) for k in ks)
     K = max(ks)
     xt = as_x(model, x)[None]
-    dev, dt = xt.device, xt.dtype
-    q = torch.distributions.MultivariateNormal(torch.as_tensor(q_mean, dtype=dt, device=dev)[None],
-                                               scale_tril=torch.as_tensor(q_tril, dtype=dt, device=dev)[None])
+    q = _q(model, q_mean, q_tril)
     pooled = {name: {k: [] for k in ks} for name in estimators}
     samples = {name: weighted_samples(model, x, name, n_show, q_mean, q_tril, box, seed) for name in estimators}
     ess = {}

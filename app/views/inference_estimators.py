@@ -107,6 +107,7 @@ class ConvergencePanel(_LazyPanel):
         self.progress.setRange(0, 1000)
         self.status = QLabel()
         self.status.setWordWrap(True)
+        self.status.setTextFormat(Qt.RichText)  # L<sub>k</sub>
         self.status.setObjectName("conv-status")
         for s in (self.repeats, self.seed, self.n_show, self.kmax):
             s.valueChanged.connect(lambda _=None: self.invalidate())
@@ -195,7 +196,7 @@ class ConvergencePanel(_LazyPanel):
             p.getViewBox().setRange(r, padding=0.05)
             p.setTitle(f"{ESTIMATOR_LABELS[name]}<br>ESS {s.ess:.1f} of {len(s.log_w)} drawn")
             mean = snap.stats[name][0]
-            parts.append(f"{ESTIMATOR_LABELS[name]}: L_k={mean[-1]:.2f} at k={snap.ks[-1]} "
+            parts.append(f"{ESTIMATOR_LABELS[name]}: L<sub>k</sub> = {mean[-1]:.2f} at k = {snap.ks[-1]} "
                          f"(ESS {snap.ess[name]:.1f} of {snap.ks[-1]})")
         self.status.setText(f"x = #{self.ws.selected_index}, seed {snap.seed}, repeat {snap.done}/{snap.repeats}. "
                             f"Exact log p(x) = {self.log_px:.3f}; ELBO(encoder) = {self.elbo:.3f}. "
@@ -314,7 +315,7 @@ class JensenPanel(_LazyPanel):
         self.status.setText(
             f"x = #{self.ws.selected_index}, k = {k}, {len(logs)} repeats, seed {seed}.  "
             f"mean p<sub>est</sub>/p(x) = <b>{ratio.mean():.3f}</b> ± {se:.3f} (unbiased: 1);  "
-            f"mean log p<sub>est</sub> − log p(x) = <b>{d.mean():.3f}</b> nats &lt; 0: E[log p<sub>est</sub>] = L_k ≤ log p(x).  "
+            f"mean log p<sub>est</sub> − log p(x) = <b>{d.mean():.3f}</b> nats &lt; 0: E[log p<sub>est</sub>] = L<sub>k</sub> ≤ log p(x).  "
             f"(ratios above the 99.5 % quantile {hi:.2f} are drawn in the last bin)")
 
     def export_csv(self, path: str) -> None:

@@ -37,32 +37,28 @@ GRID_SIZE = DEFAULT_SIZE
 N_SAMPLES = 16
 ELBO_SAMPLES = 256
 
-EXPLANATION = """
-<p>Observe part of an image, x<sub>O</sub> (the mask); the rest, x<sub>M</sub>, is missing (shaded blue).
+EXPLANATION = r"""
+<p>Observe part of an image, $x_O$ (the mask); the rest, $x_M$, is missing (shaded blue).
 The decoder factorises over pixels, so the missing pixels integrate out exactly:</p>
-<p>log p(x<sub>O</sub>|z) = &Sigma;<sub>j&isin;O</sub> x<sub>j</sub> log &sigma;(l<sub>j</sub>(z)) +
-(1&minus;x<sub>j</sub>) log &sigma;(&minus;l<sub>j</sub>(z))</p>
-<p>On a latent grid z<sub>g</sub> (decoded once) with cell area V:</p>
+<p>$$\log p(x_O \mid z) = \sum_{j \in O} x_j \log \sigma(l_j(z))$$ $+\ (1 - x_j) \log \sigma(-l_j(z))$</p>
+<p>On a latent grid $z_g$ (decoded once) with cell area $V$:</p>
 <ul>
-<li><b>log p(x<sub>O</sub>)</b> = log V + logsumexp<sub>g</sub> [log p(x<sub>O</sub>|z<sub>g</sub>) + log p(z<sub>g</sub>)]</li>
-<li><b>posterior</b> p(z|x<sub>O</sub>) &prop; p(x<sub>O</sub>|z) p(z) (the heatmap; white dots: the samples' z)</li>
-<li><b>predictive</b> p(x<sub>j</sub>=1|x<sub>O</sub>) = &Sigma;<sub>g</sub> p(z<sub>g</sub>|x<sub>O</sub>)
-&sigma;(l<sub>j</sub>(z<sub>g</sub>)) (orange in the missing region)</li>
-<li><b>samples</b>: z ~ p(z|x<sub>O</sub>), then x<sub>j</sub> ~ Bernoulli(&sigma;(l<sub>j</sub>(z)))</li>
+<li><b>evidence</b> $\log p(x_O) = \log V$ $+\ \mathrm{logsumexp}_g$ $[\log p(x_O \mid z_g) + \log p(z_g)]$</li>
+<li><b>posterior</b> $p(z \mid x_O) \propto p(x_O \mid z)\, p(z)$ (the heatmap; white dots: the samples' $z$)</li>
+<li><b>predictive</b> $p(x_j = 1 \mid x_O) =$ $\sum_g p(z_g \mid x_O)\, \sigma(l_j(z_g))$ (orange in the missing region)</li>
+<li><b>samples</b>: $z \sim p(z \mid x_O)$, then $x_j \sim \mathrm{Bernoulli}(\sigma(l_j(z)))$</li>
 </ul>
 <p>Each pen stroke costs two matrix-vector products for the posterior and one for the predictive.</p>
 <h4>Mean-field q over the missing pixels</h4>
-<p>q(x<sub>M</sub>; &phi;) = &prod;<sub>i</sub> &phi;<sub>i</sub><sup>x<sub>i</sub></sup>
-(1&minus;&phi;<sub>i</sub>)<sup>1&minus;x<sub>i</sub></sup></p>
-<p>ELBO(&phi;) = E<sub>q</sub>[log p(x<sub>O</sub>, x<sub>M</sub>)] + H(q) &le; log p(x<sub>O</sub>), and
-log p(x<sub>O</sub>) &minus; ELBO(&phi;) = KL(q || p(x<sub>M</sub>|x<sub>O</sub>)).
-The expectation uses sampled completions, each scored by its exact log p(x) (quadrature); H(q) is closed form.</p>
-<p>The lecture's question "is this a good q?": &phi; = 0.5 everywhere (noise: no), &phi; = 1 everywhere (a white
-block: no), &phi; close to 1 on the top of a 9 (yes, for a 9). <b>Optimise &phi;</b> ascends the ELBO by
-natural-gradient steps in logit space: with &Delta;<sub>i</sub>(x) = log p(x with x<sub>i</sub>=1) &minus; log p(x with
-x<sub>i</sub>=0), the gradient is exactly &phi;<sub>i</sub>(1&minus;&phi;<sub>i</sub>)(E<sub>q</sub>[&Delta;<sub>i</sub>]
-&minus; logit &phi;<sub>i</sub>), so each step moves logit &phi;<sub>i</sub> towards E<sub>q</sub>[&Delta;<sub>i</sub>];
-the best &phi; seen (scored on common random numbers) is kept.</p>
+<p>$q(x_M; \phi) = \prod_i \phi_i^{x_i} (1 - \phi_i)^{1 - x_i}$</p>
+<p>$\mathrm{ELBO}(\phi) = \mathbb{E}_q[\log p(x_O, x_M)]$ $+\ H(q) \leq \log p(x_O)$, and
+$\log p(x_O) - \mathrm{ELBO}(\phi)$ $= \mathrm{KL}(q\, \Vert\, p(x_M \mid x_O))$.
+The expectation uses sampled completions, each scored by its exact $\log p(x)$ (quadrature); $H(q)$ is closed form.</p>
+<p>The lecture's question "is this a good q?": $\phi = 0.5$ everywhere (noise: no), $\phi = 1$ everywhere (a white
+block: no), $\phi$ close to 1 on the top of a 9 (yes, for a 9). <b>Optimise &phi;</b> ascends the ELBO by
+natural-gradient steps in logit space: with $\Delta_i(x) = \log p(x \mathrm{\ with\ } x_i = 1)$ $-\ \log p(x \mathrm{\ with\ } x_i = 0)$,
+the gradient is exactly $\phi_i (1 - \phi_i) (\mathbb{E}_q[\Delta_i] - \mathrm{logit}\, \phi_i)$, so each step moves
+$\mathrm{logit}\, \phi_i$ towards $\mathbb{E}_q[\Delta_i]$; the best $\phi$ seen (scored on common random numbers) is kept.</p>
 """
 
 
@@ -90,6 +86,7 @@ class InpaintingLab(LabView):
         self._started = False
         self._mask_name = "top"
         self._index = DEFAULT_INDEX
+        self._restored_canvas = None  # (image, mask, phi, phi_name) from a session, put on the canvas when shown
         self._building = False
         self._build_ui()
         self.canvas.mask = make_mask(self._mask_name).reshape(28, 28)
@@ -256,6 +253,8 @@ class InpaintingLab(LabView):
         if self._follow_pending is not None:
             index, self._follow_pending = self._follow_pending, None
             self.load_index(index)
+        if self._restored_canvas is not None:
+            self._apply_restored_canvas()
 
     def _image_data(self):
         data = self.workspace.data
@@ -604,9 +603,17 @@ class InpaintingLab(LabView):
                             "" if obs or np.isnan(phi[j]) else f"{phi[j]:.6g}"])
 
     def view_state(self) -> dict:
+        pending = self._restored_canvas  # restored and not shown yet: saved again as it came
+        image, mask, phi, phi_name = pending if pending is not None else (self.x, self.mask, self.phi, self.phi_name)
         return {"index": self._index, "mask": self._mask_name, "brush": self.canvas.brush_radius,
                 "tool": self.canvas.tool, "follow": self.follow_check.isChecked(),
-                "show_means": self.means_check.isChecked()}
+                "show_means": self.means_check.isChecked(),
+                # what the user drew: the ink x, the observed pixels O (1) and the mean-field phi (float32 values:
+                # exact in JSON)
+                "image": np.asarray(image, np.float32).reshape(-1).tolist(),
+                "mask_pixels": np.asarray(mask, bool).reshape(-1).astype(int).tolist(),
+                "phi": None if phi is None else np.asarray(phi, np.float32).reshape(-1).tolist(),
+                "phi_name": phi_name}
 
     def restore_view_state(self, state: dict) -> None:
         if not isinstance(state, dict):
@@ -626,3 +633,35 @@ class InpaintingLab(LabView):
             self.follow_check.setChecked(state["follow"])
         if isinstance(state.get("show_means"), bool):
             self.means_check.setChecked(state["show_means"])
+        image, mask = _pixels(state.get("image"), 0.0, 1.0), _pixels(state.get("mask_pixels"), 0, 1)
+        if image is not None and mask is not None:
+            phi = _pixels(state.get("phi"), 0.0, 1.0)
+            name = state.get("phi_name") if isinstance(state.get("phi_name"), str) else None
+            self._restored_canvas = (image.astype(np.float32), mask.astype(bool), None if phi is None else
+                                     phi.astype(np.float32), None if phi is None else (name or "optimised"))
+            self._follow_pending = None  # the drawing wins over the selection it was made from
+            if self._started:
+                self._apply_restored_canvas()
+
+    def _apply_restored_canvas(self) -> None:
+        """Put a drawing restored from a session on the canvas (after the lab's own first load of its digit)."""
+        image, mask, phi, phi_name = self._restored_canvas
+        self._restored_canvas = None
+        self.canvas.set_image(image)
+        self.canvas.set_mask(mask)
+        self.phi, self.phi_name = phi, phi_name
+        self._render_phi()
+        self._elbo_timer_start()
+
+
+def _pixels(value, lo: float, hi: float) -> np.ndarray | None:
+    """784 finite values in [lo, hi] from a session (read_session refuses malformed ones), else None."""
+    if not isinstance(value, list) or len(value) != 784:
+        return None
+    try:
+        arr = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError, OverflowError):
+        return None
+    if arr.shape != (784,) or not np.isfinite(arr).all() or (arr < lo).any() or (arr > hi).any():
+        return None
+    return arr

@@ -30,28 +30,28 @@ from app.widgets.grid_lines import GridLines
 from app.widgets.steady_plots import steady_tick_column
 from lvm.errors import LVMError
 
-EXPLANATION = """
+EXPLANATION = r"""
 <p>A <b>variational autoencoder</b> with a 2-D latent variable:</p>
 <ul>
-<li>prior <i>z</i> ~ N(0, I) (dashed circles: 1, 2, 3 σ);</li>
-<li>decoder p<sub>θ</sub>(x|z) = ∏<sub>d</sub> Bernoulli(x<sub>d</sub>; σ(f<sub>θ</sub>(z))<sub>d</sub>)
- (or a diagonal Gaussian N(μ<sub>θ</sub>(z), diag σ<sub>θ</sub>²(z)));</li>
-<li>encoder q<sub>φ</sub>(z|x) = N(μ<sub>φ</sub>(x), diag σ<sub>φ</sub>²(x)).</li>
+<li>prior $z \sim \mathcal{N}(0, I)$ (dashed circles: 1, 2, 3 $\sigma$);</li>
+<li>decoder $p_\theta(x \mid z) =$ $\prod_d \mathrm{Bernoulli}(x_d; \sigma(f_\theta(z))_d)$
+ (or a diagonal Gaussian $\mathcal{N}(\mu_\theta(z), \mathrm{diag}\, \sigma_\theta^2(z))$);</li>
+<li>encoder $q_\phi(z \mid x) =$ $\mathcal{N}(\mu_\phi(x), \mathrm{diag}\, \sigma_\phi^2(x))$.</li>
 </ul>
-<p><b>Left:</b> each image's encoder mean μ<sub>φ</sub>(x), coloured by its label. Click a point to select it: its
-q(z|x) is drawn as 1σ and 2σ ellipses (shift-click pins more). The background shows the <b>aggregate
-posterior</b> q(z) = (1/N) Σ<sub>n</sub> q(z|x<sub>n</sub>), or log q(z) − log p(z): <span style='color:#2166ac'>blue
+<p><b>Left:</b> each image's encoder mean $\mu_\phi(x)$, coloured by its label. Click a point to select it: its
+$q(z \mid x)$ is drawn as 1$\sigma$ and 2$\sigma$ ellipses (shift-click pins more). The background shows the <b>aggregate
+posterior</b> $q(z) = \frac{1}{N} \sum_n q(z \mid x_n)$, or $\log q(z) - \log p(z)$: <span style='color:#2166ac'>blue
 </span> where the prior puts mass no image is encoded to (holes: samples from there look unlike the data),
 <span style='color:#b2182b'>red</span> where encodings crowd.</p>
-<p><b>Right:</b> the decoded manifold: E[x|z] on a regular grid of the visible region (or on prior quantiles
-z = Φ<sup>−1</sup>(u), the classic figure). Hover anywhere to see the mean, a sample x ~ p(x|z) and the per-pixel
-variance.</p>
-<p><b>Training</b> maximises the evidence lower bound with one reparameterised sample z = μ + σ ⊙ ε, ε ~ N(0, I):</p>
-<p align=center>ELBO(x) = E<sub>q(z|x)</sub>[log p<sub>θ</sub>(x|z)] − KL(q<sub>φ</sub>(z|x) ‖ N(0, I)) ≤ log
-p<sub>θ</sub>(x),</p>
-<p>KL = ½ Σ<sub>k</sub> (μ<sub>k</sub>² + σ<sub>k</sub>² − log σ<sub>k</sub>² − 1). The gap is
-KL(q<sub>φ</sub>(z|x) ‖ p<sub>θ</sub>(z|x)).</p>
-<p><b>Draw</b> a digit on the pad: its q(z|x) ellipse appears among the data.</p>
+<p><b>Right:</b> the decoded manifold: $\mathbb{E}[x \mid z]$ on a regular grid of the visible region (or on prior
+quantiles $z = \Phi^{-1}(u)$, the classic figure). Hover anywhere to see the mean, a sample $x \sim p(x \mid z)$ and
+the per-pixel variance.</p>
+<p><b>Training</b> maximises the evidence lower bound with one reparameterised sample
+$z = \mu + \sigma \odot \epsilon,\ \epsilon \sim \mathcal{N}(0, I)$:</p>
+<p align=center>$\mathrm{ELBO}(x) = \mathbb{E}_{q(z \mid x)}[\log p_\theta(x \mid z)]$ $-\ \mathrm{KL}(q_\phi(z \mid x)\, \Vert\, \mathcal{N}(0, I))$ $\leq \log p_\theta(x)$,</p>
+<p>$\mathrm{KL} = \frac{1}{2} \sum_k$ $(\mu_k^2 + \sigma_k^2 - \log \sigma_k^2 - 1)$. The gap is
+$\mathrm{KL}(q_\phi(z \mid x)\, \Vert\, p_\theta(z \mid x))$.</p>
+<p><b>Draw</b> a digit on the pad: its $q(z \mid x)$ ellipse appears among the data.</p>
 """
 
 BACKGROUNDS = [("none", "no background"), ("aggregate", "aggregate posterior q(z)"),
@@ -795,7 +795,11 @@ class LatentLab(LabView):
         (x0, x1), (y0, y1) = self.vb.viewRange()
         return {"range": [[x0, x1], [y0, y1]], "points": self.points_box.isChecked(),
                 "thumbnails": self.thumbs_box.isChecked(), "background": self.background.currentData(),
-                "grid_n": self.grid_n.value(), "quantiles": self.quantile_box.isChecked(), "pinned": list(self.pinned)}
+                "grid_n": self.grid_n.value(), "quantiles": self.quantile_box.isChecked(), "pinned": list(self.pinned),
+                "drawn": None if self.pad.is_empty else self.pad.image.reshape(-1).astype(np.float32).tolist(),
+                "train": {"mode": self.train_panel.mode.currentText(), "hidden": self.train_panel.hidden.text(),
+                          "decoder": self.train_panel.decoder.currentText(), "epochs": self.train_panel.epochs.value(),
+                          "lr": self.train_panel.lr.value(), "seed": self.train_panel.seed.value()}}
 
     def restore_view_state(self, state: dict) -> None:
         if not isinstance(state, dict):
@@ -816,3 +820,21 @@ class LatentLab(LabView):
         pinned = state.get("pinned")
         if isinstance(pinned, list) and all(isinstance(p, int) and p >= 0 for p in pinned):
             self.pinned = pinned[:50]
+        drawn = state.get("drawn")
+        if isinstance(drawn, list) and len(drawn) == self.pad.image.size:
+            try:
+                image = np.asarray(drawn, dtype=np.float64)
+            except (TypeError, ValueError, OverflowError):
+                image = None
+            if image is not None and image.ndim == 1 and np.isfinite(image).all():
+                self.pad.set_image(image)  # (its changed signal shows the drawing's q(z|x))
+        train = state.get("train")
+        if isinstance(train, dict):
+            panel = self.train_panel
+            for combo, key in ((panel.mode, "mode"), (panel.decoder, "decoder")):
+                if isinstance(train.get(key), str) and combo.findText(train[key]) >= 0:
+                    combo.setCurrentText(train[key])
+            if isinstance(train.get("hidden"), str) and len(train["hidden"]) <= 200:
+                panel.hidden.setText(train["hidden"])
+            for spin, key in ((panel.epochs, "epochs"), (panel.lr, "lr"), (panel.seed, "seed")):
+                restore_spin(spin, train.get(key))

@@ -10,6 +10,7 @@ import pyqtgraph as pg
 from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QFormLayout, QGroupBox, QHBoxLayout, QLabel, QLineEdit,
                                QPushButton, QSpinBox, QVBoxLayout)
 
+from app.widgets.axes import readable_axes
 from app.widgets.grid_lines import GridLines
 
 
@@ -66,6 +67,7 @@ class TrainPanel(QGroupBox):
         self.plot = pg.PlotWidget(background="w")
         self.plot.setMinimumHeight(130)
         self.plot.setLabel("bottom", "epoch")
+        readable_axes(self.plot, integer=("bottom",))
         self.plot.setLabel("left", "ELBO (nats)")
         self.plot.addLegend(offset=(-5, -5), labelTextSize="8pt")
         self.grid_lines = GridLines(self.plot, alpha=0.25)

@@ -1,7 +1,8 @@
 """The Mixture lab: a Gaussian mixture fitted by EM, one half step at a time, on 2-D points or handwritten digits.
 
 Points are coloured by their posterior p(z=k|x) (colours blended by an N x K @ K x 3 product and rasterised into one
-ImageItem, DESIGN-NOTES section 7); ellipses show the 1- and 2-sigma contours; the means are draggable targets.
+ImageItem by ``app.widgets.raster_scatter``, whose docstring has the figures); ellipses show the 1- and 2-sigma
+contours; the means are draggable targets.
 EM runs in the worker on channel ``mixture/em``; every half step is stored, so the history slider scrubs them all.
 """
 
@@ -17,10 +18,12 @@ from PySide6.QtGui import QColor
 from PySide6.QtWidgets import (QButtonGroup, QComboBox, QHBoxLayout, QLabel, QPushButton, QRadioButton,
                                QSizePolicy, QSlider, QSpinBox, QSplitter, QStackedWidget, QVBoxLayout, QWidget)
 
+from app.state import MAX_SESSION_POINTS
 from app.views.base import LabView, restore_spin
 from app.views.mixture_engine import (COV_TYPES, INITS, EMConfig, Step, bic_grid, blend_colours, detect_collapse,
                                       em_halfsteps, init_step, log_density_grid, posterior, posterior_colours,
                                       sample_model, step_full_covs)
+from app.widgets.axes import readable_axes
 from app.widgets.click_viewbox import ClickViewBox
 from app.widgets.contours import ContourLines
 from app.widgets.ellipses import EllipseSet
@@ -34,35 +37,37 @@ from lvm.errors import LVMError
 GREY = np.array([0.55, 0.55, 0.55], np.float32)
 USER_POINTS, WORKSPACE, DIGITS = "your points (click to add)", "workspace dataset (2-D)", "digits (cluster images)"
 SPEED_MAX = 61  # slider value meaning "as fast as possible"
+# The lab keeps up to 9 cached (N x K) float32 responsibility tables and 9 colour tables: at K = 20 about 750 bytes a
+# point, so a million points cost ~0.75 GB at most. A larger workspace dataset is subsampled, and the lab says so.
+MAX_LAB_POINTS = 1_000_000
 CONTOUR_DROPS = (1.0, 2.5, 4.5, 7.0, 10.0)  # log p(x) contours this far below the maximum in view
 
-EXPLANATION = """
+EXPLANATION = r"""
 <h3>A mixture of Gaussians</h3>
 <p><b>Generative model.</b> Pick a component, then a point from it:</p>
-<p>&nbsp;&nbsp;z ~ Cat(&pi;),&nbsp;&nbsp; x | z=k ~ N(&mu;<sub>k</sub>, &Sigma;<sub>k</sub>)</p>
-<p>so p(x) = &Sigma;<sub>k</sub> &pi;<sub>k</sub> N(x; &mu;<sub>k</sub>, &Sigma;<sub>k</sub>): simple pieces combine into a
+<p>&nbsp;&nbsp;$z \sim \mathrm{Cat}(\pi)$, &nbsp;$x \mid z = k \sim \mathcal{N}(\mu_k, \Sigma_k)$</p>
+<p>so $p(x) = \sum_k \pi_k\, \mathcal{N}(x; \mu_k, \Sigma_k)$: simple pieces combine into a
 complex density (choose <i>log p(x) heatmap</i> or <i>contours</i> in the box above the plot). <i>Sample</i> runs
 this process; each sample has the colour of the component that produced it.</p>
-<p><b>Posterior (Bayes' rule).</b> Which component made x?</p>
-<p>&nbsp;&nbsp;p(z=k | x) = &pi;<sub>k</sub> N(x; &mu;<sub>k</sub>, &Sigma;<sub>k</sub>) /
-&Sigma;<sub>j</sub> &pi;<sub>j</sub> N(x; &mu;<sub>j</sub>, &Sigma;<sub>j</sub>)</p>
+<p><b>Posterior (Bayes' rule).</b> Which component made $x$?</p>
+<p>$$p(z = k \mid x) = \frac{\pi_k\, \mathcal{N}(x; \mu_k, \Sigma_k)}{\sum_j \pi_j\, \mathcal{N}(x; \mu_j, \Sigma_j)}$$</p>
 <p>Each point's colour mixes the component colours by these probabilities. Click a point (<i>select</i> mode) to see the
 numbers.</p>
-<p><b>EM</b> maximises the log-likelihood &Sigma;<sub>n</sub> log p(x<sub>n</sub>) by alternating</p>
+<p><b>EM</b> maximises the log-likelihood $\sum_n \log p(x_n)$ by alternating</p>
 <ul>
-<li><b>E-step</b>: responsibilities r<sub>nk</sub> = p(z=k | x<sub>n</sub>) under the current parameters
+<li><b>E-step</b>: responsibilities $r_{nk} = p(z = k \mid x_n)$ under the current parameters
 (the colours change, the ellipses stay);</li>
-<li><b>M-step</b>: N<sub>k</sub> = &Sigma;<sub>n</sub> r<sub>nk</sub>, &pi;<sub>k</sub> = N<sub>k</sub>/N,
-&mu;<sub>k</sub> = &Sigma;<sub>n</sub> r<sub>nk</sub> x<sub>n</sub> / N<sub>k</sub>,
-&Sigma;<sub>k</sub> = &Sigma;<sub>n</sub> r<sub>nk</sub> (x<sub>n</sub>-&mu;<sub>k</sub>)(x<sub>n</sub>-&mu;<sub>k</sub>)<sup>T</sup> / N<sub>k</sub>
+<li><b>M-step</b>: $N_k = \sum_n r_{nk}$, $\pi_k = N_k / N$,
+$\mu_k = \frac{1}{N_k} \sum_n r_{nk}\, x_n$,
+$\Sigma_k = \frac{1}{N_k} \sum_n r_{nk}$ $(x_n - \mu_k)(x_n - \mu_k)^\top$
 (the ellipses move, the colours stay).</li>
 </ul>
 <p>The log-likelihood <b>never decreases</b> from one iteration to the next (the curve on the right), but EM only finds a
 local maximum: change the seed or drag a mean (a target) to restart from elsewhere.</p>
-<p><b>Collapse.</b> A component that shrinks onto one point has &Sigma;<sub>k</sub> &rarr; 0 and an unbounded
+<p><b>Collapse.</b> A component that shrinks onto one point has $\Sigma_k \to 0$ and an unbounded
 likelihood; it is flagged in red (a small ridge reg_covar keeps it finite).</p>
-<p><b>How many components?</b> BIC = &minus;2 log L + p log N and AIC = &minus;2 log L + 2p penalise the p free
-parameters; lower is better. Click a point of the BIC/AIC plot to adopt its K.</p>
+<p><b>How many components?</b> $\mathrm{BIC} = -2 \log L + p \log N$ and $\mathrm{AIC} = -2 \log L + 2p$ penalise the
+$p$ free parameters; lower is better. Click a point of the BIC/AIC plot to adopt its $K$.</p>
 <p><b>Digits.</b> Choose <i>digits</i> to cluster images: pixels with diagonal covariances, 50 principal components,
 or the VAE's latent means. Purity and NMI compare clusters with the true labels.</p>
 """
@@ -219,6 +224,7 @@ class MixtureLab(LabView):
         self.ll_plot.setTitle("log-likelihood per point, each half step", color="k", size="10pt")
         self.ll_plot.setLabel("bottom", "half step")
         self.ll_plot.setLabel("left", "mean log p(x)")
+        readable_axes(self.ll_plot, integer=("bottom",))  # half steps: no "half step (x0.001)", no 0.1 ticks
         self.ll_plot.setMouseEnabled(x=False, y=False)
         self.ll_plot.hideButtons()
         self.ll_curve = self.ll_plot.plot(pen=pg.mkPen((60, 60, 60), width=1.5))
@@ -235,6 +241,7 @@ class MixtureLab(LabView):
         self.post_plot = pg.PlotWidget(background="w")
         self.post_plot.setTitle("p(z=k | x) for the selected point", color="k", size="10pt")
         self.post_plot.setLabel("bottom", "component k")
+        readable_axes(self.post_plot, integer=("bottom",))
         self.post_plot.setYRange(0, 1.0)
         self.post_plot.setMouseEnabled(x=False, y=False)
         self.post_plot.hideButtons()
@@ -247,6 +254,7 @@ class MixtureLab(LabView):
         self.bic_plot = pg.PlotWidget(background="w")
         self.bic_plot.setTitle("model selection (lower is better)", color="k", size="10pt")
         self.bic_plot.setLabel("bottom", "K")
+        readable_axes(self.bic_plot, integer=("bottom",))
         self.bic_plot.hideButtons()
         bleg = self.bic_plot.addLegend(offset=(-10, 10), labelTextColor="k")
         self.bic_line = self.bic_plot.plot(pen=pg.mkPen((31, 119, 180), width=2))
@@ -394,6 +402,14 @@ class MixtureLab(LabView):
                 self.workspace.message("the workspace dataset is not 2-D; load a toy set (File > Built-in datasets)")
                 return
             x, y = data.x, data.y
+            if len(x) > MAX_LAB_POINTS:  # before any (N x K) table is allocated
+                seed = self.workspace.seed(self.name)
+                keep = np.sort(np.random.default_rng(seed).choice(len(x), MAX_LAB_POINTS, replace=False))
+                self.workspace.message(
+                    f"the workspace dataset has {len(x):,} points; the Mixture lab fits and draws a random "
+                    f"{MAX_LAB_POINTS:,} of them (seed {seed}): its step-by-step history of more would need several GB "
+                    "of memory. lvm fit-gmm fits all of them (it keeps no history)")
+                x, y = x[keep], None if y is None else y[keep]
         else:  # user points: start from what is shown
             x, y = self.X.copy(), None
         self.set_points(x, y, refit=refit)
@@ -681,7 +697,8 @@ class MixtureLab(LabView):
             rest = float(f[2:].min())
             if f[0] < rest - max(10 * (hi - rest), 1.0):  # a degenerate start (one point per component): clipped
                 lo = rest
-        pad = 0.08 * (hi - lo) if hi > lo else 0.5
+        # init and the first E-step share one log-likelihood (up to rounding): a range of 1e-16 would tick in 1e-17s
+        pad = max(0.08 * (hi - lo), 0.01)
         # an explicit range, not auto-range: auto-range runs in the paint and makes pyqtgraph paint the plot twice
         self.ll_plot.setRange(xRange=(-0.5, max(len(ll) - 0.5, 0.5)), yRange=(lo - pad, hi + pad), padding=0)
 
@@ -694,11 +711,10 @@ class MixtureLab(LabView):
         """(joint pi_k N(x; mu_k, Sigma_k) (K,), posterior (K,)) for the selected point under the shown step."""
         if self.selected_point is None or self.shown < 0 or self.selected_point >= len(self.X):
             return None
-        from app.views.mixture_engine import log_joint
+        from app.views.mixture_engine import model_from_step
 
         step = self.history[self.shown]
-        lj = log_joint(self.X[self.selected_point:self.selected_point + 1], step.weights, step.means,
-                       step_full_covs(step))[0]
+        lj = model_from_step(step).log_component_densities(self.X[self.selected_point:self.selected_point + 1])[0]
         joint = np.exp(lj)
         m = lj.max()
         post = np.exp(lj - m) / np.exp(lj - m).sum()
@@ -879,7 +895,16 @@ class MixtureLab(LabView):
         return {"k": self.k_spin.value(), "cov_type": self.cov_combo.currentText(), "init": self.init_combo.currentText(),
                 "seed": self.seed_spin.value(), "dataset": self._source, "n": self.n_spin.value(),
                 "data_seed": self.data_seed.value(), "view_range": [[x0, x1], [y0, y1]],
-                "density": self.density_combo.currentIndex(), "digits": self.digits.view_state()}
+                "density": self.density_combo.currentIndex(), "digits": self.digits.view_state(),
+                # the user's own points (clicked in, or a data set edited by clicks) travel with the session
+                "points": self.X.tolist() if self._source == USER_POINTS and len(self.X) <= MAX_SESSION_POINTS
+                else None, "selected_point": self.selected_point}
+
+    def session_losses(self) -> list[str]:
+        """What a saved session would not keep (said before saving: MainWindow.save_session)."""
+        if self._source == USER_POINTS and len(self.X) > MAX_SESSION_POINTS:
+            return [f"the Mixture lab's {len(self.X):,} points (a session keeps at most {MAX_SESSION_POINTS:,})"]
+        return []
 
     def restore_view_state(self, state: dict) -> None:
         if not isinstance(state, dict) or not state:
@@ -897,7 +922,11 @@ class MixtureLab(LabView):
             if state.get("init") in INITS:
                 self.init_combo.setCurrentText(state["init"])
             ds = state.get("dataset")
-            if isinstance(ds, str) and self.source_combo.findText(ds) >= 0 and ds != USER_POINTS:
+            points = _session_points(state.get("points"))
+            if ds == USER_POINTS and points is not None:
+                self.X = points  # (_load_source below starts from them)
+                self.source_combo.setCurrentText(USER_POINTS)
+            elif isinstance(ds, str) and self.source_combo.findText(ds) >= 0 and ds != USER_POINTS:
                 self.source_combo.setCurrentText(ds)
             if isinstance(state.get("density"), int) and 0 <= state["density"] < 3:
                 self.density_combo.setCurrentIndex(state["density"])
@@ -915,6 +944,9 @@ class MixtureLab(LabView):
                 self.vb.setRange(xRange=(x0, x1), yRange=(y0, y1), padding=0)
         except (TypeError, ValueError):
             pass
+        sel = state.get("selected_point")
+        if isinstance(sel, int) and not isinstance(sel, bool) and 0 <= sel < len(self.X):
+            self.select_point(sel)
         if self._activated or self.isVisible():
             self.activate()
 
@@ -925,6 +957,19 @@ class MixtureLab(LabView):
     def showEvent(self, event) -> None:
         self._activated = True
         super().showEvent(event)
+
+
+def _session_points(value) -> np.ndarray | None:
+    """The points saved in a session as an (N, 2) float32 array, or None when missing or malformed (read_session
+    refuses a malformed list with a SessionError; a lab state set directly is only checked here)."""
+    try:
+        arr = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError, OverflowError):
+        return None
+    if value is None or arr.ndim != 2 or arr.shape[1] != 2 or len(arr) > MAX_SESSION_POINTS \
+            or not np.isfinite(arr).all():
+        return None
+    return arr.astype(np.float32)
 
 
 __all__ = ["MixtureLab", "LVMError"]

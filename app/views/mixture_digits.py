@@ -21,6 +21,7 @@ from PySide6.QtWidgets import (QComboBox, QGridLayout, QHBoxLayout, QLabel, QPro
 from app.views.base import restore_spin
 from app.views.mixture_engine import COV_TYPES
 from lvm.models import gmm
+from app.widgets.axes import readable_axes
 from app.widgets.click_viewbox import ClickViewBox
 from app.widgets.palette import qcolor
 from lvm.errors import ModelInputError
@@ -236,6 +237,7 @@ class DigitsPanel(QWidget):
         self.post_plot = pg.PlotWidget(background="w")
         self.post_plot.setTitle("p(cluster | selected digit)", color="k", size="10pt")
         self.post_plot.setLabel("bottom", "component k")
+        readable_axes(self.post_plot, integer=("bottom",))
         self.post_plot.setYRange(0, 1)
         self.post_plot.setMouseEnabled(False, False)
         self.post_plot.hideButtons()

@@ -7,9 +7,13 @@ times are medians of repeats and ``speedup = reference_s / ours_s``.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import statistics
+import subprocess
+import sys
 import time
-from typing import Callable
+from typing import Callable, Iterator
 
 # benchmark name -> module
 BENCHMARKS: dict[str, str] = {
@@ -18,7 +22,34 @@ BENCHMARKS: dict[str, str] = {
     "eval": "lvm.bench.eval",
     "inpaint": "lvm.bench.inpaint",
     "gui": "lvm.bench.gui",
+    "discrete": "lvm.bench.discrete",
 }
+
+
+# a busy loop that ends by itself when the process that started it is gone (killed, crashed, timed out)
+BUSY_LOOP = "import os, sys\nwhile os.getppid() == int(sys.argv[1]):\n    pass"  # argv[1]: the parent's pid
+_load = 0  # busy-loop processes running beside the benchmarks now (``busy_loops``)
+
+
+@contextlib.contextmanager
+def busy_loops(n: int) -> Iterator[None]:
+    """Run ``n`` busy-loop processes (``BUSY_LOOP``) for the duration of the block: a loaded
+    machine, as a user's often is (``lvm bench --load N``)."""
+    global _load
+    procs = [subprocess.Popen([sys.executable, "-c", BUSY_LOOP, str(os.getpid())]) for _ in range(max(0, n))]
+    _load = len(procs)
+    try:
+        yield
+    finally:
+        _load = 0
+        for proc in procs:
+            proc.kill()
+            proc.wait()
+
+
+def current_load() -> int:
+    """How many busy-loop processes ``busy_loops`` runs now (0 on a quiet machine)."""
+    return _load
 
 
 def median_time(fn: Callable[[], object], repeats: int = 3, warmup: int = 1) -> float:

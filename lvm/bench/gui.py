@@ -2,7 +2,7 @@
 imports Qt) and reports one case per scripted scenario.
 
 For each scenario ``ours_s`` is the longest stall of the GUI event loop (a 10 ms timer's lateness) and the reference is
-the 50 ms budget (``reference_s`` = 0.05), so ``speedup`` >= 1 means "within budget"; ``p99_frame_s`` is the 99th
+the 50 ms budget (100 ms under ``--load N``), so ``speedup`` >= 1 means "within budget"; ``p99_frame_s`` is the 99th
 percentile of the time between two timer ticks.
 """
 
@@ -16,10 +16,11 @@ from pathlib import Path
 
 import torch
 
-from lvm.bench import case
+from lvm.bench import case, current_load
 from lvm.errors import LVMError
 
-BUDGET_S = 0.05
+BUDGET_S = 0.05  # longest stall on a quiet machine
+LOADED_BUDGET_S = 0.1  # ... and with busy-loop processes beside the app (``lvm bench gui --load 2``)
 
 
 def run(quick: bool, device: torch.device) -> dict:
@@ -46,9 +47,10 @@ def run(quick: bool, device: torch.device) -> dict:
         result = json.loads(out.stdout[start:])
     except ValueError:
         raise LVMError(f"the GUI benchmark printed no JSON:\n{out.stdout[-2000:]}") from None
+    budget = LOADED_BUDGET_S if current_load() else BUDGET_S
     cases = []
     for r in result["cases"]:
         extra = {k: v for k, v in r.items() if k not in ("name", "longest_stall_s")}
-        cases.append(case(f"gui {r['name']}", max(r["longest_stall_s"], 1e-6), f"{BUDGET_S * 1000:.0f} ms budget",
-                          BUDGET_S, **extra))
+        cases.append(case(f"gui {r['name']}", max(r["longest_stall_s"], 1e-6), f"{budget * 1000:.0f} ms budget",
+                          budget, **extra))
     return {"cases": cases, "all_within_budget": result.get("all_within_budget"), "worst": result.get("worst")}

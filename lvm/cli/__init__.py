@@ -10,7 +10,7 @@ import argparse
 import importlib
 import sys
 
-from lvm.errors import LVMError
+from lvm.errors import LVMError, out_of_memory_message
 
 # subcommand name -> module (imported lazily so ``lvm --help`` stays fast)
 COMMANDS: dict[str, str] = {
@@ -20,6 +20,7 @@ COMMANDS: dict[str, str] = {
     "eval": "lvm.cli.eval",
     "inpaint": "lvm.cli.inpaint",
     "fit-infinite": "lvm.cli.fit_infinite",
+    "train-discrete": "lvm.cli.train_discrete",
     "bench": "lvm.cli.bench",
 }
 
@@ -51,6 +52,12 @@ def main(argv: list[str] | None = None) -> int:
         return int(args._run(args) or 0)
     except LVMError as exc:
         print(f"lvm {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except (MemoryError, RuntimeError) as exc:
+        message = out_of_memory_message(exc)
+        if message is None:
+            raise
+        print(f"lvm {args.command}: error: {message}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

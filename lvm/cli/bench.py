@@ -6,7 +6,7 @@ import argparse
 import importlib
 import json
 
-from lvm.bench import BENCHMARKS
+from lvm.bench import BENCHMARKS, busy_loops
 from lvm.device import DEVICE_CHOICES, resolve_device
 from lvm.errors import LVMError
 
@@ -18,6 +18,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quick", action="store_true", help="smaller problems, for a fast look")
     p.add_argument("--json", action="store_true", help="print JSON only")
     p.add_argument("--device", default="auto", choices=DEVICE_CHOICES)
+    p.add_argument("--load", type=int, default=0, metavar="N",
+                   help="run N busy-loop processes beside the benchmarks (a loaded machine); default 0")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -26,7 +28,17 @@ def run(args: argparse.Namespace) -> int:
     if unknown:
         raise LVMError(f"unknown benchmark(s) {', '.join(unknown)}; choose from {', '.join(BENCHMARKS)}")
     device = resolve_device(args.device)
-    results = {}
+    if not 0 <= args.load <= 64:
+        raise LVMError(f"--load {args.load}: give a number of busy-loop processes from 0 to 64")
+    with busy_loops(args.load):
+        results = _run_all(names, args, device)
+    if args.json:
+        print(json.dumps(results, indent=2))
+    return 0
+
+
+def _run_all(names: list[str], args: argparse.Namespace, device) -> dict:
+    results: dict = {}
     for name in names:
         try:
             module = importlib.import_module(BENCHMARKS[name])
@@ -39,6 +51,5 @@ def run(args: argparse.Namespace) -> int:
             print(f"== {name}")
             for c in results[name]["cases"]:
                 print(f"  {c['name']}: ours {c['ours_s']:.4g} s, {c['reference']} {c['reference_s']:.4g} s, speedup {c['speedup']:.2f}x")
-    if args.json:
-        print(json.dumps(results, indent=2))
-    return 0
+        results[name]["load"] = args.load
+    return results

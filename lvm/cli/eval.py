@@ -12,12 +12,13 @@ import argparse
 import json
 import math
 import time
+from typing import TYPE_CHECKING
 
-import numpy as np
-import torch
-
-from lvm.device import DEVICE_CHOICES, resolve_device
+from lvm.device import DEVICE_CHOICES
 from lvm.errors import LVMError
+
+if TYPE_CHECKING:  # torch is imported in the functions: the CLI parses its arguments without it
+    import torch
 
 HELP = "evaluate a VAE checkpoint's test log-likelihood (exact quadrature, IWAE, ELBO) in nats"
 
@@ -68,6 +69,7 @@ def _quadrature(model, x: torch.Tensor, size: int) -> torch.Tensor:
 
 
 def _batched(model, x: torch.Tensor, batch: int, fn) -> torch.Tensor:
+    import torch
     out = []
     with torch.no_grad():
         for i in range(0, x.shape[0], batch):
@@ -78,6 +80,7 @@ def _batched(model, x: torch.Tensor, batch: int, fn) -> torch.Tensor:
 
 def evaluate(model, x: torch.Tensor, methods: list[tuple[str, int]], batch_size: int = 100, seed: int = 0) -> list[dict]:
     """Run each method on x; return one dict per method (mean log-likelihood, NLL, stderr, seconds)."""
+    import torch
     from lvm.estimators.montecarlo import elbo, importance
 
     rows = []
@@ -105,6 +108,10 @@ def evaluate(model, x: torch.Tensor, methods: list[tuple[str, int]], batch_size:
 
 
 def run(args: argparse.Namespace) -> int:
+    import numpy as np
+    import torch
+    
+    from lvm.device import resolve_device
     from lvm.checkpoint import load_model
     from lvm.data import load_dataset
 

@@ -6,10 +6,7 @@ import argparse
 import json
 import warnings
 
-import numpy as np
-import torch
-
-from lvm.device import DEVICE_CHOICES, resolve_device
+from lvm.device import DEVICE_CHOICES
 from lvm.errors import LVMError
 
 HELP = "fit a Gaussian mixture model (EM) to a dataset; report log-likelihood, BIC, purity and NMI"
@@ -49,6 +46,10 @@ def _parse_space(space: str) -> int | None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import numpy as np
+    import torch
+    
+    from lvm.device import resolve_device
     from lvm.data import load_dataset
     from lvm.imageio import image_grid, write_png
     from lvm.models.gmm import ComponentCollapseWarning, ConvergenceWarning, GaussianMixture

@@ -12,14 +12,15 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
 from lvm.data.toy import TOY_SETS
 from lvm.errors import LVMError
-from lvm.infinite_fit import fit_elbo, fit_exact, fit_gmm, fit_mlp, train_test_toy
-from lvm.models.lecture_vae import LectureVAE, OutputRanges
+
+if TYPE_CHECKING:  # torch and the models are imported in the functions: the CLI parses arguments without them
+    from lvm.models.lecture_vae import LectureVAE
 
 HELP = "fit the lecture's VAE (exact and ELBO), an MLP-decoder VAE and a Gaussian mixture to 2-D toy data"
 METHODS = ("exact", "elbo", "mlp", "gmm")
@@ -37,6 +38,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def _lecture_model(latent_dim: int, x_train: np.ndarray, seed: int) -> LectureVAE:
     """The lecture's model, its output ranges stretched to the data, from a small random theta (as the lab)."""
+    import torch
+
+    from lvm.models.lecture_vae import LectureVAE, OutputRanges
+
     torch.manual_seed(seed)
     model = LectureVAE(latent_dim, ranges=OutputRanges.for_data(x_train))
     rng = np.random.default_rng(seed)
@@ -46,6 +51,8 @@ def _lecture_model(latent_dim: int, x_train: np.ndarray, seed: int) -> LectureVA
 
 
 def run(args: argparse.Namespace) -> int:
+    from lvm.infinite_fit import fit_elbo, fit_exact, fit_gmm, fit_mlp, train_test_toy
+
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     bad = [m for m in methods if m not in METHODS]
     if bad or not methods:

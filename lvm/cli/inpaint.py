@@ -10,11 +10,11 @@ import argparse
 import json
 
 import numpy as np
-import torch
 
-from lvm.device import DEVICE_CHOICES, resolve_device
+from lvm.device import DEVICE_CHOICES
 from lvm.errors import DatasetError, ModelInputError
-from lvm.inpainting.posterior import DEFAULT_SIZE
+
+DEFAULT_SIZE = 128  # = lvm.inpainting.posterior.DEFAULT_SIZE (a literal: parsing arguments imports no torch)
 
 HELP = "inpaint one image (hide part of it; exact posterior, predictive and sampled completions); writes a PNG"
 
@@ -71,6 +71,10 @@ def _tile(x: np.ndarray, mask: np.ndarray, fill: np.ndarray | None) -> np.ndarra
 
 
 def run(args: argparse.Namespace) -> int:
+    import torch
+
+    from lvm.device import resolve_device
+
     from lvm.checkpoint import load_model
     from lvm.imageio import image_grid, write_png
     from lvm.inpainting import InpaintGrid, make_mask, refined_log_p_obs

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-import torch
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # (torch is imported on use: the data layer and the CLI's argument parsing load without it)
+    import torch
 
 BINARIZATIONS = ("none", "threshold", "dynamic")
 
@@ -15,6 +18,8 @@ def binarize(x: torch.Tensor, mode: str = "none", generator: torch.Generator | N
     if mode == "threshold":
         return (x > threshold).to(x.dtype)
     if mode == "dynamic":
+        import torch
+
         u = torch.rand(x.shape, generator=generator, device="cpu" if generator is None else generator.device,
                        dtype=x.dtype)
         return (u.to(x.device) < x).to(x.dtype)

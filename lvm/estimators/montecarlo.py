@@ -22,7 +22,7 @@ import math
 from dataclasses import dataclass
 
 import torch
-from torch.distributions import Distribution, Independent, MultivariateNormal, Normal
+from torch.distributions import Distribution, Independent, MultivariateNormal, Normal, kl_divergence
 
 from lvm.errors import ModelInputError
 from lvm.models.base import standard_normal_log_prob
@@ -51,7 +51,9 @@ class Estimate:
 
     ``value`` (B,): the estimate of log p(x) (or the ELBO); ``stderr`` (B,): its standard error (nan for k = 1);
     ``ess`` (B,): Kish's effective sample size of the importance weights; ``k``: samples per x;
-    ``log_weights`` (k, B) when asked for.
+    ``log_weights`` (k, B) log w_i when asked for (``return_log_weights``); ``samples`` (k, B, Dz) the z_i they
+    belong to when asked for (``return_samples``), so a picture of the proposal and its weights needs no second
+    draw.
     """
 
     value: torch.Tensor
@@ -59,6 +61,7 @@ class Estimate:
     ess: torch.Tensor
     k: int
     log_weights: torch.Tensor | None = None
+    samples: torch.Tensor | None = None
 
 
 def make_generator(seed: int | None = None, generator: torch.Generator | None = None,
@@ -145,29 +148,34 @@ def log_stderr(ess: torch.Tensor, k: int) -> torch.Tensor:
 class _LSE:
     """Streaming accumulators over chunks of log-weights (k, B)."""
 
-    def __init__(self, keep: bool):
+    def __init__(self, keep: bool, keep_samples: bool = False):
         self.lse = None
         self.lse2 = None
         self.keep = [] if keep else None
+        self.samples = [] if keep_samples else None
 
-    def add(self, log_w: torch.Tensor) -> None:
+    def add(self, log_w: torch.Tensor, z: torch.Tensor | None = None) -> None:
         a = torch.logsumexp(log_w, 0)
         b = torch.logsumexp(2 * log_w, 0)
         self.lse = a if self.lse is None else torch.logaddexp(self.lse, a)
         self.lse2 = b if self.lse2 is None else torch.logaddexp(self.lse2, b)
         if self.keep is not None:
             self.keep.append(log_w)
+        if self.samples is not None:
+            self.samples.append(z)
 
     def result(self, k: int) -> Estimate:
         ess = torch.exp(2 * self.lse - self.lse2)
         lw = torch.cat(self.keep, 0) if self.keep is not None else None
-        return Estimate(value=self.lse - math.log(k), stderr=log_stderr(ess, k), ess=ess, k=k, log_weights=lw)
+        zs = torch.cat(self.samples, 0) if self.samples is not None else None
+        return Estimate(value=self.lse - math.log(k), stderr=log_stderr(ess, k), ess=ess, k=k, log_weights=lw,
+                        samples=zs)
 
 
 @torch.no_grad()
 def naive_mc(model, x: torch.Tensor, k: int, proposal: str = "uniform", box: tuple[float, float] = (-4.0, 4.0),
              *, generator: torch.Generator | None = None, seed: int | None = None, chunk: int | None = None,
-             return_log_weights: bool = False) -> Estimate:
+             return_log_weights: bool = False, return_samples: bool = False) -> Estimate:
     """Naive Monte Carlo estimate of log p(x), ignoring x when drawing z.
 
     ``proposal="uniform"``: z ~ U(box^Dz), log w = log p(x|z) + log p(z) + Dz log(b - a) (the box's volume), which
@@ -185,7 +193,7 @@ def naive_mc(model, x: torch.Tensor, k: int, proposal: str = "uniform", box: tup
         raise ModelInputError(f"box must be (low, high) with low < high; got {box}")
     if proposal not in ("uniform", "prior"):
         raise ModelInputError(f"proposal must be 'uniform' or 'prior'; got {proposal!r}")
-    acc = _LSE(return_log_weights)
+    acc = _LSE(return_log_weights, return_samples)
     n_chunk = _chunk_size(k, bsz, _data_width(model, x), chunk)
     done = 0
     while done < k:
@@ -197,14 +205,15 @@ def naive_mc(model, x: torch.Tensor, k: int, proposal: str = "uniform", box: tup
         else:
             z = torch.randn((n, bsz, dz), generator=g, device=x.device, dtype=x.dtype)
             log_r = standard_normal_log_prob(z)
-        acc.add(model_log_likelihood(model, x, z) + model.log_prior(z) - log_r)
+        acc.add(model_log_likelihood(model, x, z) + model.log_prior(z) - log_r, z)
         done += n
     return acc.result(k)
 
 
 @torch.no_grad()
 def importance(model, x: torch.Tensor, q: Distribution, k: int, *, generator: torch.Generator | None = None,
-               seed: int | None = None, chunk: int | None = None, return_log_weights: bool = False) -> Estimate:
+               seed: int | None = None, chunk: int | None = None, return_log_weights: bool = False,
+               return_samples: bool = False) -> Estimate:
     """Importance-sampling estimate of log p(x) with proposal q (batch shape (B,), event (Dz,)).
 
     value = logsumexp_i(log w_i) - log k with log w_i = log p(x, z_i) - log q(z_i), z_i ~ q: the IWAE bound L_k's
@@ -214,13 +223,13 @@ def importance(model, x: torch.Tensor, q: Distribution, k: int, *, generator: to
     if k < 1:
         raise ModelInputError(f"k must be at least 1; got {k}")
     g = make_generator(seed, generator, x.device)
-    acc = _LSE(return_log_weights)
+    acc = _LSE(return_log_weights, return_samples)
     n_chunk = _chunk_size(k, x.shape[0], _data_width(model, x), chunk)
     done = 0
     while done < k:
         n = min(n_chunk, k - done)
         z = sample_q(q, n, g)
-        acc.add(model_log_likelihood(model, x, z) + model.log_prior(z) - q.log_prob(z))
+        acc.add(model_log_likelihood(model, x, z) + model.log_prior(z) - q.log_prob(z), z)
         done += n
     return acc.result(k)
 
@@ -240,24 +249,22 @@ def prior_is_standard_normal(model) -> bool:
 
 
 def kl_to_standard_normal(q: Distribution) -> torch.Tensor | None:
-    """KL(q || N(0, I)) in closed form for a diagonal (Independent Normal) or full MultivariateNormal q, else None.
-
-    KL = 0.5 [ tr(S) + |m|^2 - Dz - log det S ] with S = q's covariance.
-    """
+    """KL(q || N(0, I)) in closed form (``torch.distributions.kl_divergence``) for a diagonal (Independent Normal)
+    or full MultivariateNormal q, else None: 0.5 [ tr(S) + |m|^2 - Dz - log det S ] with S = q's covariance."""
     base = q.base_dist if isinstance(q, Independent) else None
     if isinstance(base, Normal) and q.reinterpreted_batch_ndims == 1:
-        m, s = base.loc, base.scale
-        return 0.5 * (s.pow(2) + m.pow(2) - 1.0 - 2.0 * torch.log(s)).sum(-1)
-    if isinstance(q, MultivariateNormal):
-        m, tril = q.loc, q.scale_tril
-        logdet = 2.0 * torch.log(torch.diagonal(tril, dim1=-2, dim2=-1)).sum(-1)
-        return 0.5 * (tril.pow(2).sum((-2, -1)) + m.pow(2).sum(-1) - m.shape[-1] - logdet)
-    return None
+        p = Independent(Normal(torch.zeros_like(base.loc), torch.ones_like(base.scale), validate_args=False), 1)
+    elif isinstance(q, MultivariateNormal):
+        eye = torch.eye(q.loc.shape[-1], dtype=q.loc.dtype, device=q.loc.device).expand(q.scale_tril.shape)
+        p = MultivariateNormal(torch.zeros_like(q.loc), scale_tril=eye, validate_args=False)
+    else:
+        return None
+    return kl_divergence(q, p)
 
 
 def elbo(model, x: torch.Tensor, q: Distribution, k: int = 1, analytic_kl: bool = True, *,
          generator: torch.Generator | None = None, seed: int | None = None, chunk: int | None = None,
-         return_log_weights: bool = False) -> Estimate:
+         return_log_weights: bool = False, return_samples: bool = False) -> Estimate:
     """Monte Carlo ELBO(q) = E_q[log p(x|z)] - KL(q || p(z)) <= log p(x), per x, from k samples of q.
 
     With ``analytic_kl`` and a Normal q and standard normal prior the KL is closed form and only
@@ -271,7 +278,7 @@ def elbo(model, x: torch.Tensor, q: Distribution, k: int = 1, analytic_kl: bool 
             raise ModelInputError(f"k must be at least 1; got {k}")
         g = make_generator(seed, generator, x.device)
         kl = kl_to_standard_normal(q) if analytic_kl and prior_is_standard_normal(model) else None
-        acc = _LSE(return_log_weights)
+        acc = _LSE(return_log_weights, return_samples)
         s1 = torch.zeros(x.shape[0], dtype=torch.float64, device=x.device)
         s2 = torch.zeros_like(s1)
         n_chunk = _chunk_size(k, x.shape[0], _data_width(model, x), chunk)
@@ -281,7 +288,7 @@ def elbo(model, x: torch.Tensor, q: Distribution, k: int = 1, analytic_kl: bool 
             z = sample_q(q, n, g)
             ll = model_log_likelihood(model, x, z)
             log_w = ll + model.log_prior(z) - q.log_prob(z)
-            acc.add(log_w)
+            acc.add(log_w, z)
             term = (ll if kl is not None else log_w).double()
             s1 += term.sum(0)
             s2 += term.pow(2).sum(0)
@@ -295,4 +302,5 @@ def elbo(model, x: torch.Tensor, q: Distribution, k: int = 1, analytic_kl: bool 
         value = mean - kl.double() if kl is not None else mean
         r = acc.result(k)
         dt = x.dtype if x.dtype.is_floating_point else torch.float32
-        return Estimate(value=value.to(dt), stderr=se.to(dt), ess=r.ess, k=k, log_weights=r.log_weights)
+        return Estimate(value=value.to(dt), stderr=se.to(dt), ess=r.ess, k=k, log_weights=r.log_weights,
+                        samples=r.samples)

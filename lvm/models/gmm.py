@@ -17,7 +17,9 @@ Teaching API: :meth:`GaussianMixture.e_step`, :meth:`GaussianMixture.m_step` and
 
 from __future__ import annotations
 
+import inspect
 import math
+import sys
 import warnings
 from dataclasses import dataclass
 from typing import Iterator
@@ -46,6 +48,42 @@ class NotFittedError(ModelInputError):
     """The model is used before ``fit`` (or ``from_params``)."""
 
 
+class NonNumericInputError(ModelInputError, TypeError):
+    """X holds something other than numbers (a TypeError too, as numpy's and scikit-learn's)."""
+
+
+def _not_fitted_error(message: str) -> NotFittedError:
+    """A :class:`NotFittedError` that is also scikit-learn's ``NotFittedError`` where scikit-learn is in use (so
+    ``except sklearn.exceptions.NotFittedError`` catches it), without importing scikit-learn."""
+    sk = sys.modules.get("sklearn.exceptions")
+    if sk is None:
+        return NotFittedError(message)
+    global _SklearnNotFittedError
+    if _SklearnNotFittedError is None:
+        _SklearnNotFittedError = type("NotFittedError", (NotFittedError, sk.NotFittedError),
+                                      {"__module__": __name__, "__doc__": NotFittedError.__doc__})
+    return _SklearnNotFittedError(message)
+
+
+_SklearnNotFittedError = None
+
+
+def full_covariances(covariances, covariance_type: str, n_components: int, n_features: int) -> np.ndarray:
+    """The (K, D, D) covariance matrices Sigma_k from the compact form of ``covariance_type`` ('full' (K, D, D),
+    'tied' (D, D) shared, 'diag' (K, D) variances, 'spherical' (K,) one variance), as float64."""
+    cov = np.asarray(covariances, dtype=np.float64)
+    k, d = int(n_components), int(n_features)
+    if covariance_type == "full":
+        return cov.reshape(k, d, d).copy()
+    if covariance_type == "tied":
+        return np.broadcast_to(cov.reshape(d, d), (k, d, d)).copy()
+    if covariance_type == "diag":
+        return cov.reshape(k, d)[:, :, None] * np.eye(d)[None]
+    if covariance_type == "spherical":
+        return cov.reshape(k)[:, None, None] * np.eye(d)[None]
+    raise ModelInputError(f"covariance_type must be one of {', '.join(K_.COV_TYPES)}, got {covariance_type!r}")
+
+
 @dataclass(frozen=True)
 class EMSnapshot:
     """The state after one half step of EM: ``half`` is 'init', 'E' or 'M'.
@@ -63,6 +101,15 @@ class EMSnapshot:
     log_likelihood: float
     resp: np.ndarray | None
     collapsed: tuple[int, ...] = ()
+
+
+def _result(gen):
+    """Run a generator to its end and return its return value."""
+    while True:
+        try:
+            next(gen)
+        except StopIteration as stop:
+            return stop.value
 
 
 def _shape_of_precisions(cov_type: str, k: int, d: int) -> tuple[int, ...]:
@@ -101,15 +148,53 @@ class GaussianMixture:
     # parameters and input checks
     # ------------------------------------------------------------------------------------------------------------
 
+    # scikit-learn's estimator protocol, implemented here so that lvm imports without scikit-learn (importing
+    # sklearn.base would cost every lvm user ~1 s): the parameters are the keyword arguments of __init__, stored
+    # unchanged under their own names (so ``clone`` and ``GridSearchCV`` can rebuild the estimator), and
+    # ``__sklearn_tags__`` (asked only by scikit-learn, so it may import it) says: a density estimator, no y.
+
+    _estimator_type = "DensityEstimator"  # how scikit-learn < 1.6 recognised a density estimator
+
+    @classmethod
+    def _get_param_names(cls) -> list[str]:
+        """The names of the keyword arguments of ``__init__`` (sorted, as scikit-learn)."""
+        sig = inspect.signature(cls.__init__)
+        return sorted(p.name for p in sig.parameters.values()
+                      if p.name != "self" and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL))
+
     def get_params(self, deep: bool = True) -> dict:
-        names = ("n_components", "covariance_type", "tol", "reg_covar", "max_iter", "n_init", "init_params",
-                 "weights_init", "means_init", "precisions_init", "random_state", "warm_start", "device", "dtype")
-        return {n: getattr(self, n) for n in names}
+        """The constructor's parameters as a dict (``deep`` is accepted for scikit-learn; nothing is nested)."""
+        return {n: getattr(self, n) for n in self._get_param_names()}
 
     def set_params(self, **params) -> "GaussianMixture":
-        for k, v in params.items():
-            setattr(self, k, v)
+        """Set constructor parameters (checked when fitting, as scikit-learn); unknown names are an error."""
+        valid = self._get_param_names()
+        for name, value in params.items():
+            if name not in valid:
+                raise ModelInputError(f"invalid parameter {name!r} for GaussianMixture; valid parameters are "
+                                      f"{', '.join(valid)}")
+            setattr(self, name, value)
         return self
+
+    def __sklearn_tags__(self):
+        from sklearn.utils import Tags, TargetTags
+
+        return Tags(estimator_type="density_estimator", target_tags=TargetTags(required=False))
+
+    def __sklearn_is_fitted__(self) -> bool:
+        return hasattr(self, "_means")
+
+    def __repr__(self) -> str:
+        defaults = {p.name: p.default for p in inspect.signature(type(self).__init__).parameters.values()}
+        changed = []
+        for name in self._get_param_names():
+            value = getattr(self, name)
+            default = defaults.get(name, inspect.Parameter.empty)
+            same = value is default or (isinstance(value, (str, int, float, bool, type(None), torch.dtype))
+                                        and type(value) is type(default) and value == default)
+            if not same:
+                changed.append(f"{name}={value!r}")
+        return f"{type(self).__name__}({', '.join(changed)})"
 
     def _check_parameters(self) -> None:
         if not isinstance(self.n_components, (int, np.integer)) or self.n_components < 1:
@@ -138,16 +223,26 @@ class GaussianMixture:
             else:
                 raise ModelInputError(f"{what} must hold real numbers, got a tensor of {t.dtype}")
         else:
+            if type(X).__module__.startswith("scipy.sparse"):
+                raise ModelInputError(f"{what} is a sparse matrix; sparse input is not supported: pass a dense "
+                                      "array (X.toarray())")
             try:
                 a = np.asarray(X)
             except Exception as exc:  # ragged lists
                 raise ModelInputError(f"{what} could not be read as a numeric array ({exc}); pass an (N, D) "
                                       "array of numbers") from None
-            if a.dtype == object or not (np.issubdtype(a.dtype, np.number) or a.dtype == bool):
-                raise ModelInputError(f"{what} must be a numeric (N, D) array, got dtype {a.dtype}; convert it "
-                                      "with np.asarray(X, dtype=float)")
+            if a.dtype == object:  # numbers in an object array convert, as scikit-learn's check_array
+                try:
+                    a = a.astype(np.float64)
+                except (TypeError, ValueError) as exc:
+                    raise NonNumericInputError(f"{what} must be a numeric (N, D) array, but an element is not a "
+                                               f"number ({exc}); convert it with np.asarray(X, dtype=float)") from None
+            if not (np.issubdtype(a.dtype, np.number) or a.dtype == bool):
+                raise NonNumericInputError(f"{what} must be a numeric (N, D) array, got dtype {a.dtype}; convert it "
+                                           "with np.asarray(X, dtype=float)")
             if np.iscomplexobj(a):
-                raise ModelInputError(f"{what} holds complex numbers; pass real-valued data")
+                raise ModelInputError(f"Complex data not supported: {what} holds complex numbers; pass real-valued "
+                                      "data")
             np_dtype = np.float32 if self.dtype == torch.float32 else np.float64
             a = np.ascontiguousarray(a, dtype=np_dtype)
             t = torch.from_numpy(a).to(self._device)
@@ -156,13 +251,14 @@ class GaussianMixture:
     def _validate_X(self, X, *, fitting: bool) -> torch.Tensor:
         t = self._to_tensor(X)
         if t.ndim != 2:
-            hint = (" For one feature use X.reshape(-1, 1); for one sample X.reshape(1, -1)." if t.ndim == 1
-                    else " Flatten each sample to a row, e.g. X.reshape(len(X), -1).")
+            hint = (" Reshape your data: for one feature use X.reshape(-1, 1); for one sample X.reshape(1, -1)."
+                    if t.ndim == 1 else " Flatten each sample to a row, e.g. X.reshape(len(X), -1).")
             raise ModelInputError(f"X must be a 2-D array of shape (n_samples, n_features), got {t.ndim}-D with "
                                   f"shape {tuple(t.shape)}.{hint}")
         n, d = t.shape
         if d == 0:
-            raise ModelInputError("X has no features (shape (N, 0)); pass at least one column")
+            raise ModelInputError(f"X has 0 feature(s) (shape={tuple(t.shape)}) while a minimum of 1 is required; "
+                                  "pass at least one column")
         # one cheap pass: a NaN/inf anywhere makes the sum non-finite (the exact check only then; a finite sum
         # that overflowed passes it)
         if not math.isfinite(float(t.sum())) and not bool(torch.isfinite(t).all()):
@@ -177,13 +273,15 @@ class GaussianMixture:
         else:
             self._check_fitted()
             if d != self.n_features_in_:
-                raise ModelInputError(f"X has {d} features but the model was fitted on {self.n_features_in_}; "
-                                      f"pass data with {self.n_features_in_} columns (the same space as in fit)")
+                raise ModelInputError(f"X has {d} features, but GaussianMixture is expecting {self.n_features_in_} "
+                                      f"features as input (it was fitted on {self.n_features_in_}); pass data with "
+                                      f"{self.n_features_in_} columns (the same space as in fit)")
         return t
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "_means"):
-            raise NotFittedError("this GaussianMixture is not fitted yet; call fit(X) or GaussianMixture.from_params")
+            raise _not_fitted_error("this GaussianMixture is not fitted yet; call fit(X) or "
+                                    "GaussianMixture.from_params")
 
     # ------------------------------------------------------------------------------------------------------------
     # state: torch tensors (_weights, _means, _cov, _pchol) mirrored into numpy attributes by _export
@@ -335,11 +433,16 @@ class GaussianMixture:
         with K_.elementwise_threads(Xt.device, Xt.shape[1]):
             return self._fit_tensor(Xt, labels)
 
-    def _fit_tensor(self, Xt: torch.Tensor, labels: bool):
-        cache = K_.DataCache(Xt, self.covariance_type)
+    def _start(self, Xt: torch.Tensor) -> bool:
+        """True when a run initialises the parameters (not ``warm_start`` from a fitted model)."""
         do_init = not (self.warm_start and hasattr(self, "converged_"))
         if not do_init and Xt.shape[1] != self.n_features_in_:
             raise ModelInputError(f"warm_start: X has {Xt.shape[1]} features, the model {self.n_features_in_}")
+        return do_init
+
+    def _fit_tensor(self, Xt: torch.Tensor, labels: bool):
+        cache = K_.DataCache(Xt, self.covariance_type)
+        do_init = self._start(Xt)
         n_init = self.n_init if do_init else 1
         rng = numpy_rng(self.random_state)
         max_lb = -math.inf
@@ -348,17 +451,8 @@ class GaussianMixture:
         for _ in range(n_init):
             if do_init:
                 self._initialize(Xt, rng, cache)
-            lb = -math.inf if do_init else self.lower_bound_
-            lbs: list[float] = []
-            n_iter = 0
-            converged = False
-            for n_iter in range(1, self.max_iter + 1):
-                prev = lb
-                lb = self._em(Xt, cache)
-                lbs.append(lb)
-                if abs(lb - prev) < self.tol:
-                    converged = True
-                    break
+            lb0 = -math.inf if do_init else self.lower_bound_
+            lb, lbs, n_iter, converged = _result(self._em_loop(Xt, cache, self.max_iter, lb0))
             if self.max_iter == 0:
                 best, best_n_iter, best_lbs = self._get_state(), 0, []
             elif lb > max_lb or max_lb == -math.inf:
@@ -369,15 +463,56 @@ class GaussianMixture:
             warnings.warn("Best performing initialization did not converge. Try different init parameters, or "
                           "increase max_iter, tol, or check for degenerate data.", ConvergenceWarning, stacklevel=2)
         self._set_state(*best)
-        self.n_iter_ = best_n_iter
-        self.lower_bound_ = max_lb
-        self.lower_bounds_ = list(best_lbs)
-        self.history_ = list(best_lbs)
-        self._export()
+        self._record(best_n_iter, max_lb, best_lbs, self.converged_)
         if not labels:
             return None
         _, RT = self._e(Xt, cache, "weighted")
         return RT.argmax(0).cpu().numpy()
+
+    def _record(self, n_iter: int, lower_bound: float, lbs: list[float], converged: bool) -> None:
+        """The fitted attributes after a run (numpy mirrors of the current parameters included)."""
+        self.converged_, self.n_iter_, self.lower_bound_ = bool(converged), int(n_iter), lower_bound
+        self.lower_bounds_ = list(lbs)
+        self.history_ = list(lbs)
+        self._export()
+
+    def _em_loop(self, Xt: torch.Tensor, cache, max_iter: int, lb: float, *, halves: bool = False,
+                 pending=None, first_iteration: int = 1, show_first_e: bool = True):
+        """The EM iterations that ``fit`` and ``em_steps`` share (a generator; its return value is
+        ``(lower bound L, the L per iteration, iterations run, converged)``).
+
+        Iteration n: L_n = the E-step's mean log-likelihood under the current parameters, then the M-step; stop
+        after ``max_iter`` iterations or when |L_n - L_{n-1}| < tol (``lb`` is L_0). ``pending`` (with ``halves``): an
+        E-step ``(L, resp (K, N))`` already made under the current parameters.
+
+        ``halves=False`` (``fit``) yields nothing and fuses E and M where a kernel can (diagonal covariances on
+        CPU). ``halves=True`` (``em_steps``) makes the E-step after each M-step at once, to report the likelihood
+        under the new parameters, reuses it as the next iteration's E-step, and yields an :class:`EMSnapshot`
+        after every half step (numbered from ``first_iteration``; without the first 'E' snapshot when
+        ``show_first_e`` is false), leaving the fitted attributes current at each 'M'.
+        """
+        lbs: list[float] = []
+        converged = False
+        n_iter = 0
+        for n_iter in range(1, max_iter + 1):
+            prev = lb
+            it = first_iteration + n_iter - 1
+            if halves:
+                lb, resp = pending if pending is not None else self._e(Xt, cache, "resp")
+                if show_first_e or n_iter > 1:
+                    yield self._snapshot(it, "E", lb, resp)
+                bad = self._m(Xt, resp, cache)
+                pending = self._e(Xt, cache, "resp")
+                lbs.append(lb)
+                self._record(n_iter, lb, lbs, abs(lb - prev) < self.tol)
+                yield self._snapshot(it, "M", pending[0], pending[1], bad)
+            else:
+                lb = self._em(Xt, cache)
+                lbs.append(lb)
+            if abs(lb - prev) < self.tol:
+                converged = True
+                break
+        return lb, lbs, n_iter, converged
 
     # ------------------------------------------------------------------------------------------------------------
     # prediction
@@ -411,6 +546,17 @@ class GaussianMixture:
         _, RT = K_.e_step(Xt, torch.log(self._weights), self._means, self._pchol, self.covariance_type,
                           output="log_resp")
         return RT.exp_().T.cpu().numpy()
+
+    def posterior(self, X) -> tuple[np.ndarray, np.ndarray]:
+        """One E-step's two results: ``(resp (N, K), log p(x_n) (N,))`` with resp r_nk = p(z=k | x_n) =
+        pi_k N(x_n | k) / p(x_n) (rows sum to 1) and log p(x_n) = logsumexp_k (log pi_k + log N(x_n | k)), numpy
+        arrays of the model's dtype. Runs on one thread for low-dimensional data on the CPU (see
+        ``gmm_kernels.elementwise_threads``)."""
+        Xt = self._validate_X(X, fitting=False)
+        with K_.elementwise_threads(Xt.device, Xt.shape[1]):
+            log_px, RT = K_.e_step(Xt, torch.log(self._weights), self._means, self._pchol, self.covariance_type,
+                                   output="resp")
+            return RT.T.contiguous().cpu().numpy(), log_px.cpu().numpy()
 
     def sample(self, n_samples: int = 1) -> tuple[np.ndarray, np.ndarray]:
         """Draw ``n_samples`` points: component counts ~ Multinomial(n, pi), then x ~ N(mu_k, Sigma_k).
@@ -488,49 +634,46 @@ class GaussianMixture:
         return EMSnapshot(iteration, half, f64(self._weights), f64(self._means), f64(cov), float(ll), r,
                           tuple(int(i) for i in collapsed))
 
-    def em_steps(self, X, max_iter: int | None = None) -> Iterator[EMSnapshot]:
-        """Run EM from the initialisation (or, fitted and ``warm_start``, from the current parameters), yielding
-        a snapshot after initialisation and after every E and M half step.
+    def em_steps(self, X, max_iter: int | None = None, *, resume: str | None = None,
+                 iteration: int = 0) -> Iterator[EMSnapshot]:
+        """Run EM, yielding an :class:`EMSnapshot` after every half step (the same loop as ``fit``).
+
+        ``resume=None``: from the initialisation (or, fitted and ``warm_start``, from the current parameters),
+        yielding an 'init' snapshot first. ``resume='init'``, ``'M'`` or ``'E'``: the fitted model's current
+        parameters are what that half step left (e.g. ``from_params`` of a stored snapshot); the run continues with
+        the next half step, so after ``'E'`` (E done, M not yet) the first snapshot is the 'M' that completes that
+        iteration. ``iteration``: the number of the iteration the resumed half step belongs to (snapshots count on
+        from it; after ``'E'`` the M snapshot keeps it).
 
         The mean log-likelihood after each half step never decreases (EM's guarantee, up to reg_covar). Stops as
-        ``fit`` does (|L - L_prev| < tol on the E-step values, or ``max_iter``); the model is left fitted with the
-        final parameters. One extra E-step per iteration gives the likelihood after the M step; it is reused by
-        the next E step.
+        ``fit`` does (|L - L_prev| < tol on the E-step values, or ``max_iter`` M-steps); the model is left fitted
+        with the final parameters. One extra E-step per iteration gives the likelihood after the M step; it is
+        reused by the next E step.
         """
+        if resume not in (None, "init", "E", "M"):
+            raise ModelInputError(f"resume must be None, 'init', 'E' or 'M', got {resume!r}")
         self._check_parameters()
         Xt = self._validate_X(X, fitting=True)
         cache = K_.DataCache(Xt, self.covariance_type)
         max_iter = self.max_iter if max_iter is None else int(max_iter)
-        do_init = not (self.warm_start and hasattr(self, "converged_"))
-        if not do_init and Xt.shape[1] != self.n_features_in_:
-            raise ModelInputError(f"warm_start: X has {Xt.shape[1]} features, the model {self.n_features_in_}")
-        if do_init:
-            self._initialize(Xt, numpy_rng(self.random_state), cache)
-        ll, resp = self._e(Xt, cache, "resp")
-        yield self._snapshot(0, "init", ll, None, getattr(self, "_last_collapsed", ()))
-        lb = -math.inf if do_init else self.lower_bound_
-        lbs: list[float] = []
-        converged = False
-        n_iter = 0
-        for n_iter in range(1, max_iter + 1):
-            prev = lb
-            lb = ll
-            yield self._snapshot(n_iter, "E", ll, resp)
-            bad = self._m(Xt, resp, cache)
-            ll, resp = self._e(Xt, cache, "resp")
-            lbs.append(lb)
-            self._export()
-            self.converged_, self.n_iter_, self.lower_bound_ = abs(lb - prev) < self.tol, n_iter, lb
-            self.lower_bounds_ = self.history_ = list(lbs)
-            yield self._snapshot(n_iter, "M", ll, resp, bad)
-            if abs(lb - prev) < self.tol:
-                converged = True
-                break
-        self.converged_ = converged
-        self.n_iter_ = n_iter
-        self.lower_bound_ = lb
-        self.lower_bounds_ = self.history_ = list(lbs)
-        self._export()
+        if resume is None:
+            do_init = self._start(Xt)
+            if do_init:
+                self._initialize(Xt, numpy_rng(self.random_state), cache)
+        else:
+            self._check_fitted()
+            if Xt.shape[1] != self.n_features_in_:
+                raise ModelInputError(f"resume: X has {Xt.shape[1]} features, the model {self.n_features_in_}")
+            do_init = False
+        pending = self._e(Xt, cache, "resp")
+        if resume is None:
+            yield self._snapshot(iteration, "init", pending[0], None, getattr(self, "_last_collapsed", ()))
+        lb0 = -math.inf if do_init else getattr(self, "lower_bound_", -math.inf)
+        after_e = resume == "E"
+        lb, lbs, n_iter, converged = yield from self._em_loop(
+            Xt, cache, max_iter, lb0, halves=True, pending=pending,
+            first_iteration=iteration if after_e else iteration + 1, show_first_e=not after_e)
+        self._record(n_iter, lb, lbs, converged)
 
     @classmethod
     def from_params(cls, weights, means, covariances, covariance_type: str = "full", **kwargs) -> "GaussianMixture":

@@ -8,10 +8,15 @@ as Cholesky factors P_k with ``P_k P_k^T = Sigma_k^{-1}`` (P_k upper triangular,
 Covariance types and the shape of ``cov`` / ``pchol``: 'full' (K, D, D), 'tied' (D, D), 'diag' (K, D),
 'spherical' (K,).
 
-Speed (DESIGN-NOTES section 6): the E-step evaluates the Mahalanobis terms of all K components with one GEMM
-``X_c @ [P_1 ... P_K]`` per chunk of rows X_c small enough to stay in cache (no N x K x D tensor for large N);
-the M-step builds the centred, sqrt(r)-weighted scatter matrices chunk by chunk with a batched GEMM, which also
-avoids the cancellation of ``E[x x^T] - mu mu^T`` in float32.
+Speed: scikit-learn loops over components with one GEMM each; here everything is a few large GEMMs, and no
+N x K x D tensor is ever materialised (a batched prototype that did reached 3.3x scikit-learn on 100k x 2 but only
+1.1x on 60k x 50 full). The E-step evaluates the Mahalanobis terms of all K components with one GEMM
+``X_c @ [P_1 ... P_K]`` minus the precomputed ``mu_k P_k``, per chunk of rows X_c small enough to stay in cache
+(measured for 60k x 50, K=10, full, float32, 2 threads: 126 ms over all rows at once, memory-bound on a 120 MB
+block, 27 ms in chunks of 1,024 rows); the M-step builds the centred, sqrt(r)-weighted scatter matrices
+``Xs = sqrt(r_k) X; Xs^T Xs`` into a preallocated buffer (37 ms for all K, against 68 ms for one GEMM over an
+N x K*D weighted copy), which also avoids the cancellation of ``E[x x^T] - mu mu^T`` in float32. scikit-learn
+takes 460-555 ms per iteration there.
 """
 
 from __future__ import annotations
