@@ -206,11 +206,13 @@ class MainWindow(QMainWindow):
         self._run_load("load/dataset", lambda: load_dataset(spec), done)
 
     def load_model(self, path: str | Path, on_done=None) -> None:
+        # imported here, on the GUI thread (after the first paint): the same package imported for the first time by
+        # two threads at once broke (KeyError: 'lvm.models' while a lab's module was being imported)
+        from lvm.checkpoint import load_model
+
         ws = self.workspace
 
         def job():
-            from lvm.checkpoint import load_model  # (torch's first import happens here, in the worker)
-
             return load_model(path, ws.device)
 
         def done(result):

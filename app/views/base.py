@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import math
 
-from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QAbstractSpinBox, QComboBox, QDoubleSpinBox, QFrame, QLabel, QSplitter, \
+from PySide6.QtCore import Qt, QTimer
+from PySide6.QtWidgets import QAbstractSpinBox, QComboBox, QDoubleSpinBox, QFrame, QLabel, QSpinBox, QSplitter, \
     QVBoxLayout, QWidget
 
 from app.state import Workspace
@@ -52,6 +52,18 @@ class LabView(QWidget):
         splitter.setStretchFactor(1, 1)
         splitter.setSizes([1000, 240])
         return splitter
+
+    def _select_first_if_none(self) -> bool:
+        """With nothing selected, select x #0, deferred to the event loop (for labs with an ``active`` flag). Not an
+        events workaround: inside the ``selection(None)`` emission a nested ``select(0)`` would reach the subscribers
+        after this one before the outer ``None`` does (they would end on None while the workspace holds 0), and inside
+        ``set_dataset``'s ``dataset`` emission the ``selection(None)`` that follows it would undo the selection."""
+        ws = self.workspace
+        if getattr(self, "active", False) and ws.selected_index is None and ws.data is not None and len(ws.data):
+            QTimer.singleShot(0, lambda: getattr(self, "active", False) and ws.selected_index is None
+                              and ws.data is not None and ws.select(0))
+            return True
+        return False
 
     # -- the main window calls these -------------------------------------------------------------------------------
     def activate(self) -> None:
@@ -142,3 +154,14 @@ def explanation_panel(title: str, html: str) -> QFrame:
     layout.addWidget(text)
     frame.setMinimumWidth(180)
     return frame
+
+
+def spin_box(lo: int, hi: int, value: int, name: str, step: int = 1) -> QSpinBox:
+    """An integer spin box named ``name`` that reports a typed value when editing ends (no keyboard tracking)."""
+    box = QSpinBox()
+    box.setRange(lo, hi)
+    box.setValue(value)
+    box.setSingleStep(step)
+    box.setObjectName(name)
+    box.setKeyboardTracking(False)
+    return box

@@ -22,13 +22,12 @@ from PySide6.QtWidgets import (
     QLabel,
     QProgressBar,
     QPushButton,
-    QSpinBox,
     QTabWidget,
     QVBoxLayout,
     QWidget,
 )
 
-from app.views.base import LabView, restore_spin
+from app.views.base import LabView, restore_spin, spin_box as _spin
 from app.views.discrete_state import (
     DEFAULT_KS,
     TOP_N,
@@ -123,14 +122,6 @@ def _run_controls(text: str, name: str) -> tuple[QPushButton, QProgressBar, QLab
     return button, progress, status
 
 
-def _spin(lo, hi, value, name, step=1) -> QSpinBox:
-    s = QSpinBox()
-    s.setRange(lo, hi)
-    s.setValue(value)
-    s.setSingleStep(step)
-    s.setObjectName(name)
-    s.setKeyboardTracking(False)
-    return s
 
 
 def _image_item() -> pg.ImageItem:
@@ -569,13 +560,6 @@ class DiscreteLab(LabView):
     def is_training(self) -> bool:
         return self.runner.is_busy(self.channel("train"))
 
-    def _select_first_if_none(self) -> bool:
-        ws = self.workspace
-        if self.active and ws.selected_index is None and ws.data is not None and len(ws.data):
-            QTimer.singleShot(0, lambda: self.active and ws.selected_index is None and ws.data is not None
-                              and ws.select(0))
-            return True
-        return False
 
     def _on_tab(self, _index: int) -> None:
         if not self.active or self.state.analysis is None:

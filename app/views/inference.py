@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 
-from PySide6.QtCore import QTimer, Signal
+from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QTabWidget, QVBoxLayout
 
 from app.views.base import LabView
@@ -110,18 +110,6 @@ class InferenceLab(LabView):
         return self.active and self.tabs.currentWidget() is panel
 
     # -- lifecycle -------------------------------------------------------------------------------------------------
-    def _select_first_if_none(self) -> bool:
-        """With nothing selected, select x #0, deferred to the event loop. Not an events workaround: inside the
-        ``selection(None)`` emission a nested ``select(0)`` would reach the subscribers after this one before the
-        outer ``None`` does (they would end on None while the workspace holds 0), and inside ``set_dataset``'s
-        ``dataset`` emission the ``selection(None)`` that follows it would undo the selection."""
-        ws = self.workspace
-        if self.active and ws.selected_index is None and ws.data is not None and len(ws.data):
-            QTimer.singleShot(0, lambda: self.active and ws.selected_index is None and ws.data is not None
-                              and ws.select(0))
-            return True
-        return False
-
     def activate(self) -> None:
         self.active = True
         if self._select_first_if_none():

@@ -9,10 +9,10 @@ import math
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import (QGridLayout, QHBoxLayout, QLabel, QProgressBar, QPushButton, QSpinBox, QVBoxLayout,
+from PySide6.QtWidgets import (QGridLayout, QHBoxLayout, QLabel, QProgressBar, QPushButton, QVBoxLayout,
                                QWidget)
 
-from app.views.base import restore_spin
+from app.views.base import restore_spin, spin_box as _spin
 from app.views.inference_compute import (DEFAULT_KS, ESTIMATOR_LABELS, ESTIMATORS, convergence_steps, encoder_q,
                                          gh_elbo, jensen_estimates)
 from app.views.inference_plots import (ELBO_LINE_COLOR, ESTIMATOR_COLORS, EXACT_COLOR, POSTERIOR_CMAP, latent_plot,
@@ -21,14 +21,6 @@ from app.widgets.grid_lines import GridLines
 from lvm.threads import single_thread
 
 
-def _spin(lo, hi, value, name, step=1):
-    s = QSpinBox()
-    s.setRange(lo, hi)
-    s.setValue(value)
-    s.setSingleStep(step)
-    s.setObjectName(name)
-    s.setKeyboardTracking(False)
-    return s
 
 
 class _LazyPanel(QWidget):
