@@ -29,10 +29,21 @@ import json
 import os
 import sys
 import time
+from typing import Any
 
 BUDGET_S = 0.050
-SCENARIOS = ("mixture-em-100k", "latent-train", "inference-drag-q", "inpainting-draw", "latent-hover", "switch-views",
-             "switch-datasets", "inference-select", "latent-pan-zoom", "infinite-slider")
+SCENARIOS = (
+    "mixture-em-100k",
+    "latent-train",
+    "inference-drag-q",
+    "inpainting-draw",
+    "latent-hover",
+    "switch-views",
+    "switch-datasets",
+    "inference-select",
+    "latent-pan-zoom",
+    "infinite-slider",
+)
 
 
 def _median_ms(values) -> float | None:
@@ -45,7 +56,9 @@ def _mouse(widget, kind, pos, button, buttons):
     from PySide6.QtGui import QMouseEvent
     from PySide6.QtWidgets import QApplication
 
-    ev = QMouseEvent(kind, QPointF(pos), QPointF(widget.mapToGlobal(pos)), button, buttons, Qt.NoModifier)
+    ev = QMouseEvent(
+        kind, QPointF(pos), QPointF(widget.mapToGlobal(pos)), button, buttons, Qt.KeyboardModifier.NoModifier
+    )
     QApplication.sendEvent(widget, ev)
 
 
@@ -53,9 +66,9 @@ class Bench:
     def __init__(self, quick: bool, device: str = "cpu", profile: bool = False):
         from PySide6.QtWidgets import QApplication
 
+        from app.core.watchdog import Watchdog
+        from app.core.workspace import Workspace
         from app.main_window import MainWindow
-        from app.state import Workspace
-        from app.watchdog import Watchdog
 
         self.app = QApplication.instance() or QApplication(sys.argv[:1])
         self.quick = quick
@@ -117,12 +130,21 @@ class Bench:
             pstats.Stats(prof, stream=buf).sort_stats("cumulative").print_stats(r"(app|lvm|pyqtgraph)/", 14)
             print("\n".join(buf.getvalue().splitlines()[6:]), file=sys.stderr)
         st = self.dog.stats()
-        row = {"name": name, **st, "inputs": counter["i"], "duration_s": duration, "within_budget":
-               st["longest_stall_s"] <= BUDGET_S, **extra}
+        row = {
+            "name": name,
+            **st,
+            "inputs": counter["i"],
+            "duration_s": duration,
+            "within_budget": st["longest_stall_s"] <= BUDGET_S,
+            **extra,
+        }
         self.results.append(row)
-        print(f"  {name:18s} longest stall {st['longest_stall_s'] * 1000:6.1f} ms   p99 frame "
-              f"{st['p99_frame_s'] * 1000:6.1f} ms   p50 {st['p50_frame_s'] * 1000:5.1f} ms   {st['frames']} frames",
-              file=sys.stderr, flush=True)
+        print(
+            f"  {name:18s} longest stall {st['longest_stall_s'] * 1000:6.1f} ms   p99 frame "
+            f"{st['p99_frame_s'] * 1000:6.1f} ms   p50 {st['p50_frame_s'] * 1000:5.1f} ms   {st['frames']} frames",
+            file=sys.stderr,
+            flush=True,
+        )
         return row
 
     def view(self, name: str):
@@ -138,9 +160,9 @@ class Bench:
 
         w = self.window
         done = {"v": False}
-        w.loading_finished.connect(lambda: done.update(v=True))
+        w.warmed_up.connect(lambda: done.update(v=True))  # (the start-up's background warm-up is not timed)
         w.load_defaults()
-        self.wait_until(lambda: done["v"] and not w.is_loading())
+        self.wait_until(lambda: done["v"] and not w.is_loading() and not w.is_warming_up())
         if w.workspace.model is None:  # no bundled model in this checkout: the bundled architecture, untrained
             torch.manual_seed(0)
             w.workspace.set_model(VAE().eval(), None, {})
@@ -197,22 +219,28 @@ class Bench:
         def at(x, y):
             return plot.mapFromScene(plot.getViewBox().mapViewToScene(QPointF(x, y)))
 
-        state = {"pressed": False}
+        state: dict[str, Any] = {"pressed": False}
 
         def step(i):
             t = i * 0.05
             x, y = float(kl.mean[0]), float(kl.mean[1])
             if not state["pressed"]:
-                _mouse(vp, QEvent.MouseButtonPress, at(x, y), Qt.LeftButton, Qt.LeftButton)
+                _mouse(vp, QEvent.Type.MouseButtonPress, at(x, y), Qt.MouseButton.LeftButton, Qt.MouseButton.LeftButton)
                 state["pressed"], state["origin"] = True, at(x, y)
                 return
             target = state["origin"] + QPoint(int(60 * np.sin(t)), int(40 * np.sin(1.3 * t)))
-            _mouse(vp, QEvent.MouseMove, target, Qt.NoButton, Qt.LeftButton)
+            _mouse(vp, QEvent.Type.MouseMove, target, Qt.MouseButton.NoButton, Qt.MouseButton.LeftButton)
 
         kl.update_ms.clear()
         row = self.measure("inference-drag-q", step)
         row.update(update_ms=_median_ms(kl.update_ms), updates=len(kl.update_ms))
-        _mouse(vp, QEvent.MouseButtonRelease, state.get("origin", QPoint(0, 0)), Qt.LeftButton, Qt.NoButton)
+        _mouse(
+            vp,
+            QEvent.Type.MouseButtonRelease,
+            state.get("origin", QPoint(0, 0)),
+            Qt.MouseButton.LeftButton,
+            Qt.MouseButton.NoButton,
+        )
 
     def inpainting_draw(self) -> None:
         from PySide6.QtCore import QEvent, QPoint, Qt
@@ -229,17 +257,18 @@ class Bench:
             k = i % 40
             p = pos(14 + 10 * np.sin(i * 0.15), 14 + 10 * np.cos(i * 0.11))
             if k == 0:
-                _mouse(canvas, QEvent.MouseButtonPress, p, Qt.LeftButton, Qt.LeftButton)
+                _mouse(canvas, QEvent.Type.MouseButtonPress, p, Qt.MouseButton.LeftButton, Qt.MouseButton.LeftButton)
             elif k == 39:
-                _mouse(canvas, QEvent.MouseButtonRelease, p, Qt.LeftButton, Qt.NoButton)
+                _mouse(canvas, QEvent.Type.MouseButtonRelease, p, Qt.MouseButton.LeftButton, Qt.MouseButton.NoButton)
             else:
-                _mouse(canvas, QEvent.MouseMove, p, Qt.NoButton, Qt.LeftButton)
+                _mouse(canvas, QEvent.Type.MouseMove, p, Qt.MouseButton.NoButton, Qt.MouseButton.LeftButton)
 
         lab.update_ms.clear()
         n0 = lab.n_updates
         row = self.measure("inpainting-draw", step)
-        row.update(updates_per_s=round((lab.n_updates - n0) / row["duration_s"], 1),
-                   latency_ms=_median_ms(lab.update_ms))
+        row.update(
+            updates_per_s=round((lab.n_updates - n0) / row["duration_s"], 1), latency_ms=_median_ms(lab.update_ms)
+        )
 
     def latent_hover(self) -> None:
         from PySide6.QtCore import QEvent, QPointF, Qt
@@ -255,12 +284,12 @@ class Bench:
             sx = rect.left() + rect.width() * (0.5 + 0.45 * np.sin(i * 0.07))
             sy = rect.top() + rect.height() * (0.5 + 0.45 * np.cos(i * 0.05))
             p = widget.mapFromScene(QPointF(sx, sy))
-            _mouse(vp, QEvent.MouseMove, p, Qt.NoButton, Qt.NoButton)
+            _mouse(vp, QEvent.Type.MouseMove, p, Qt.MouseButton.NoButton, Qt.MouseButton.NoButton)
 
         self.measure("latent-hover", step)
 
     def switch_views(self) -> None:
-        from app.views import LABS
+        from app.labs import LABS
 
         names = list(LABS)
         for name in names:  # steady state: each lab is built once, on its first visit (not measured here)
@@ -310,29 +339,39 @@ class Bench:
         self.wait_until(lambda: not lab.is_busy(), 60)
         widget, vp = lab.canvas, lab.canvas.viewport()
         centre = widget.mapFromScene(lab.vb.sceneBoundingRect().center())
-        state = {"pressed": False}
+        state: dict[str, Any] = {"pressed": False}
 
         def step(i):
             phase = (i // 40) % 2
             if phase == 0:  # pan: a left-button drag in a small circle
                 p = centre + QPoint(int(50 * np.sin(i * 0.2)), int(35 * np.cos(i * 0.2)))
                 if not state["pressed"]:
-                    _mouse(vp, QEvent.MouseButtonPress, p, Qt.LeftButton, Qt.LeftButton)
+                    _mouse(vp, QEvent.Type.MouseButtonPress, p, Qt.MouseButton.LeftButton, Qt.MouseButton.LeftButton)
                     state["pressed"] = True
                 else:
-                    _mouse(vp, QEvent.MouseMove, p, Qt.NoButton, Qt.LeftButton)
+                    _mouse(vp, QEvent.Type.MouseMove, p, Qt.MouseButton.NoButton, Qt.MouseButton.LeftButton)
             else:
                 if state["pressed"]:
-                    _mouse(vp, QEvent.MouseButtonRelease, centre, Qt.LeftButton, Qt.NoButton)
+                    _mouse(
+                        vp, QEvent.Type.MouseButtonRelease, centre, Qt.MouseButton.LeftButton, Qt.MouseButton.NoButton
+                    )
                     state["pressed"] = False
                 delta = 120 if (i // 10) % 2 else -120  # zoom in, then out
-                ev = QWheelEvent(QPointF(centre), QPointF(vp.mapToGlobal(centre)), QPoint(0, 0), QPoint(0, delta),
-                                 Qt.NoButton, Qt.NoModifier, Qt.NoScrollPhase, False)
+                ev = QWheelEvent(
+                    QPointF(centre),
+                    QPointF(vp.mapToGlobal(centre)),
+                    QPoint(0, 0),
+                    QPoint(0, delta),
+                    Qt.MouseButton.NoButton,
+                    Qt.KeyboardModifier.NoModifier,
+                    Qt.ScrollPhase.NoScrollPhase,
+                    False,
+                )
                 QApplication.sendEvent(vp, ev)
 
         self.measure("latent-pan-zoom", step, n_points=int(len(lab.mu)))
         if state["pressed"]:
-            _mouse(vp, QEvent.MouseButtonRelease, centre, Qt.LeftButton, Qt.NoButton)
+            _mouse(vp, QEvent.Type.MouseButtonRelease, centre, Qt.MouseButton.LeftButton, Qt.MouseButton.NoButton)
 
     def infinite_slider(self) -> None:
         from PySide6.QtCore import QEvent, QPoint, Qt
@@ -343,30 +382,43 @@ class Bench:
         slider = next(iter(lab.sliders.values())).slider
         opt = QStyleOptionSlider()
         slider.initStyleOption(opt)
-        handle = slider.style().subControlRect(QStyle.CC_Slider, opt, QStyle.SC_SliderHandle, slider).center()
+        handle = (
+            slider.style()
+            .subControlRect(QStyle.ComplexControl.CC_Slider, opt, QStyle.SubControl.SC_SliderHandle, slider)
+            .center()
+        )
         redraws = []
-        state = {"pressed": False}
+        state: dict[str, Any] = {"pressed": False}
 
         def step(i):
             if not state["pressed"]:
-                _mouse(slider, QEvent.MouseButtonPress, handle, Qt.LeftButton, Qt.LeftButton)
+                _mouse(
+                    slider, QEvent.Type.MouseButtonPress, handle, Qt.MouseButton.LeftButton, Qt.MouseButton.LeftButton
+                )
                 state["pressed"] = True
                 return
             p = handle + QPoint(int(0.4 * slider.width() * np.sin(i * 0.08)), 0)
-            _mouse(slider, QEvent.MouseMove, p, Qt.NoButton, Qt.LeftButton)
+            _mouse(slider, QEvent.Type.MouseMove, p, Qt.MouseButton.NoButton, Qt.MouseButton.LeftButton)
             redraws.append(lab.last_redraw_ms)
 
         row = self.measure("infinite-slider", step)
-        _mouse(slider, QEvent.MouseButtonRelease, handle, Qt.LeftButton, Qt.NoButton)
+        _mouse(slider, QEvent.Type.MouseButtonRelease, handle, Qt.MouseButton.LeftButton, Qt.MouseButton.NoButton)
         row.update(redraw_ms=_median_ms(redraws))
 
     def run(self, only: list[str] | None = None) -> list[dict]:
         self.setup()
-        table = {"mixture-em-100k": self.mixture_em, "latent-train": self.latent_train,
-                 "inference-drag-q": self.inference_drag, "inpainting-draw": self.inpainting_draw,
-                 "latent-hover": self.latent_hover, "switch-views": self.switch_views,
-                 "switch-datasets": self.switch_datasets, "inference-select": self.inference_select,
-                 "latent-pan-zoom": self.latent_pan_zoom, "infinite-slider": self.infinite_slider}
+        table = {
+            "mixture-em-100k": self.mixture_em,
+            "latent-train": self.latent_train,
+            "inference-drag-q": self.inference_drag,
+            "inpainting-draw": self.inpainting_draw,
+            "latent-hover": self.latent_hover,
+            "switch-views": self.switch_views,
+            "switch-datasets": self.switch_datasets,
+            "inference-select": self.inference_select,
+            "latent-pan-zoom": self.latent_pan_zoom,
+            "infinite-slider": self.infinite_slider,
+        }
         for name in only or SCENARIOS:
             table[name]()
         self.dog.stop()
@@ -377,7 +429,7 @@ class Bench:
         self.window.runner.shutdown(5000)
 
 
-np = None  # numpy, imported in main() (keeps `--help` fast)
+np: Any = None  # numpy, imported in main() (keeps `--help` fast)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -400,16 +452,22 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         bench.close()
     worst = max(results, key=lambda r: r["longest_stall_s"])
-    summary = {"budget_s": BUDGET_S, "all_within_budget": all(r["within_budget"] for r in results),
-               "worst": worst["name"], "cases": results}
+    summary = {
+        "budget_s": BUDGET_S,
+        "all_within_budget": all(r["within_budget"] for r in results),
+        "worst": worst["name"],
+        "cases": results,
+    }
     if args.json:
         print(json.dumps(summary, indent=2))
     else:
         extras = ("show_ms", "update_ms", "updates_per_s", "latency_ms", "refresh_ms", "redraw_ms")
         for r in results:
             more = "  ".join(f"{k} {r[k]}" for k in extras if r.get(k) is not None)
-            print(f"{r['name']:18s} longest stall {r['longest_stall_s'] * 1000:6.1f} ms  p99 frame "
-                  f"{r['p99_frame_s'] * 1000:6.1f} ms  {'ok' if r['within_budget'] else 'OVER 50 ms'}  {more}")
+            print(
+                f"{r['name']:18s} longest stall {r['longest_stall_s'] * 1000:6.1f} ms  p99 frame "
+                f"{r['p99_frame_s'] * 1000:6.1f} ms  {'ok' if r['within_budget'] else 'OVER 50 ms'}  {more}"
+            )
     return 0
 
 

@@ -6,6 +6,7 @@ import argparse
 import os
 import sys
 import time
+from typing import Any
 
 
 def _process_start() -> float:
@@ -31,10 +32,12 @@ MIN_RESTORED_SIZE = (480, 320)  # a remembered window smaller than this is not r
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from app.views import LABS
+    from app.labs import LABS
 
     p = argparse.ArgumentParser(prog="lvm-explorer", description="LVM Explorer: see and touch latent variable models.")
-    p.add_argument("--data", default=None, help="dataset: folder (MNIST layout), .npz, or built-in name (default: digits)")
+    p.add_argument(
+        "--data", default=None, help="dataset: folder (MNIST layout), .npz, or built-in name (default: digits)"
+    )
     p.add_argument("--model", default=None, help="VAE checkpoint (.safetensors); default: the bundled 2-D VAE")
     p.add_argument("--device", default="auto", choices=DEVICE_CHOICES)
     p.add_argument("--view", default=None, choices=list(LABS), help="lab to open")
@@ -43,8 +46,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--screenshot", metavar="PATH", help="load, wait for the view's computations, save a PNG, exit")
     p.add_argument("--smoke", action="store_true", help="start, load the defaults, quit (exit 0 when all loaded)")
     p.add_argument("--timeout", type=float, default=120.0, help="seconds --screenshot/--smoke wait at most")
-    p.add_argument("--size", default=None,
-                   help=f"window size WxH (default: the size at the last quit, else {DEFAULT_SIZE})")
+    p.add_argument(
+        "--size", default=None, help=f"window size WxH (default: the size at the last quit, else {DEFAULT_SIZE})"
+    )
     return p
 
 
@@ -57,8 +61,11 @@ def install_excepthook(window) -> None:
         previous(etype, value, tb)
         from lvm.errors import LVMError
 
-        text = str(value) if issubclass(etype, LVMError) else \
-            f"internal error: {etype.__name__}: {value} (the details are on the console; please report it)"
+        text = (
+            str(value)
+            if issubclass(etype, LVMError)
+            else f"internal error: {etype.__name__}: {value} (the details are on the console; please report it)"
+        )
         try:
             window.show_error(text)
         except Exception:  # noqa: BLE001 - the window may be gone while closing
@@ -70,7 +77,7 @@ def install_excepthook(window) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.list_views:
-        from app.views import LABS
+        from app.labs import LABS
 
         print("\n".join(LABS))
         return 0
@@ -83,14 +90,14 @@ def main(argv: list[str] | None = None) -> int:
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName("LVM Explorer")
     app.setOrganizationName("LVM Explorer")
-    from app.gui_gc import install_gui_thread_collector
+    from app.core.gui_gc import install_gui_thread_collector
 
     install_gui_thread_collector()  # before any worker runs: Qt objects are never destroyed off the GUI thread
     _set_identity(app)
     # the main window paints before torch and pyqtgraph are imported (each lab imports them when first built)
+    from app.core.settings import app_settings
+    from app.core.workspace import Workspace
     from app.main_window import MainWindow, write_error, write_image
-    from app.settings import app_settings
-    from app.state import Workspace
     from lvm.errors import LVMError
 
     try:
@@ -126,22 +133,30 @@ def main(argv: list[str] | None = None) -> int:
     # --view is checked by argparse (a bad name exits 2 with the choices); a remembered view may name a lab that
     # no longer exists (a settings file from another version): then the default view
     if not capture:
-        window.offer_recovered_model()  # a model trained and not saved when the app last closed (app.recovery)
+        window.offer_recovered_model()  # a model trained and not saved when the app last closed (app.core.recovery)
     remembered = None if capture else app_settings().value("last_view", None)
-    window.set_view(args.view or (remembered if isinstance(remembered, str) and remembered in window_views()
-                                  else DEFAULT_VIEW))
+    window.set_view(
+        args.view or (remembered if isinstance(remembered, str) and remembered in window_views() else DEFAULT_VIEW)
+    )
 
     if args.screenshot or args.smoke:
         deadline = time.monotonic() + args.timeout
-        status = {"code": 0}
+        status: dict[str, Any] = {"code": 0, "ready": None}
 
         def busy() -> bool:
-            # --smoke waits for the defaults to load; --screenshot also for the shown lab's computations
-            return window.is_loading() or (bool(args.screenshot) and window.lab(window.current_view_name()).is_busy())
+            # --smoke waits for the defaults to load (then "ready") and for the warm-up after them; --screenshot also
+            # for the shown lab's computations
+            if not window.is_loading() and status["ready"] is None:
+                status["ready"] = time.perf_counter() - _T0
+            return (
+                window.is_loading()
+                or window.is_warming_up()
+                or (bool(args.screenshot) and window.lab(window.current_view_name()).is_busy())
+            )
 
         def poll():
             if busy() and time.monotonic() < deadline:
-                QTimer.singleShot(50, poll)
+                QTimer.singleShot(10 if status["ready"] is None else 50, poll)
                 return
             if busy():
                 print("lvm-explorer: timed out waiting for the computations", file=sys.stderr)
@@ -157,9 +172,11 @@ def main(argv: list[str] | None = None) -> int:
                     print(f"lvm-explorer: error: {write_error(args.screenshot, exc)}", file=sys.stderr)
                     status["code"] = 2
             if args.smoke:
-                print(f"smoke ok: first paint {first_paint * 1000:.0f} ms, "
-                      f"ready {time.perf_counter() - _T0:.2f} s, "
-                      f"dataset {workspace.dataset_spec}, model {workspace.model_path}")
+                print(
+                    f"smoke ok: first paint {first_paint * 1000:.0f} ms, "
+                    f"ready {status['ready']:.2f} s, warm-up done {time.perf_counter() - _T0:.2f} s, "
+                    f"dataset {workspace.dataset_spec}, model {workspace.model_path}"
+                )
             window.close()
             app.quit()
 
@@ -170,7 +187,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _set_identity(app) -> None:
-    """The application icon and desktop-file name (Wayland app id, task bars; matches packaging/lvm-explorer.desktop)."""
+    """The application icon and desktop-file name (Wayland app id, task bars; packaging/lvm-explorer.desktop)."""
     from PySide6.QtGui import QIcon
 
     from lvm.resources import resources_dir
@@ -206,7 +223,7 @@ def restore_geometry(window, saved) -> bool:
 
 
 def window_views():
-    from app.views import LABS
+    from app.labs import LABS
 
     return LABS
 

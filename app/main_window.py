@@ -5,37 +5,66 @@ from __future__ import annotations
 import logging
 import platform
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+import shiboken6
 from PySide6.QtCore import QBuffer, QIODevice, QPoint, QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QActionGroup, QIcon, QImageWriter, QKeySequence, QPainter
-from PySide6.QtWidgets import (QApplication, QComboBox, QFileDialog, QLabel, QMainWindow, QMessageBox, QProgressBar,
-                               QPushButton, QTabWidget, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (
+    QApplication,
+    QComboBox,
+    QFileDialog,
+    QLabel,
+    QMainWindow,
+    QMessageBox,
+    QProgressBar,
+    QPushButton,
+    QTabWidget,
+    QVBoxLayout,
+    QWidget,
+)
 
-from app.gui_gc import install_gui_thread_collector
-from app.settings import app_settings
-from app.state import DEFAULT_DATASET, DEFAULT_MODEL, RESOURCES, GaussianQ, Workspace, read_session
-from app.views import LABS, lab_class
-from app.warmup import freeze_startup_heap, warm_up_torch
-from app.workers import TaskRunner, trim_heap_soon
+from app.core.gui_gc import install_gui_thread_collector
+from app.core.settings import app_settings
+from app.core.warmup import freeze_startup_heap, warm_up_torch
+from app.core.workers import TaskRunner, trim_heap_soon
+from app.core.workspace import DEFAULT_DATASET, DEFAULT_MODEL, RESOURCES, GaussianQ, Workspace, read_session
+from app.labs import LABS, lab_class
+from app.widgets.elided_label import ElidedLabel
+
+if TYPE_CHECKING:
+    from app.widgets.lab_view import LabView
 from lvm import __version__
 from lvm.device import DEVICE_CHOICES, resolve_device
-from lvm.errors import LVMError, SessionError
+from lvm.errors import DeviceUnavailableError, LVMError, SessionError
 from lvm.io import atomic_write_bytes
 
 log = logging.getLogger(__name__)
 
 
+LONG_JOBS = {"/train": "training", "/fit": "the fit", "/em": "EM", "/optimise": "the optimisation"}
+
+
+def describe_job(channel: str) -> str:
+    """A worker channel (``"mixture/em"``) in the user's words: ``"Mixture lab: EM"``."""
+    lab, _, job = channel.partition("/")
+    title = LABS[lab][0] if lab in LABS else lab
+    what = LONG_JOBS.get("/" + job, job)
+    return f"{title}: {what}"
+
+
 class MainWindow(QMainWindow):
     """Hosts the labs over one ``Workspace`` and one ``TaskRunner``."""
 
-    loading_finished = Signal()
+    loading_finished = Signal()  # the dataset and model asked for are loaded (or failed): the app is ready
+    warmed_up = Signal()  # torch's lazy imports done, formulas typeset from now on (``warm_up_in_background``)
 
     def __init__(self, workspace: Workspace | None = None, runner: TaskRunner | None = None):
         super().__init__()
-        install_gui_thread_collector()  # (idempotent) the cyclic GC runs on the GUI thread only: app.gui_gc
+        install_gui_thread_collector()  # (idempotent) the cyclic GC runs on the GUI thread only: app.core.gui_gc
         self.workspace = workspace or Workspace()
         self.runner = runner or TaskRunner(parent=self)
-        self.labs: dict[str, object] = {}
+        self.labs: dict[str, LabView] = {}
         self.last_error: str | None = None
         self.errors: list[str] = []
         self._loading = 0  # load jobs submitted and not yet done (on_done runs once per job, whatever happened)
@@ -56,6 +85,7 @@ class MainWindow(QMainWindow):
         self.tabs.currentChanged.connect(self._on_tab_changed)
         self.setCentralWidget(self.tabs)
         self._build_status_bar()
+        self.help_visible = app_settings().value("help_visible", True) not in (False, "false", "0", 0)
         self._build_menus()
 
         ws = self.workspace
@@ -70,25 +100,36 @@ class MainWindow(QMainWindow):
     # -- construction ----------------------------------------------------------------------------------------------
     def _build_status_bar(self) -> None:
         bar = self.statusBar()
-        self.dataset_label = QLabel("no dataset")
-        self.model_label = QLabel("no model")
+        self.dataset_label = ElidedLabel("no dataset")
+        self.model_label = ElidedLabel("no model")
         self.device_combo = QComboBox()
         self.device_combo.addItems(list(DEVICE_CHOICES))
         self.device_combo.setCurrentText(self.workspace.device_spec)
         self.device_combo.setToolTip("torch device for computations")
         self.device_combo.textActivated.connect(self.set_device)
         self.device_label = QLabel(self.workspace.device_spec)  # the resolved device once a model is loaded
+        self.job_label = ElidedLabel("", min_chars=16)  # what runs ("Mixture lab: EM: 1,500 points, iteration 12")
+        self.job_label.setMaximumWidth(420)
+        self.job_label.setVisible(False)
         self.progress = QProgressBar()
-        self.progress.setMaximumWidth(180)
+        self.progress.setMaximumWidth(120)
         self.progress.setRange(0, 1000)
         self.progress.setVisible(False)
         self.cancel_button = QPushButton("Cancel")
         self.cancel_button.setVisible(False)
         self.cancel_button.clicked.connect(lambda: self.runner.cancel())
-        for w in (self.dataset_label, self.model_label):
-            bar.addWidget(w)
-        for w in (self.progress, self.cancel_button, QLabel("device:"), self.device_combo, self.device_label):
-            bar.addPermanentWidget(w)
+        for label in (self.dataset_label, self.model_label):
+            bar.addWidget(label)
+        permanent: tuple[QWidget, ...] = (
+            self.job_label,
+            self.progress,
+            self.cancel_button,
+            QLabel("device:"),
+            self.device_combo,
+            self.device_label,
+        )
+        for widget in permanent:
+            bar.addPermanentWidget(widget)
 
     def _action(self, menu, text, slot, shortcut=None) -> QAction:
         act = QAction(text, self)
@@ -100,10 +141,11 @@ class MainWindow(QMainWindow):
 
     def _build_menus(self) -> None:
         m = self.menuBar().addMenu("&File")
-        self._action(m, "Open dataset folder…", self._ask_dataset_folder, QKeySequence.Open)
+        self._action(m, "Open dataset folder…", self._ask_dataset_folder, QKeySequence.StandardKey.Open)
         self._action(m, "Open dataset file (.npz)…", self._ask_dataset_file)
         sub = m.addMenu("Built-in datasets")
         from lvm.data import BUILTIN_NAMES
+
         for name in BUILTIN_NAMES:
             self._action(sub, name, lambda checked=False, n=name: self.load_dataset(n))
         m.addSeparator()
@@ -111,13 +153,13 @@ class MainWindow(QMainWindow):
         self._action(m, "Save model as…", self._ask_save_model)
         m.addSeparator()
         self._action(m, "Open session…", self._ask_open_session)
-        self._action(m, "Save session as…", self._ask_save_session, QKeySequence.Save)
+        self._action(m, "Save session as…", self._ask_save_session, QKeySequence.StandardKey.Save)
         m.addSeparator()
         self._action(m, "Export view as PNG…", lambda: self._ask_export("png"))
         self._action(m, "Export view as SVG…", lambda: self._ask_export("svg"))
         self._action(m, "Export view data as CSV…", self._ask_export_csv)
         m.addSeparator()
-        self._action(m, "Quit", self.close, QKeySequence.Quit)
+        self._action(m, "Quit", self.close, QKeySequence.StandardKey.Quit)
         dm = self.menuBar().addMenu("&Device")
         group = QActionGroup(self)
         for spec in DEVICE_CHOICES:
@@ -128,6 +170,13 @@ class MainWindow(QMainWindow):
         vm = self.menuBar().addMenu("&View")
         for i, (name, (title, _)) in enumerate(LABS.items()):
             self._action(vm, title, lambda checked=False, n=name: self.set_view(n), f"Ctrl+{i + 1}")
+        vm.addSeparator()
+        self.help_action = QAction("Help panel", self)
+        self.help_action.setCheckable(True)
+        self.help_action.setChecked(self.help_visible)
+        self.help_action.setShortcut(QKeySequence("F1"))
+        self.help_action.toggled.connect(self.set_help_visible)
+        vm.addAction(self.help_action)
         hm = self.menuBar().addMenu("&Help")
         self._action(hm, "About LVM Explorer", self.show_about)
 
@@ -141,6 +190,14 @@ class MainWindow(QMainWindow):
         else:
             self.tabs.setCurrentIndex(index)
 
+    def set_help_visible(self, visible: bool) -> None:
+        """Show or hide every lab's help panel (remembered when the window closes)."""
+        self.help_visible = bool(visible)
+        if self.help_action.isChecked() != self.help_visible:
+            self.help_action.setChecked(self.help_visible)  # (toggled calls back here once, with the same value)
+        for lab in self.labs.values():
+            lab.set_help_visible(self.help_visible)
+
     def current_view_name(self) -> str:
         return list(LABS)[self.tabs.currentIndex()]
 
@@ -150,7 +207,11 @@ class MainWindow(QMainWindow):
             holder = self.tabs.widget(list(LABS).index(name))
             lab = lab_class(name)(self.workspace, self.runner)
             lab.restore_view_state(self.workspace.view_states.get(name, {}))
-            holder.layout().addWidget(lab)
+            lab.set_help_visible(self.help_visible)
+            lab.help_visibility_requested.connect(self.set_help_visible)
+            layout = holder.layout() if holder is not None else None
+            assert layout is not None, f"the tab page of {name} has a layout"
+            layout.addWidget(lab)
             from app.widgets.steady_plots import settle_view_transforms  # (pyqtgraph: loaded with the first lab)
 
             settle_view_transforms(lab)
@@ -167,10 +228,11 @@ class MainWindow(QMainWindow):
         turns updates on again, which repaints the page once (16-22 ms). Until then the screen keeps the old pixels.
         """
         for i in range(self.tabs.count()):
-            if i != current:
-                self.tabs.widget(i).setUpdatesEnabled(False)
+            other = self.tabs.widget(i)
+            if i != current and other is not None:
+                other.setUpdatesEnabled(False)
         page = self.tabs.widget(current)
-        if not page.updatesEnabled():
+        if page is not None and not page.updatesEnabled():
             QTimer.singleShot(0, self, lambda: self._resume_page(page))
 
     def _resume_page(self, page: QWidget) -> None:
@@ -229,7 +291,6 @@ class MainWindow(QMainWindow):
         def finished():
             self._loading -= 1
             if self._loading == 0:
-                freeze_startup_heap()  # once: no full GC pauses later (app.warmup)
                 trim_heap_soon()  # the replaced dataset/model was freed: return its pages to the OS
                 self.loading_finished.emit()
 
@@ -241,17 +302,37 @@ class MainWindow(QMainWindow):
         from app.widgets.formula_text import hold_typesetting, release_typesetting
 
         hold_typesetting()
-        self.loading_finished.connect(release_typesetting, Qt.ConnectionType.SingleShotConnection)
+        self.warmed_up.connect(release_typesetting, Qt.ConnectionType.SingleShotConnection)
+        self.loading_finished.connect(self.warm_up_in_background, Qt.ConnectionType.SingleShotConnection)
         self.load_dataset(data or DEFAULT_DATASET)
         model_path = model or (str(DEFAULT_MODEL) if DEFAULT_MODEL.exists() else None)
         if model_path:
             self.load_model(model_path)
-        # torch's lazy imports for its first optimiser, paid while loading (app.warmup): ms after the first time
-        self._run_load("load/warmup", warm_up_torch, lambda _: None)
+
+    def warm_up_in_background(self) -> None:
+        """Once the app is ready: torch's lazy imports for its first optimiser (app.core.warmup; ms after the first
+        time), then the help panels' formulas (matplotlib's import, never beside torch._dynamo's: the two at once
+        hung a test) and one collection + ``gc.freeze()`` of the start-up heap."""
+
+        def done() -> None:
+            freeze_startup_heap()
+            if shiboken6.isValid(self):  # (the window may have closed while torch warmed up)
+                self.warmed_up.emit()
+
+        self.runner.submit("warmup/torch", warm_up_torch, on_done=done, keep_all=True)
+
+    def is_warming_up(self) -> bool:
+        return self.runner.is_busy("warmup/")
 
     def set_device(self, spec: str) -> None:
         try:
             self.workspace.set_device(spec)
+        except DeviceUnavailableError:
+            self.show_error(
+                f"There is no CUDA GPU on this computer (PyTorch finds none), so the computations stay on "
+                f"{self.workspace.device}. Choose Device → auto to use a GPU whenever one is present."
+            )
+            self.device_combo.setCurrentText(self.workspace.device_spec)
         except LVMError as exc:
             self.show_error(str(exc))
             self.device_combo.setCurrentText(self.workspace.device_spec)
@@ -274,21 +355,31 @@ class MainWindow(QMainWindow):
         self.device_combo.setCurrentText(self.workspace.device_spec)
 
     def _on_progress(self, channel: str, fraction: float, text: str) -> None:
+        if not self.progress.isVisible():
+            return
+        self.progress.setRange(0, 1000)
         self.progress.setValue(int(1000 * max(0.0, min(1.0, fraction))))
-        self.progress.setFormat(text or f"{channel} %p%")
+        self.job_label.setText(f"{describe_job(channel)}: {text}" if text else describe_job(channel))
 
     def _on_busy(self, busy: bool) -> None:
-        long_jobs = [c for c in self.runner.running_channels() if c.endswith(("/train", "/fit", "/em", "/optimise"))]
-        self.progress.setVisible(busy and bool(long_jobs))
-        self.cancel_button.setVisible(busy and bool(long_jobs))
+        long_jobs = [c for c in self.runner.running_channels() if c.endswith(tuple(LONG_JOBS))]
+        shown = busy and bool(long_jobs)
+        if shown and not self.progress.isVisible():  # a long job started: say what runs, busy until it reports
+            self.progress.setRange(0, 0)
+            self.job_label.setText(describe_job(long_jobs[0]))
+            self.cancel_button.setText(f"Stop {LONG_JOBS[next(s for s in LONG_JOBS if long_jobs[0].endswith(s))]}")
+            self.cancel_button.setToolTip(f"Stop {describe_job(long_jobs[0])} (what it computed so far is kept)")
+        self.job_label.setVisible(shown)
+        self.progress.setVisible(shown)
+        self.cancel_button.setVisible(shown)
 
     def show_error(self, text: str) -> None:
         """Tell the user, without blocking (a non-modal message box)."""
         self.last_error = text
         self.errors.append(text)
         self.statusBar().showMessage(text, 10000)
-        box = QMessageBox(QMessageBox.Warning, "LVM Explorer", text, QMessageBox.Ok, self)
-        box.setAttribute(Qt.WA_DeleteOnClose)
+        box = QMessageBox(QMessageBox.Icon.Warning, "LVM Explorer", text, QMessageBox.StandardButton.Ok, self)
+        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         box.open()
 
     # -- dialogs ---------------------------------------------------------------------------------------------------
@@ -336,7 +427,9 @@ class MainWindow(QMainWindow):
         self._on_model(self.workspace.model)
 
     def _ask_open_session(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Open session", self._last_dir(), "LVM sessions (*.lvmsession *.json)")
+        path, _ = QFileDialog.getOpenFileName(
+            self, "Open session", self._last_dir(), "LVM sessions (*.lvmsession *.json)"
+        )
         if path:
             self.open_session(path)
 
@@ -364,16 +457,15 @@ class MainWindow(QMainWindow):
         losses = []
         latent = self.labs.get("latent")
         if latent is not None and latent.is_training():
-            losses.append("training is running: the session keeps the model as it was before this training run "
-                          "(stop training first to keep the weights trained so far)")
+            losses.append(
+                "training is running: the session keeps the model as it was before this training run "
+                "(stop training first to keep the weights trained so far)"
+            )
         model_data, problem = self.workspace.embedded_model()
         if problem:
             losses.append(problem)
         for lab in self.labs.values():
-            losses += list(getattr(lab, "session_losses", list)())
-        discrete = getattr(self.labs.get("discrete"), "state", None)  # (its own model: not kept by sessions yet)
-        if str(getattr(discrete, "model_source", "")).startswith("trained here"):
-            losses.append("the model trained in the Discrete latents lab (sessions do not keep it yet)")
+            losses += lab.session_losses()
         return losses, model_data
 
     def save_session(self, path: str, confirm: bool = True) -> QMessageBox | None:
@@ -382,13 +474,19 @@ class MainWindow(QMainWindow):
         save without it). Returns the question box, or None when the session was written (or failed to)."""
         losses, model_data = self.session_losses()
         if losses and confirm:
-            box = QMessageBox(QMessageBox.Warning, "Save session",
-                              "This session cannot keep everything:\n\n" + "\n".join(f"• {t}" for t in losses)
-                              + "\n\nSave it without these?", QMessageBox.NoButton, self)
+            box = QMessageBox(
+                QMessageBox.Icon.Warning,
+                "Save session",
+                "This session cannot keep everything:\n\n"
+                + "\n".join(f"• {t}" for t in losses)
+                + "\n\nSave it without these?",
+                QMessageBox.StandardButton.NoButton,
+                self,
+            )
             box.setObjectName("session-losses")
-            save_button = box.addButton("Save without them", QMessageBox.AcceptRole)
-            box.addButton(QMessageBox.Cancel)
-            box.setAttribute(Qt.WA_DeleteOnClose)
+            save_button = box.addButton("Save without them", QMessageBox.ButtonRole.AcceptRole)
+            box.addButton(QMessageBox.StandardButton.Cancel)
+            box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
             box.buttonClicked.connect(lambda b: self._write_session(path, model_data) if b is save_button else None)
             box.open()
             return box
@@ -408,7 +506,7 @@ class MainWindow(QMainWindow):
         """Restore a session, all or nothing: its dataset and model load together in a worker and replace the
         workspace's only when both loaded; a bad file (or a dataset or model it names that does not load) leaves the
         workspace untouched and says why. ``keep_view``: stay on the current lab (``--view`` wins over the session)."""
-        from app.state import model_from_bytes
+        from app.core.workspace import model_from_bytes
         from lvm.checkpoint import load_model
         from lvm.data import load_dataset
 
@@ -487,25 +585,27 @@ class MainWindow(QMainWindow):
 
     def show_about(self) -> None:
         import numpy as np
-        import PySide6
         import pyqtgraph
+        import PySide6
         import torch
 
-        text = (f"<h3>LVM Explorer {__version__}</h3><p>See and touch latent variable models.</p>"
-                f"<p>Python {platform.python_version()}, torch {torch.__version__}, numpy {np.__version__}, "
-                f"PySide6 {PySide6.__version__}, pyqtgraph {pyqtgraph.__version__}</p>"
-                f"<p>Device: {self.workspace.device}"
-                f"{' (' + torch.cuda.get_device_name(0) + ')' if self.workspace.device.type == 'cuda' else ''}</p>"
-                "<p>Bundled data: MNIST test set (Yann LeCun, Corinna Cortes; CC BY-SA 3.0).</p>")
-        box = QMessageBox(QMessageBox.Information, "About LVM Explorer", text, QMessageBox.Ok, self)
-        box.setAttribute(Qt.WA_DeleteOnClose)
+        text = (
+            f"<h3>LVM Explorer {__version__}</h3><p>See and touch latent variable models.</p>"
+            f"<p>Python {platform.python_version()}, torch {torch.__version__}, numpy {np.__version__}, "
+            f"PySide6 {PySide6.__version__}, pyqtgraph {pyqtgraph.__version__}</p>"
+            f"<p>Device: {self.workspace.device}"
+            f"{' (' + torch.cuda.get_device_name(0) + ')' if self.workspace.device.type == 'cuda' else ''}</p>"
+            "<p>Bundled data: MNIST test set (Yann LeCun, Corinna Cortes; CC BY-SA 3.0).</p>"
+        )
+        box = QMessageBox(QMessageBox.Icon.Information, "About LVM Explorer", text, QMessageBox.StandardButton.Ok, self)
+        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         box.open()
 
-    # -- models trained and not saved (app.recovery) ----------------------------------------------------------------
+    # -- models trained and not saved (app.core.recovery) ------------------------------------------------------------
     def keep_unsaved_model(self) -> Path | None:
         """Closing: training stops (its weights so far become the model) and a trained model that was never saved is
         written to the recovery file, to be offered at the next start. The path, or None when nothing was kept."""
-        from app import recovery
+        from app.core import recovery
 
         latent = self.labs.get("latent")
         if latent is not None and latent.is_training():
@@ -517,7 +617,7 @@ class MainWindow(QMainWindow):
 
     def offer_recovered_model(self) -> QMessageBox | None:
         """At start: a model kept by ``keep_unsaved_model`` is offered (non-modal): Open, Discard or Later."""
-        from app import recovery
+        from app.core import recovery
         from lvm.checkpoint import load_model
 
         path = recovery.recovery_file()
@@ -528,14 +628,19 @@ class MainWindow(QMainWindow):
         except LVMError as exc:
             self.show_error(f"a model kept when LVM Explorer last closed cannot be read ({exc}); it stays in {path}")
             return None
-        box = QMessageBox(QMessageBox.Question, "LVM Explorer",
-                          f"A model you trained ({recovery.describe(info)}) was not saved when LVM Explorer last "
-                          "closed. It was kept. Open it now?", QMessageBox.NoButton, self)
+        box = QMessageBox(
+            QMessageBox.Icon.Question,
+            "LVM Explorer",
+            f"A model you trained ({recovery.describe(info)}) was not saved when LVM Explorer last "
+            "closed. It was kept. Open it now?",
+            QMessageBox.StandardButton.NoButton,
+            self,
+        )
         box.setObjectName("recovered-model")
-        open_button = box.addButton("Open", QMessageBox.AcceptRole)
-        discard_button = box.addButton("Discard", QMessageBox.DestructiveRole)
-        box.addButton("Later", QMessageBox.RejectRole)
-        box.setAttribute(Qt.WA_DeleteOnClose)
+        open_button = box.addButton("Open", QMessageBox.ButtonRole.AcceptRole)
+        discard_button = box.addButton("Discard", QMessageBox.ButtonRole.DestructiveRole)
+        box.addButton("Later", QMessageBox.ButtonRole.RejectRole)
+        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
 
         def chosen(button) -> None:
             if button is open_button:
@@ -562,6 +667,7 @@ class MainWindow(QMainWindow):
         settings = app_settings()
         settings.setValue("geometry", self.saveGeometry())
         settings.setValue("last_view", self.current_view_name())
+        settings.setValue("help_visible", self.help_visible)
         if self.workspace.dataset_spec:
             settings.setValue("last_dataset", str(self.workspace.dataset_spec))
         self.runner.close(3000)
@@ -580,14 +686,14 @@ def write_image(image, path: str) -> None:
     write it atomically (``lvm.io.atomic_write_bytes``). OSError when the file cannot be written; LVMError for a
     format Qt cannot write."""
     fmt = Path(path).suffix[1:].lower() or "png"
-    writable = {bytes(f).decode().lower() for f in QImageWriter.supportedImageFormats()}
+    writable = {bytes(f.data()).decode().lower() for f in QImageWriter.supportedImageFormats()}
     if fmt not in writable:
         raise LVMError(f"{path}: .{fmt} is not an image format LVM Explorer can write; use .png or .svg")
     buffer = QBuffer()
     buffer.open(QIODevice.OpenModeFlag.WriteOnly)
     if image.isNull() or not image.save(buffer, fmt.upper()):
         raise LVMError(f"{path}: the view could not be encoded as {fmt.upper()} (is the window shown?)")
-    atomic_write_bytes(path, bytes(buffer.data()))
+    atomic_write_bytes(path, bytes(buffer.data().data()))
 
 
 def svg_bytes(widget, title: str) -> bytes:
@@ -608,7 +714,7 @@ def svg_bytes(widget, title: str) -> bytes:
         widget.render(painter, QPoint())
     finally:
         ended = painter.end()
-    data = bytes(buffer.data())
+    data = bytes(buffer.data().data())
     if not ended or b"<svg" not in data:
         raise LVMError("the SVG renderer produced no document; export as PNG instead")
     return data
@@ -625,5 +731,5 @@ def write_error(path: str, exc: BaseException) -> str:
     elif isinstance(exc, PermissionError):
         why = f"no permission to write in {parent}"
     else:
-        why = exc.strerror or str(exc)
+        why = getattr(exc, "strerror", None) or str(exc)
     return f"could not write {path}: {why}; choose another file or folder"

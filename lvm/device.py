@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from lvm.errors import LVMError
+from lvm.errors import DeviceUnavailableError, LVMError
 
 if TYPE_CHECKING:
     import torch
@@ -23,7 +23,9 @@ def resolve_device(spec: str | torch.device | None = "auto") -> torch.device:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if spec.startswith("cuda"):
         if not torch.cuda.is_available():
-            raise LVMError("--device cuda was asked for but no CUDA GPU is available; use --device cpu or auto")
+            raise DeviceUnavailableError(
+                "--device cuda was asked for but no CUDA GPU is available; use --device cpu or auto"
+            )
         return torch.device(spec)
     if spec == "cpu":
         return torch.device("cpu")

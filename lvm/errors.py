@@ -17,6 +17,10 @@ class SessionError(LVMError):
     """A saved workspace/session file cannot be restored."""
 
 
+class DeviceUnavailableError(LVMError):
+    """The device asked for (``cuda``) is not present on this machine."""
+
+
 class ModelInputError(LVMError, ValueError):
     """Data handed to a model has the wrong shape, dtype or contains NaN/inf."""
 
@@ -34,6 +38,8 @@ def out_of_memory_message(exc: BaseException) -> str | None:
     else:
         return None
     if on_gpu:
-        return ("the GPU ran out of memory; switch the device to cpu (the Device menu, or --device cpu on the command "
-                "line), or ask for less at once (fewer points or samples, a smaller grid)")
+        return (
+            "the GPU ran out of memory; switch the device to cpu (the Device menu, or --device cpu on the command "
+            "line), or ask for less at once (fewer points or samples, a smaller grid)"
+        )
     return "the computer ran out of memory; ask for less at once (fewer points or samples, a smaller grid or batch)"

@@ -11,8 +11,10 @@ import os
 import struct
 import warnings
 import zlib
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from lvm.errors import DatasetError
 from lvm.io import atomic_write_bytes
@@ -44,7 +46,7 @@ def encode_png(a: np.ndarray) -> bytes:
     return _SIG + _chunk(b"IHDR", ihdr) + _chunk(b"IDAT", zlib.compress(raw, 6)) + _chunk(b"IEND", b"")
 
 
-def write_png(path: str | os.PathLike, a: np.ndarray) -> None:
+def write_png(path: str | os.PathLike[str], a: np.ndarray) -> None:
     """Write a uint8 grey (H, W) or RGB (H, W, 3) image as PNG, atomically."""
     atomic_write_bytes(path, encode_png(a))
 
@@ -52,14 +54,15 @@ def write_png(path: str | os.PathLike, a: np.ndarray) -> None:
 MAX_PIXELS = 50_000_000  # larger images are refused before decoding (a PNG of a few KB can claim gigapixels)
 
 
-def _flatten_on_white(rgba: np.ndarray) -> np.ndarray:
+def _flatten_on_white(rgba: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:
     """uint8 (H, W, C+1) with straight alpha -> (H, W, C) composited over white, as a viewer shows it."""
     colour = rgba[..., :-1].astype(np.float32)
     alpha = rgba[..., -1:].astype(np.float32) / 255.0
-    return np.rint(colour * alpha + 255.0 * (1.0 - alpha)).astype(np.uint8)
+    over_white: npt.NDArray[np.floating[Any]] = np.rint(colour * alpha + 255.0 * (1.0 - alpha))
+    return over_white.astype(np.uint8)
 
 
-def decode_png(data: bytes, name: str = "<bytes>") -> np.ndarray:
+def decode_png(data: bytes, name: str = "<bytes>") -> npt.NDArray[np.uint8]:
     """uint8 (H, W) grey or (H, W, 3) RGB from PNG bytes, decoded by Pillow.
 
     Every PNG kind loads: 1/2/4/8/16-bit grey (16-bit scaled to 8 by v / 257, rounded), RGB (16-bit channels
@@ -77,22 +80,25 @@ def decode_png(data: bytes, name: str = "<bytes>") -> np.ndarray:
         raise DatasetError(f"{name}: truncated or corrupt PNG file (no image header); re-save it with an image editor")
     w, h = struct.unpack(">II", data[16:24])
     if w * h > MAX_PIXELS:  # before Pillow allocates anything
-        raise DatasetError(f"{name}: the image is {w} x {h} pixels, more than the {MAX_PIXELS:,} this reader "
-                           "accepts; scale it down first")
+        raise DatasetError(
+            f"{name}: the image is {w} x {h} pixels, more than the {MAX_PIXELS:,} this reader "
+            "accepts; scale it down first"
+        )
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # the size is checked above
-            im = Image.open(io.BytesIO(data), formats=["PNG"])
+            im: Image.Image = Image.open(io.BytesIO(data), formats=["PNG"])
             im.load()
     except UnidentifiedImageError:
-        raise DatasetError(f"{name}: corrupt PNG file (its header cannot be read); re-save it with an image "
-                           "editor") from None
+        raise DatasetError(
+            f"{name}: corrupt PNG file (its header cannot be read); re-save it with an image editor"
+        ) from None
     except (OSError, SyntaxError, ValueError, EOFError, zlib.error, Image.DecompressionBombError) as exc:
         raise DatasetError(f"{name}: corrupt or truncated PNG file ({exc}); re-save it with an image editor") from None
     mode = im.mode
     if mode in ("I;16", "I;16B", "I;16L", "I"):
-        a = np.asarray(im).astype(np.float64)
-        return np.clip(np.rint(a / 257.0), 0, 255).astype(np.uint8)
+        wide = np.asarray(im).astype(np.float64)
+        return np.clip(np.rint(wide / 257.0), 0, 255).astype(np.uint8)
     if mode == "P":
         im = im.convert("RGBA" if "transparency" in im.info else "RGB")
     elif mode in ("1", "L") and "transparency" in im.info:
@@ -111,7 +117,7 @@ def decode_png(data: bytes, name: str = "<bytes>") -> np.ndarray:
     return np.ascontiguousarray(a)
 
 
-def read_png(path: str | os.PathLike) -> np.ndarray:
+def read_png(path: str | os.PathLike[str]) -> npt.NDArray[np.uint8]:
     """Read a PNG file as uint8 (H, W) grey or (H, W, 3) RGB (see ``decode_png``)."""
     try:
         with open(path, "rb") as fh:

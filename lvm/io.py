@@ -8,12 +8,13 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator, TextIO
+from typing import TextIO
 
 
 @contextlib.contextmanager
-def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary path next to ``path``; on success rename it over ``path``, else delete it."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -40,19 +41,21 @@ def _default_mode(target: Path) -> int:
         return 0o666 & ~umask
 
 
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
     """Write ``data`` to ``path`` atomically."""
     with atomic_path(path) as tmp:
         tmp.write_bytes(data)
 
 
-def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
     """Write ``text`` (UTF-8) to ``path`` atomically."""
     atomic_write_bytes(path, text.encode("utf-8"))
 
 
 @contextlib.contextmanager
-def atomic_open_text(path: str | os.PathLike, *, newline: str | None = "", encoding: str = "utf-8") -> Iterator[TextIO]:
+def atomic_open_text(
+    path: str | os.PathLike[str], *, newline: str | None = "", encoding: str = "utf-8"
+) -> Iterator[TextIO]:
     """Yield a text file (``newline=""`` by default, as the csv module wants) that replaces ``path`` atomically when
     the block ends; an exception in the block leaves ``path`` as it was and no temporary file behind."""
     with atomic_path(path) as tmp, open(tmp, "w", newline=newline, encoding=encoding) as fh:

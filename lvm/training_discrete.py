@@ -22,10 +22,13 @@ import math
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import cast
 
 import numpy as np
+import numpy.typing as npt
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from lvm.errors import ModelInputError
 from lvm.estimators.discrete import configurations
@@ -35,7 +38,7 @@ EXACT_TRAINING_MAX_K = 12
 OBJECTIVES = ("auto", "exact", "vimco")
 OBJECTIVE_DESCRIPTIONS = {
     "exact": "exact log-likelihood by enumerating all 2^K configurations (exact gradient); encoder fitted to the "
-             "exact posterior marginals",
+    "exact posterior marginals",
     "vimco": "VIMCO multi-sample bound (Mnih & Rezende 2016) with a mean-field Bernoulli encoder",
 }
 
@@ -47,8 +50,10 @@ def choose_objective(latent_dim: int, objective: str = "auto") -> str:
     if objective == "auto":
         return "exact" if latent_dim <= EXACT_TRAINING_MAX_K else "vimco"
     if objective == "exact" and latent_dim > 16:
-        raise ModelInputError(f"exact training enumerates 2^K configurations per step; K = {latent_dim} is too many "
-                              "(use K <= 16 or the vimco objective)")
+        raise ModelInputError(
+            f"exact training enumerates 2^K configurations per step; K = {latent_dim} is too many "
+            "(use K <= 16 or the vimco objective)"
+        )
     return objective
 
 
@@ -64,8 +69,9 @@ def exact_loss(model: BinaryLatentModel, x: torch.Tensor) -> tuple[torch.Tensor,
     return -log_px.mean() + enc, log_px.mean().detach()
 
 
-def vimco_loss(model: BinaryLatentModel, x: torch.Tensor, k: int,
-               generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def vimco_loss(
+    model: BinaryLatentModel, x: torch.Tensor, k: int, generator: torch.Generator | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """(surrogate loss to minimise, mean L_k estimate per x) for VIMCO with k >= 2 samples per x."""
     if k < 2:
         raise ModelInputError("VIMCO needs at least k = 2 samples per x (its baselines leave one out)")
@@ -111,15 +117,25 @@ def init_from_data(model: BinaryLatentModel, x: torch.Tensor, seed: int = 0) -> 
     g = torch.Generator().manual_seed(int(seed))
     with torch.no_grad():
         mean = x.float().mean(0).clamp(1e-3, 1 - 1e-3)
-        last = model.decoder[-1]
+        last = cast(nn.Linear, model.decoder[-1])  # every decoder ends in a linear layer
         last.bias.copy_(torch.log(mean) - torch.log1p(-mean))
         last.weight.copy_(0.01 * torch.randn(last.weight.shape, generator=g))
         model.prior_logits.zero_()
 
 
-def train_steps(model: BinaryLatentModel, x_train, *, epochs: int, batch_size: int = 100, lr: float = 1e-3,
-                objective: str = "auto", samples: int = 10, seed: int = 0, report_every: int = 20,
-                init: bool = True) -> Iterator[DiscreteTrainSnapshot]:
+def train_steps(
+    model: BinaryLatentModel,
+    x_train: npt.ArrayLike | torch.Tensor,
+    *,
+    epochs: int,
+    batch_size: int = 100,
+    lr: float = 1e-3,
+    objective: str = "auto",
+    samples: int = 10,
+    seed: int = 0,
+    report_every: int = 20,
+    init: bool = True,
+) -> Iterator[DiscreteTrainSnapshot]:
     """Adam on mini-batches of binary ``x_train`` (N, D), yielding a snapshot every ``report_every`` steps and at the
     end (``done``). ``samples``: VIMCO's k."""
     x_all = torch.as_tensor(np.asarray(x_train, dtype=np.float32)).to(model.prior_logits.device)
@@ -143,20 +159,22 @@ def train_steps(model: BinaryLatentModel, x_train, *, epochs: int, batch_size: i
     for epoch in range(epochs):
         perm = torch.randperm(n, generator=gcpu).to(x_all.device)
         for i in range(per_epoch):
-            xb = x_all[perm[i * batch_size:(i + 1) * batch_size]]
+            xb = x_all[perm[i * batch_size : (i + 1) * batch_size]]
             if obj == "exact":
                 loss, bound = exact_loss(model, xb)
             else:
                 loss, bound = vimco_loss(model, xb, samples, g)
             opt.zero_grad(set_to_none=True)
-            loss.backward()
+            torch.autograd.backward(loss)  # = loss.backward(), which has no annotations
             opt.step()
             step += 1
             recent.append(float(bound))
             del recent[:-50]
             if step % report_every == 0 and step < steps:
-                yield DiscreteTrainSnapshot(epoch + 1, epochs, step, steps, obj, float(np.mean(recent)),
-                                            time.perf_counter() - t0)
+                yield DiscreteTrainSnapshot(
+                    epoch + 1, epochs, step, steps, obj, float(np.mean(recent)), time.perf_counter() - t0
+                )
     model.eval()
-    yield DiscreteTrainSnapshot(epochs, epochs, steps, steps, obj, float(np.mean(recent)), time.perf_counter() - t0,
-                                done=True)
+    yield DiscreteTrainSnapshot(
+        epochs, epochs, steps, steps, obj, float(np.mean(recent)), time.perf_counter() - t0, done=True
+    )

@@ -15,6 +15,7 @@ import tempfile
 from pathlib import Path
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as the app and the CLI run (lvm.prefer_passive_openmp)
 TEST_CONFIG_DIR = Path(tempfile.mkdtemp(prefix="lvm-test-config-"))
 os.environ["XDG_CONFIG_HOME"] = str(TEST_CONFIG_DIR)
 os.environ["LVM_EXPLORER_SETTINGS"] = str(TEST_CONFIG_DIR / "lvm-explorer-test-settings.ini")
@@ -33,8 +34,8 @@ SHARED_DATA = Path(os.environ.get("LVM_SHARED_DATA", REPO.parent / "shared" / "d
 
 torch.set_num_threads(min(2, torch.get_num_threads()))
 # torch's first optimiser imports torch._dynamo (~1,900 modules): done once here, as the app does while it loads
-# (app.warmup), so no test has a worker importing it while the GUI thread imports matplotlib for a help panel
-from app.warmup import warm_up_torch  # noqa: E402
+# (app.core.warmup), so no test has a worker importing it while the GUI thread imports matplotlib for a help panel
+from app.core.warmup import warm_up_torch  # noqa: E402
 
 warm_up_torch()
 
@@ -72,7 +73,7 @@ def workspace_window(qtbot):
     window = MainWindow()
     qtbot.addWidget(window)
     window.show()
-    with qtbot.waitSignal(window.loading_finished, timeout=60000):
+    with qtbot.waitSignal(window.warmed_up, timeout=60000):  # (loaded, then the background warm-up: app.core.warmup)
         window.load_defaults()
     yield window
     window.runner.shutdown(5000)
@@ -81,10 +82,10 @@ def workspace_window(qtbot):
 @pytest.fixture(autouse=True)
 def _no_unexpected_worker_errors():
     """Any unexpected exception in a worker thread fails the test that caused it."""
-    if "app.workers" not in sys.modules:
+    if "app.core.workers" not in sys.modules:
         yield
         return
-    from app import workers
+    from app.core import workers
 
     before = len(workers.unexpected_errors)
     yield

@@ -52,7 +52,7 @@ def test_desktop_entry():
 
 
 def test_resources_dir_in_checkout_and_in_a_bundle(monkeypatch, tmp_path):
-    from app import state
+    from app.core import workspace as state
     from lvm.data import datasets
     from lvm.resources import resources_dir
 
@@ -69,8 +69,10 @@ def test_gui_arguments_need_no_torch():
     from lvm import device
 
     assert main.DEVICE_CHOICES == device.DEVICE_CHOICES
-    code = ("import sys; from app.main import build_parser; build_parser().parse_args(['--device', 'cpu']); "
-            "print('torch' in sys.modules)")
+    code = (
+        "import sys; from app.main import build_parser; build_parser().parse_args(['--device', 'cpu']); "
+        "print('torch' in sys.modules)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=60)
     assert out.stdout.strip() == "False", out.stderr
 
@@ -80,8 +82,9 @@ def test_spec_carries_resources_and_the_labs():
     compile(text, "lvm-explorer.spec", "exec")
     assert '"resources"' in text and 'collect_submodules("app")' in text
     for script in ("build.sh", "check.sh"):
-        out = subprocess.run(["bash", "-n", str(REPO / "packaging" / script)], capture_output=True, text=True,
-                             timeout=60)
+        out = subprocess.run(
+            ["bash", "-n", str(REPO / "packaging" / script)], capture_output=True, text=True, timeout=60
+        )
         assert out.returncode == 0, out.stderr
 
 
@@ -123,8 +126,11 @@ def test_wheel_contains_resources_and_both_entry_points(wheel):
         (ep_name,) = [n for n in names if n.endswith(".dist-info/entry_points.txt")]
         ep = configparser.ConfigParser()
         ep.read_string(zf.read(ep_name).decode())
-    shipped = {p.relative_to(REPO).as_posix() for p in (REPO / "resources").rglob("*")
-               if p.is_file() and "__pycache__" not in p.parts and p.suffix != ".pyc"}
+    shipped = {
+        p.relative_to(REPO).as_posix()
+        for p in (REPO / "resources").rglob("*")
+        if p.is_file() and "__pycache__" not in p.parts and p.suffix != ".pyc"
+    }
     assert shipped - names == set()  # data, icons, and the pretrained weights in resources/models when present
     assert "resources/data/t10k-images-idx3-ubyte.gz" in names and "resources/icons/lvm-explorer.svg" in names
     assert not any("__pycache__" in n for n in names)
@@ -140,10 +146,20 @@ def test_wheel_in_a_fresh_venv_starts(wheel, tmp_path):
     pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "-q"]
     subprocess.run([*pip, "torch==2.13.0"], check=True, timeout=900)
     subprocess.run([*pip, str(wheel)], check=True, timeout=900)
-    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "QT_QPA_PLATFORM": "offscreen",
-           "LVM_EXPLORER_SETTINGS": str(tmp_path / "settings.ini")}
-    out = subprocess.run([str(venv / "bin" / "lvm-explorer"), "--smoke"], capture_output=True, text=True,
-                         cwd=tmp_path, env=env, timeout=300)
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "HOME": str(tmp_path),
+        "QT_QPA_PLATFORM": "offscreen",
+        "LVM_EXPLORER_SETTINGS": str(tmp_path / "settings.ini"),
+    }
+    out = subprocess.run(
+        [str(venv / "bin" / "lvm-explorer"), "--smoke"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=env,
+        timeout=300,
+    )
     assert out.returncode == 0, out.stderr
     assert "smoke ok" in out.stdout and "dataset digits" in out.stdout
     out = subprocess.run([str(venv / "bin" / "lvm"), "--help"], capture_output=True, text=True, env=env, timeout=120)

@@ -19,7 +19,7 @@ def test_the_app_settings_are_the_runs_own_file(qapp):
     assert TEST_CONFIG_DIR.name.startswith("lvm-test-config-")
     from PySide6.QtCore import QSettings
 
-    from app.settings import app_settings
+    from app.core.settings import app_settings
 
     assert Path(app_settings().fileName()).is_relative_to(TEST_CONFIG_DIR)
     # and what would be the user's file (no LVM_EXPLORER_SETTINGS) lies under this run's XDG_CONFIG_HOME too
@@ -30,15 +30,35 @@ def test_the_app_settings_are_the_runs_own_file(qapp):
 def test_a_test_hung_inside_the_qt_event_loop_is_ended_with_its_stack(tmp_path):
     """pytest-timeout's thread method (pyproject.toml) fires inside ``app.exec()``: the run ends, printing where."""
     hung = tmp_path / "test_hangs.py"
-    hung.write_text(textwrap.dedent("""
+    hung.write_text(
+        textwrap.dedent("""
         def test_forever(qapp):
             qapp.exec()  # nothing ever quits this loop
-    """))
+    """)
+    )
     start = time.monotonic()
-    out = subprocess.run([sys.executable, "-m", "pytest", str(hung), "-q", "-p", "no:cacheprovider", "--timeout", "3",
-                          "-c", str(REPO / "pyproject.toml"), "--rootdir", str(tmp_path)],
-                         capture_output=True, text=True, timeout=120, cwd=tmp_path,
-                         env={**os.environ, "QT_QPA_PLATFORM": "offscreen"})
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            str(hung),
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "--timeout",
+            "3",
+            "-c",
+            str(REPO / "pyproject.toml"),
+            "--rootdir",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+        env={**os.environ, "QT_QPA_PLATFORM": "offscreen"},
+    )
     assert out.returncode != 0
     assert time.monotonic() - start < 90
     text = out.stdout + out.stderr
@@ -47,9 +67,14 @@ def test_a_test_hung_inside_the_qt_event_loop_is_ended_with_its_stack(tmp_path):
 
 def test_load_mode_runs_busy_processes_beside_the_suite():
     """``LVM_TEST_LOAD=2`` starts two busy loops for the run (checked from inside a run started that way)."""
-    out = subprocess.run([sys.executable, "-m", "pytest", "tests/test_suite_hygiene.py", "-q", "-k", "reports_load"],
-                         capture_output=True, text=True, timeout=120, cwd=REPO,
-                         env={**os.environ, "LVM_TEST_LOAD": "2", "LVM_TEST_EXPECT_LOAD": "2"})
+    out = subprocess.run(
+        [sys.executable, "-m", "pytest", "tests/test_suite_hygiene.py", "-q", "-k", "reports_load"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=REPO,
+        env={**os.environ, "LVM_TEST_LOAD": "2", "LVM_TEST_EXPECT_LOAD": "2"},
+    )
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     assert "1 passed" in out.stdout and "2 busy-loop processes" in out.stdout
 

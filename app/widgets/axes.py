@@ -172,8 +172,12 @@ def _axes(root, integer: tuple[str, ...]) -> list[tuple[pg.AxisItem, bool | None
         plot = root if isinstance(root, pg.PlotItem) else root.getPlotItem()
         return [(plot.getAxis(side), True if side in integer else None) for side in ("left", "bottom", "right", "top")]
     if isinstance(root, QWidget):  # every axis shown under it: plots' and colour bars'
-        return [(item, None) for view in root.findChildren(pg.GraphicsView) for item in view.scene().items()
-                if isinstance(item, pg.AxisItem)]
+        return [
+            (item, None)
+            for view in root.findChildren(pg.GraphicsView)
+            for item in view.scene().items()
+            if isinstance(item, pg.AxisItem)
+        ]
     raise TypeError(f"readable_axes takes a widget, PlotWidget or PlotItem, not {type(root).__name__}")
 
 

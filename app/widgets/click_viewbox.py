@@ -18,7 +18,7 @@ class ClickViewBox(pg.ViewBox):
         self.setMenuEnabled(False)
 
     def mouseClickEvent(self, ev):
-        if ev.button() in (Qt.LeftButton, Qt.RightButton):
+        if ev.button() in (Qt.MouseButton.LeftButton, Qt.MouseButton.RightButton):
             ev.accept()
             self.clicked.emit(self.mapSceneToView(ev.scenePos()), ev.button(), ev.modifiers())
         else:

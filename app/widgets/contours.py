@@ -1,11 +1,11 @@
-"""Contour lines drawn as one ``PlotCurveItem`` per level (segments from ``app.marching_squares``), updated in place."""
+"""Contour lines, one ``PlotCurveItem`` per level (segments from ``app.widgets.marching_squares``), updated in place."""
 
 from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
 
-from app.marching_squares import contour_segments
+from app.widgets.marching_squares import contour_segments
 
 
 class ContourLines:

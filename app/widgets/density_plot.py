@@ -7,8 +7,7 @@ import pyqtgraph as pg
 from PySide6.QtCore import QRectF
 
 # white -> light blue -> dark navy: low density stays white so overlays remain legible
-DENSITY_CMAP = pg.ColorMap([0.0, 0.25, 0.6, 1.0],
-                           [(255, 255, 255), (198, 219, 239), (66, 146, 198), (8, 48, 107)])
+DENSITY_CMAP = pg.ColorMap([0.0, 0.25, 0.6, 1.0], [(255, 255, 255), (198, 219, 239), (66, 146, 198), (8, 48, 107)])
 
 
 class DensityPlot(pg.PlotWidget):
@@ -31,7 +30,8 @@ class DensityPlot(pg.PlotWidget):
         self.points.setZValue(5)
         self.addItem(self.points)
         self.density: np.ndarray | None = None
-        self.xs = self.ys = None
+        self.xs: np.ndarray | None = None
+        self.ys: np.ndarray | None = None
 
     def set_density(self, p: np.ndarray | None, xs=None, ys=None, auto_range: bool = False) -> None:
         if p is None:
@@ -39,14 +39,16 @@ class DensityPlot(pg.PlotWidget):
             self.density = None
             return
         p = np.asarray(p, dtype=np.float64)
-        self.density, self.xs, self.ys = p, np.asarray(xs, float), np.asarray(ys, float)
+        self.density = p
+        self.xs = xs_ = np.asarray(xs, float)
+        self.ys = ys_ = np.asarray(ys, float)
         top = float(np.nanmax(p)) if p.size else 1.0
         self.image.setImage(p, levels=(0.0, top if top > 0 else 1.0), autoLevels=False)
-        dx = (self.xs[-1] - self.xs[0]) / max(len(self.xs) - 1, 1)
-        dy = (self.ys[-1] - self.ys[0]) / max(len(self.ys) - 1, 1)
-        self.image.setRect(QRectF(self.xs[0] - dx / 2, self.ys[0] - dy / 2, dx * len(self.xs), dy * len(self.ys)))
+        dx = (xs_[-1] - xs_[0]) / max(len(xs_) - 1, 1)
+        dy = (ys_[-1] - ys_[0]) / max(len(ys_) - 1, 1)
+        self.image.setRect(QRectF(xs_[0] - dx / 2, ys_[0] - dy / 2, dx * len(xs_), dy * len(ys_)))
         if auto_range:
-            self.set_range(self.xs, self.ys)
+            self.set_range(xs_, ys_)
 
     def set_range(self, xs, ys) -> None:
         self.setRange(xRange=(float(xs[0]), float(xs[-1])), yRange=(float(ys[0]), float(ys[-1])), padding=0)

@@ -24,14 +24,16 @@ def to_qimage(rgb: np.ndarray) -> QImage:
     """(h, w, 3) uint8 -> a QImage owning a copy of the pixels."""
     rgb = np.ascontiguousarray(rgb, dtype=np.uint8)
     h, w, _ = rgb.shape
-    return QImage(rgb.data, w, h, 3 * w, QImage.Format_RGB888).copy()
+    return QImage(rgb.data, w, h, 3 * w, QImage.Format.Format_RGB888).copy()
 
 
 class DigitCanvas(QWidget):
     """Draw on a small image. ``tool`` in TOOLS; left button uses the tool, right button its opposite."""
 
-    changed = Signal()          # the image or the mask changed (during a stroke too)
+    changed = Signal()  # the image or the mask changed (during a stroke too)
     stroke_finished = Signal()
+    # which pixels are known (True) or missing; it shadows QWidget.mask(), the widget's shape, which is never used here
+    mask: np.ndarray  # type: ignore[assignment]
 
     def __init__(self, shape: tuple[int, int] = (28, 28), parent: QWidget | None = None):
         super().__init__(parent)
@@ -44,8 +46,8 @@ class DigitCanvas(QWidget):
         self._last: QPointF | None = None
         self._button_tool: str | None = None
         self.setMinimumSize(QSize(196, 196))
-        self.setSizePolicy(QSizePolicy.Expanding, QSizePolicy.Expanding)
-        self.setCursor(Qt.CrossCursor)
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
+        self.setCursor(Qt.CursorShape.CrossCursor)
         self.setMouseTracking(False)
 
     # -- state -----------------------------------------------------------------------------------------------------
@@ -114,9 +116,9 @@ class DigitCanvas(QWidget):
     _OPPOSITE = {"brush": "eraser", "eraser": "brush", "observe": "hide", "hide": "observe"}
 
     def mousePressEvent(self, event) -> None:
-        if event.button() not in (Qt.LeftButton, Qt.RightButton):
+        if event.button() not in (Qt.MouseButton.LeftButton, Qt.MouseButton.RightButton):
             return
-        self._button_tool = self.tool if event.button() == Qt.LeftButton else self._OPPOSITE[self.tool]
+        self._button_tool = self.tool if event.button() == Qt.MouseButton.LeftButton else self._OPPOSITE[self.tool]
         self._last = None
         self._stroke_to(event.position())
 
@@ -148,7 +150,7 @@ class DigitCanvas(QWidget):
         p = QPainter(self)
         p.fillRect(self.rect(), self.palette().window())
         r = self._square()
-        p.setRenderHint(QPainter.SmoothPixmapTransform, False)
+        p.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, False)
         p.drawImage(r, to_qimage(self.rgb()))
         h, w = self.shape
         # the boundary of the observed region
@@ -158,10 +160,10 @@ class DigitCanvas(QWidget):
         sx, sy = r.width() / w, r.height() / h
         m = self.mask
         lines = []
-        for i, j in zip(*np.nonzero(m[:, 1:] != m[:, :-1])):      # vertical edges between columns j and j+1
+        for i, j in zip(*np.nonzero(m[:, 1:] != m[:, :-1]), strict=False):  # vertical edges between columns j and j+1
             x = r.left() + (j + 1) * sx
             lines.append(QLineF(x, r.top() + i * sy, x, r.top() + (i + 1) * sy))
-        for i, j in zip(*np.nonzero(m[1:, :] != m[:-1, :])):      # horizontal edges between rows i and i+1
+        for i, j in zip(*np.nonzero(m[1:, :] != m[:-1, :]), strict=False):  # horizontal edges between rows i and i+1
             y = r.top() + (i + 1) * sy
             lines.append(QLineF(r.left() + j * sx, y, r.left() + (j + 1) * sx, y))
         if lines:

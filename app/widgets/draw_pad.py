@@ -15,25 +15,25 @@ from PySide6.QtWidgets import QWidget
 class PaintImageItem(pg.ImageItem):
     """An ImageItem (row-major: pos.x = column, pos.y = row) that paints where the mouse drags."""
 
-    def __init__(self, pad: "DrawPad"):
+    def __init__(self, pad: DrawPad):
         super().__init__(axisOrder="row-major")
         self.pad = pad
         self._last = None
 
     def mouseClickEvent(self, ev):
-        if ev.button() in (Qt.LeftButton, Qt.RightButton):
+        if ev.button() in (Qt.MouseButton.LeftButton, Qt.MouseButton.RightButton):
             ev.accept()
-            self.pad.stroke(ev.pos().x(), ev.pos().y(), None, erase=ev.button() == Qt.RightButton)
+            self.pad.stroke(ev.pos().x(), ev.pos().y(), None, erase=ev.button() == Qt.MouseButton.RightButton)
 
     def mouseDragEvent(self, ev):
-        if ev.button() not in (Qt.LeftButton, Qt.RightButton):
+        if ev.button() not in (Qt.MouseButton.LeftButton, Qt.MouseButton.RightButton):
             ev.ignore()
             return
         ev.accept()
         p = ev.pos()
         if ev.isStart():
             self._last = ev.buttonDownPos()
-        self.pad.stroke(p.x(), p.y(), self._last, erase=ev.button() == Qt.RightButton)
+        self.pad.stroke(p.x(), p.y(), self._last, erase=ev.button() == Qt.MouseButton.RightButton)
         self._last = p
         if ev.isFinish():
             self._last = None

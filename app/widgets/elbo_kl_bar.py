@@ -32,6 +32,7 @@ class ElboKLBar(QWidget):
         self.plot = pg.PlotWidget(background="w")
         self.plot.setMaximumHeight(95)
         self.plot.setMinimumHeight(80)
+        self.plot.setProperty("readable_size", (240, 80))  # a one-row strip (app.widgets.layout_check)
         self.plot.hideAxis("left")
         self.plot.setMouseEnabled(False, False)
         self.plot.hideButtons()
@@ -59,7 +60,7 @@ class ElboKLBar(QWidget):
         for item in (self.elbo_bar, self.kl_bar, self.px_line, self.elbo_text, self.kl_text):
             item.setVisible(visible)
         self.plot.getAxis("bottom").setStyle(showValues=visible)
-        if not visible:
+        if elbo is None or not visible:
             return
         if log_px is None:
             right = elbo + 0.1 * self.min_span
@@ -94,4 +95,5 @@ class ElboKLBar(QWidget):
         else:
             self.label.setText(
                 f"log p(x) = <b>{lp:.3f}</b> = <span style='color:rgb{ELBO_COLOR}'>ELBO(q) <b>{e:.3f}</b></span>"
-                f" + <span style='color:rgb{KL_COLOR}'>KL(q‖p(z|x)) <b>{lp - e:.3f}</b></span> nats")
+                f" + <span style='color:rgb{KL_COLOR}'>KL(q‖p(z|x)) <b>{lp - e:.3f}</b></span> nats"
+            )

@@ -47,8 +47,11 @@ class EllipseSet:
         K = len(means)
         for k in range(K):
             pts = ellipse_points(means[k], covs[k])
-            pen = pg.mkPen(QColor(colours[k]).darker(160) if k not in flagged else QColor(200, 0, 0), width=self.width + (1 if k in flagged else 0),
-                           style=Qt.DashLine if k in flagged else Qt.SolidLine)
+            pen = pg.mkPen(
+                QColor(colours[k]).darker(160) if k not in flagged else QColor(200, 0, 0),
+                width=self.width + (1 if k in flagged else 0),
+                style=Qt.PenStyle.DashLine if k in flagged else Qt.PenStyle.SolidLine,
+            )
             c = self._curve(k)
             c.setData(pts[:, 0], pts[:, 1], pen=pen)
             c.setVisible(True)

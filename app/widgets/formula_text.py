@@ -45,10 +45,12 @@ MATH_SCALE = 1.1  # Computer Modern looks smaller than the panel's sans-serif at
 
 
 def _tex(match: re.Match) -> str:
-    """The TeX that is typeset for a match: inline formulas get text-style sums and products ({\\sum}_k)."""
+    """The TeX that is typeset for a match: one line (a formula written across lines in the HTML source typesets as
+    if on one: mathtext refuses newlines); inline formulas get text-style sums and products ({\\sum}_k)."""
     if match.group(1) is not None:
-        return html_lib.unescape(match.group(1))
-    return re.sub(r"\\(sum|prod)(?=\s*[_^])", r"{\\\1}", html_lib.unescape(match.group(2)))
+        return " ".join(html_lib.unescape(match.group(1)).split())
+    tex = " ".join(html_lib.unescape(match.group(2)).split())
+    return re.sub(r"\\(sum|prod)(?=\s*[_^])", r"{\\\1}", tex)
 
 
 def formulas(html: str) -> list[str]:
@@ -61,11 +63,16 @@ def placeholder_html(html: str) -> str:
     return FORMULA.sub(lambda m: f"<i>{m.group(1) or m.group(2)}</i>", html)
 
 
+MIN_FORMULA_SCALE = 0.85  # below this a formula's subscripts are unreadable: the panel scrolls sideways instead
+
+
 def fit_images(html: str, sizes: dict[str, tuple[float, float]], max_width: float) -> str:
-    """``html`` (from ``formula_html``) with every formula image wider than ``max_width`` shrunk to fit it."""
+    """``html`` (from ``formula_html``) with every formula image wider than ``max_width`` shrunk to fit it, but never
+    below ``MIN_FORMULA_SCALE`` of its size (a wider one makes the panel scroll sideways)."""
+
     def fit(match: re.Match) -> str:
         w, h = sizes[match.group(1)]
-        k = min(1.0, max(max_width, 40.0) / w) if w > 0 else 1.0
+        k = min(1.0, max(max_width / w, MIN_FORMULA_SCALE)) if w > 0 else 1.0
         return f'<img src="{match.group(1)}" width="{w * k:.1f}" height="{h * k:.1f}"'
 
     return _IMG.sub(fit, html)
@@ -87,8 +94,9 @@ def typeset(tex: str, point_size: float, dpi: float):
     with _parser_lock:  # one parser, used by one thread at a time
         if _parser is None:
             _parser = mathtext.MathTextParser("agg")
-        parsed = _parser.parse(f"${tex}$", dpi=dpi,
-                               prop=FontProperties(size=point_size * MATH_SCALE, math_fontfamily=MATH_FONT))
+        parsed = _parser.parse(
+            f"${tex}$", dpi=dpi, prop=FontProperties(size=point_size * MATH_SCALE, math_fontfamily=MATH_FONT)
+        )
     alpha = np.ascontiguousarray(np.asarray(parsed.image, dtype=np.uint8))
     alpha.flags.writeable = False
     return alpha, float(parsed.depth)
@@ -100,10 +108,10 @@ def alpha_to_image(alpha, rgb: tuple[int, int, int]) -> QImage:
 
     h, w = alpha.shape
     argb = np.empty((h, w, 4), np.uint8)  # B, G, R, A in memory (little-endian ARGB32)
-    for channel, value in zip((2, 1, 0), rgb):
+    for channel, value in zip((2, 1, 0), rgb, strict=False):
         argb[..., channel] = (alpha.astype(np.uint16) * value // 255).astype(np.uint8)
     argb[..., 3] = alpha
-    return QImage(argb.data, w, h, 4 * w, QImage.Format_ARGB32_Premultiplied).copy()
+    return QImage(argb.data, w, h, 4 * w, QImage.Format.Format_ARGB32_Premultiplied).copy()
 
 
 def render_formula(tex: str, point_size: float, dpi: float, rgb: tuple[int, int, int] = (0, 0, 0)):
@@ -128,6 +136,11 @@ def hold_typesetting() -> None:
         _held = []
 
 
+def typesetting_held() -> bool:
+    """True between ``hold_typesetting`` and ``release_typesetting``."""
+    return _held is not None
+
+
 def release_typesetting() -> None:
     """Typeset what was deferred by ``hold_typesetting`` (call on the GUI thread, e.g. when loading has finished)."""
     global _held
@@ -139,8 +152,16 @@ def release_typesetting() -> None:
             browser.render_formulas()
 
 
-def formula_html(html: str, images: dict[str, QImage], point_size: float, logical_dpi: float, ratio: float,
-                 rgb: tuple[int, int, int], x_height: float, typeset_masks: dict | None = None) -> str:
+def formula_html(
+    html: str,
+    images: dict[str, QImage],
+    point_size: float,
+    logical_dpi: float,
+    ratio: float,
+    rgb: tuple[int, int, int],
+    x_height: float,
+    typeset_masks: dict | None = None,
+) -> str:
     """``html`` with every formula replaced by an ``<img src="formula:N">``; the images go into ``images`` by URL.
 
     Images are rendered at ``logical_dpi * ratio`` and carry ``ratio`` as their device pixel ratio (sharp on HiDPI).
@@ -148,6 +169,7 @@ def formula_html(html: str, images: dict[str, QImage], point_size: float, logica
     (H + x/2) / 2 above the text baseline (x: the font's x-height); blank rows above or below the formula make that
     the formula's own baseline: top - bottom padding = x/2 + depth - ascent (all in device pixels).
     """
+
     def replace(match: re.Match) -> str:
         tex = _tex(match)
         if typeset_masks is not None:
@@ -158,7 +180,9 @@ def formula_html(html: str, images: dict[str, QImage], point_size: float, logica
         excess = x_height / 2 * ratio + depth - (image.height() - depth)
         pad_top, pad_bottom = max(0.0, excess), max(0.0, -excess)
         if pad_bottom or pad_top:
-            padded = QImage(image.width(), image.height() + round(pad_top + pad_bottom), QImage.Format_ARGB32_Premultiplied)
+            padded = QImage(
+                image.width(), image.height() + round(pad_top + pad_bottom), QImage.Format.Format_ARGB32_Premultiplied
+            )
             padded.fill(0)
             painter = QPainter(padded)
             painter.drawImage(0, round(pad_top), image)
@@ -167,8 +191,10 @@ def formula_html(html: str, images: dict[str, QImage], point_size: float, logica
         image.setDevicePixelRatio(ratio)
         url = f"formula:{len(images)}"
         images[url] = image
-        return (f'<img src="{url}" width="{image.width() / ratio:.1f}" '
-                f'height="{image.height() / ratio:.1f}" style="vertical-align: middle" alt="{html_lib.escape(tex)}">')
+        return (
+            f'<img src="{url}" width="{image.width() / ratio:.1f}" '
+            f'height="{image.height() / ratio:.1f}" style="vertical-align: middle" alt="{html_lib.escape(tex)}">'
+        )
 
     return FORMULA.sub(replace, html)
 
@@ -178,13 +204,14 @@ class FormulaBrowser(QTextBrowser):
 
     def __init__(self, html: str, parent: QWidget | None = None):
         super().__init__(parent)
-        self.pending_key = None
+        self.pending_key: tuple | None = None
         self.source_html = html
-        self.rendered_key = None
+        self.rendered_key: tuple | None = None
         self.render_error: str | None = None
         self.images: dict[str, QImage] = {}
         self.sizes: dict[str, tuple[float, float]] = {}
-        self.rendered_html = self.shown_html = None
+        self.rendered_html: str | None = None
+        self.shown_html: str | None = None
         self.setHtml(placeholder_html(html))
 
     def is_typesetting(self) -> bool:
@@ -195,7 +222,7 @@ class FormulaBrowser(QTextBrowser):
     def _key(self):
         font = self.font()
         ratio = self.devicePixelRatioF()
-        colour = self.palette().color(QPalette.Text)
+        colour = self.palette().color(QPalette.ColorRole.Text)
         return (font.pointSizeF(), self.logicalDpiY(), ratio, colour.rgb())
 
     def render_formulas(self) -> None:
@@ -213,6 +240,7 @@ class FormulaBrowser(QTextBrowser):
         texs = formulas(self.source_html)
         size = point_size if point_size > 0 else 10.0
 
+        result: dict | ValueError
         try:
             result = typeset_all(texs, size, dpi * ratio)
         except ValueError as err:
@@ -230,15 +258,24 @@ class FormulaBrowser(QTextBrowser):
             self.render_formulas()
             return
         point_size, dpi, ratio, _ = key
-        colour = QColor(self.palette().color(QPalette.Text))
+        colour = QColor(self.palette().color(QPalette.ColorRole.Text))
         x_height = QFontMetricsF(self.font()).xHeight()
         scroll = self.verticalScrollBar().value()
         images: dict[str, QImage] = {}
-        html = formula_html(self.source_html, images, point_size if point_size > 0 else 10.0, dpi, ratio,
-                            (colour.red(), colour.green(), colour.blue()), x_height, typeset_masks=result)
+        html = formula_html(
+            self.source_html,
+            images,
+            point_size if point_size > 0 else 10.0,
+            dpi,
+            ratio,
+            (colour.red(), colour.green(), colour.blue()),
+            x_height,
+            typeset_masks=result,
+        )
         self.images = images
-        self.sizes = {url: (im.width() / im.devicePixelRatio(), im.height() / im.devicePixelRatio())
-                      for url, im in images.items()}
+        self.sizes = {
+            url: (im.width() / im.devicePixelRatio(), im.height() / im.devicePixelRatio()) for url, im in images.items()
+        }
         self.rendered_html, self.shown_html = html, None
         self.rendered_key = key
         self._fit()
@@ -246,7 +283,7 @@ class FormulaBrowser(QTextBrowser):
 
     def _fit(self) -> None:
         """Show the rendered HTML with formulas wider than the viewport shrunk to fit (no sideways scrolling)."""
-        if self.rendered_key is None:
+        if self.rendered_key is None or self.rendered_html is None:
             return
         margin = 2 * self.document().documentMargin() + 30  # list indents
         html = fit_images(self.rendered_html, self.sizes, self.viewport().width() - margin)
@@ -260,9 +297,9 @@ class FormulaBrowser(QTextBrowser):
         super().resizeEvent(event)
         self._fit()
 
-    def loadResource(self, kind: int, url: QUrl):
-        image = self.images.get(url.toString())
-        if image is not None and kind == QTextDocument.ImageResource:
+    def loadResource(self, kind: int, url: QUrl | str):
+        image = self.images.get(url.toString() if isinstance(url, QUrl) else url)
+        if image is not None and kind == QTextDocument.ResourceType.ImageResource:
             return image
         return super().loadResource(kind, url)
 
@@ -273,11 +310,14 @@ class FormulaBrowser(QTextBrowser):
 
     def changeEvent(self, event) -> None:
         super().changeEvent(event)
-        if self.rendered_key is not None and event.type() in (QEvent.FontChange, QEvent.PaletteChange,
-                                                             QEvent.StyleChange):
+        if self.rendered_key is not None and event.type() in (
+            QEvent.Type.FontChange,
+            QEvent.Type.PaletteChange,
+            QEvent.Type.StyleChange,
+        ):
             QTimer.singleShot(0, self, self.render_formulas)
 
     def event(self, event) -> bool:
-        if event.type() == QEvent.DevicePixelRatioChange and self.rendered_key is not None:
+        if event.type() == QEvent.Type.DevicePixelRatioChange and self.rendered_key is not None:
             QTimer.singleShot(0, self, self.render_formulas)
         return super().event(event)

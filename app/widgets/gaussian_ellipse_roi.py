@@ -53,9 +53,16 @@ class GaussianEllipseROI(pg.EllipseROI):
         self.n_sigma = float(n_sigma)
         st = gaussian_to_roi_state(mean, cov, self.n_sigma)
         pen = pen if pen is not None else pg.mkPen((230, 60, 40), width=2.5)
-        super().__init__(st["pos"], st["size"], angle=st["angle"], pen=pen, invertible=False,
-                         hoverPen=pg.mkPen((255, 140, 0), width=3), handlePen=pg.mkPen((230, 60, 40), width=2),
-                         **kwargs)
+        super().__init__(
+            st["pos"],
+            st["size"],
+            angle=st["angle"],
+            pen=pen,
+            invertible=False,
+            hoverPen=pg.mkPen((255, 140, 0), width=3),
+            handlePen=pg.mkPen((230, 60, 40), width=2),
+            **kwargs,
+        )
         self._programmatic = False
         self.sigRegionChanged.connect(self._emit_gaussian)
 
@@ -93,14 +100,14 @@ class GaussianEllipseROI(pg.EllipseROI):
         p.setRenderHint(QPainter.RenderHint.Antialiasing, True)
         pen = QPen(self.currentPen)
         pen.setCosmetic(True)
-        pen.setStyle(Qt.DashLine)
+        pen.setStyle(Qt.PenStyle.DashLine)
         pen.setWidthF(1.2)
         p.setPen(pen)
         c = r.center()
         f = 1.0 / self.n_sigma
         inner = QRectF(c.x() - r.width() * f / 2, c.y() - r.height() * f / 2, r.width() * f, r.height() * f)
         p.drawEllipse(inner)
-        pen.setStyle(Qt.SolidLine)
+        pen.setStyle(Qt.PenStyle.SolidLine)
         p.setPen(pen)
         dx, dy = r.width() * 0.04, r.height() * 0.04
         p.drawLine(QPointF(c.x() - dx, c.y()), QPointF(c.x() + dx, c.y()))

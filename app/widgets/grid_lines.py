@@ -47,9 +47,13 @@ class GridLines:
         (x0, x1), (y0, y1) = self.vb.viewRange()
         xs = self._ticks("bottom", x0, x1, self.vb.width()) if self.x else [np.zeros(0)] * 2
         ys = self._ticks("left", y0, y1, self.vb.height()) if self.y else [np.zeros(0)] * 2
-        for curve, xv, yv in zip(self.curves, xs, ys):
-            seg = np.concatenate([np.stack([np.repeat(xv, 2), np.tile([y0, y1], len(xv))], 1),
-                                  np.stack([np.tile([x0, x1], len(yv)), np.repeat(yv, 2)], 1)])
+        for curve, xv, yv in zip(self.curves, xs, ys, strict=False):
+            seg = np.concatenate(
+                [
+                    np.stack([np.repeat(xv, 2), np.tile([y0, y1], len(xv))], 1),
+                    np.stack([np.tile([x0, x1], len(yv)), np.repeat(yv, 2)], 1),
+                ]
+            )
             if len(seg):
                 curve.setData(seg[:, 0], seg[:, 1], connect="pairs")
             else:

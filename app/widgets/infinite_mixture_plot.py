@@ -27,7 +27,7 @@ def z_colors(z: np.ndarray, alpha: int = 255) -> list[QColor]:
         return out
     ang = (np.arctan2(z[:, 1], z[:, 0]) / (2 * np.pi)) % 1.0
     sat = np.clip(np.hypot(z[:, 0], z[:, 1]) / Z_RANGE, 0, 1)
-    for h, s in zip(ang, sat):
+    for h, s in zip(ang, sat, strict=False):
         c = QColor.fromHsvF(float(h), float(0.15 + 0.85 * s), 0.8)
         c.setAlpha(alpha)
         out.append(c)
@@ -71,14 +71,15 @@ class InfiniteMixturePlot(DensityPlot):
         self.addItem(self.curve)
         self._sample_brushes: list | None = None
         self._component_brushes: list = []
-        self._component_key = None
-        self._sample_key = None
+        self._component_key: tuple | None = None
+        self._sample_key: tuple | None = None
 
     def show_components(self, mean: np.ndarray | None, log_var: np.ndarray | None, z: np.ndarray | None) -> None:
         """1-sigma ellipses of N(mean_k, diag exp(log_var_k)) (axis-aligned: Sigma is diagonal). Pens and brushes
         depend on z only and are set when z changes (slider drags move theta, not z)."""
         n = 0 if mean is None else len(mean)
         if n:
+            assert mean is not None and z is not None
             key = (z.shape, z.tobytes())
             if key != self._component_key:
                 cols = z_colors(z)

@@ -15,14 +15,22 @@ class ParamSlider(QWidget):
 
     valueChanged = Signal(float)
 
-    def __init__(self, name: str, low: float, high: float, step: float = 0.05, value: float = 0.0,
-                 tooltip: str = "", parent: QWidget | None = None):
+    def __init__(
+        self,
+        name: str,
+        low: float,
+        high: float,
+        step: float = 0.05,
+        value: float = 0.0,
+        tooltip: str = "",
+        parent: QWidget | None = None,
+    ):
         super().__init__(parent)
         self.low, self.high, self.step = float(low), float(high), float(step)
         self.label = QLabel(name)
         self.label.setMinimumWidth(34)
-        self.label.setTextFormat(Qt.RichText)
-        self.slider = QSlider(Qt.Horizontal)
+        self.label.setTextFormat(Qt.TextFormat.RichText)
+        self.slider = QSlider(Qt.Orientation.Horizontal)
         self.slider.setRange(0, round((self.high - self.low) / self.step))
         self.slider.setSingleStep(1)
         self.slider.setPageStep(10)

@@ -16,7 +16,6 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QRectF, QTimer
 
-
 AVERAGE_LIMIT = 60_000  # above this many pixel writes, skip the per-pixel colour average
 
 
@@ -32,8 +31,9 @@ def default_radius(n: int) -> int:
     return 4 if n <= 300 else 3 if n <= 2500 else 2 if n <= 12000 else 1 if n <= 60000 else 0
 
 
-def rasterise(xy: np.ndarray, rgb: np.ndarray, x_range, y_range, width: int, height: int, radius: int = 1,
-              alpha: float = 1.0) -> np.ndarray:
+def rasterise(
+    xy: np.ndarray, rgb: np.ndarray, x_range, y_range, width: int, height: int, radius: int = 1, alpha: float = 1.0
+) -> np.ndarray:
     """RGBA uint8 image (width, height, 4), pixel [i, j] at x = x0 + (i + 0.5) dx, y = y0 + (j + 0.5) dy.
 
     Each pixel's colour is the mean of the colours of the points whose disc covers it (for many points: the colour
@@ -135,6 +135,6 @@ class RasterScatter:
         px, py = self.view.viewPixelSize()
         d2 = ((self.xy[:, 0] - x) / px) ** 2 + ((self.xy[:, 1] - y) / py) ** 2
         i = int(np.argmin(d2))
-        if max_pixels is not None and d2[i] > max_pixels ** 2:
+        if max_pixels is not None and d2[i] > max_pixels**2:
             return None
         return i

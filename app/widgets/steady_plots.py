@@ -3,7 +3,7 @@
 One repaint per pan or zoom: pyqtgraph defers ``ViewBox.updateMatrix`` to the scene's ``prepareForPaint``, which
 ``GraphicsView.paintEvent`` calls. The transform set there dirties every item of the view again while it is being
 painted, so Qt paints the view a second time with the same pixels: two viewport paints per range change (counted in
-``tests/test_repaints.py``). Applying the transform when the range changes, before Qt processes the scene's dirty
+``tests/app/test_repaints.py``). Applying the transform when the range changes, before Qt processes the scene's dirty
 items, leaves one.
 
 A steady tick column: a left axis sizes itself to its widest tick label, so panning or zooming from "0.5" to "-1.25"
@@ -35,8 +35,12 @@ def transform_follows_range(view_box: pg.ViewBox) -> None:
 
 def settle_view_transforms(root: QWidget) -> int:
     """Apply ``transform_follows_range`` to every ViewBox shown by a pyqtgraph view under ``root``; returns how many."""
-    boxes = [item for view in root.findChildren(pg.GraphicsView) for item in view.scene().items()
-             if isinstance(item, pg.ViewBox)]
+    boxes = [
+        item
+        for view in root.findChildren(pg.GraphicsView)
+        for item in view.scene().items()
+        if isinstance(item, pg.ViewBox)
+    ]
     for box in boxes:
         transform_follows_range(box)
     return len(boxes)

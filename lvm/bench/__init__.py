@@ -13,7 +13,9 @@ import statistics
 import subprocess
 import sys
 import time
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
 
 # benchmark name -> module
 BENCHMARKS: dict[str, str] = {
@@ -23,6 +25,7 @@ BENCHMARKS: dict[str, str] = {
     "inpaint": "lvm.bench.inpaint",
     "gui": "lvm.bench.gui",
     "discrete": "lvm.bench.discrete",
+    "startup": "lvm.bench.startup",
 }
 
 
@@ -64,13 +67,19 @@ def median_time(fn: Callable[[], object], repeats: int = 3, warmup: int = 1) -> 
     return statistics.median(times)
 
 
-def case(name: str, ours_s: float, reference: str, reference_s: float, **figures) -> dict:
+def case(name: str, ours_s: float, reference: str, reference_s: float, **figures: Any) -> dict[str, Any]:
     """One benchmark case row, with ``speedup = reference_s / ours_s``."""
-    return {"name": name, "ours_s": ours_s, "reference": reference, "reference_s": reference_s,
-            "speedup": reference_s / ours_s if ours_s > 0 else float("inf"), **figures}
+    return {
+        "name": name,
+        "ours_s": ours_s,
+        "reference": reference,
+        "reference_s": reference_s,
+        "speedup": reference_s / ours_s if ours_s > 0 else float("inf"),
+        **figures,
+    }
 
 
-def shared_data_dir():
+def shared_data_dir() -> Path:
     """The developers' data folder: ``$LVM_SHARED_DATA`` or ``../shared/data`` beside the checkout.
 
     Benchmarks (a developer tool) may read it; the app never does.

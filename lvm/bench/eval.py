@@ -10,6 +10,7 @@ difference between the coarse-to-fine sum and the dense GRID^2 grid (``adaptive_
 from __future__ import annotations
 
 import time
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -18,16 +19,22 @@ from lvm.bench import case, median_time, shared_data_dir
 from lvm.errors import LVMError
 from lvm.resources import pretrained_model_path
 
+if TYPE_CHECKING:
+    from lvm.estimators.quadrature import AdaptiveResult
+    from lvm.models.vae import VAE
+
 MODEL = pretrained_model_path()
 
 
-def _load(device):
+def _load(device: torch.device) -> tuple[VAE, torch.Tensor]:
     from lvm.checkpoint import load_model
     from lvm.data import load_dataset
 
     if not MODEL.exists():
-        raise LVMError(f"{MODEL} is missing: the pretrained VAE is not bundled yet; train it with `lvm train-vae` "
-                       "and save it there")
+        raise LVMError(
+            f"{MODEL} is missing: the pretrained VAE is not bundled yet; train it with `lvm train-vae` "
+            "and save it there"
+        )
     model, _ = load_model(MODEL, device)
     path = shared_data_dir() / "binarized_mnist" / "binarized_mnist.npz"
     if not path.exists():
@@ -36,7 +43,7 @@ def _load(device):
     return model, torch.from_numpy(np.asarray(x, dtype=np.float32)).to(device)
 
 
-def _sync(device):
+def _sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize()
 
@@ -44,7 +51,7 @@ def _sync(device):
 GRID = 512  # points per latent axis; 512 -> 1024 changed the mean NLL by 1e-4 nats here (256 -> 512: 0.03)
 
 
-def run(quick: bool, device: torch.device) -> dict:
+def run(quick: bool, device: torch.device) -> dict[str, Any]:
     from lvm.estimators.montecarlo import importance
     from lvm.estimators.quadrature import LatentGrid, choose_box, log_marginal, log_marginal_adaptive
 
@@ -57,9 +64,9 @@ def run(quick: bool, device: torch.device) -> dict:
     x = x_all[:n]
     box = choose_box(model, x)
 
-    holder = {}
+    holder: dict[str, AdaptiveResult] = {}
 
-    def quad():
+    def quad() -> None:
         holder["r"] = log_marginal_adaptive(model, x, size=size, box=box)
         _sync(device)
 
@@ -74,7 +81,7 @@ def run(quick: bool, device: torch.device) -> dict:
     vals = []
     with torch.no_grad():
         for i in range(0, xs.shape[0], 100):
-            xb = xs[i:i + 100]
+            xb = xs[i : i + 100]
             vals.append(importance(model, xb, model.encode(xb), k, generator=g).value)
     _sync(device)
     iwae_subset_s = time.perf_counter() - t0
@@ -85,7 +92,7 @@ def run(quick: bool, device: torch.device) -> dict:
     fine = log_marginal_adaptive(model, x, size=2 * size, block=16, box=box).log_px
     change = (fine - res.log_px).abs()
     refine_mean_shift = float((fine.double() - res.log_px.double()).mean())
-    xr = x[:min(refine_subset, 1000)]
+    xr = x[: min(refine_subset, 1000)]
     t0 = time.perf_counter()
     dense = log_marginal(LatentGrid.build(model, size, box=box), xr)
     _sync(device)
@@ -98,20 +105,35 @@ def run(quick: bool, device: torch.device) -> dict:
 
     quad_lp = res.log_px.double()
     cases = [
-        case(f"quadrature {size}^2 (coarse-to-fine), {n} test images", quad_s,
-             f"IWAE k={k} (timed on {xs.shape[0]} images, extrapolated to {n})", iwae_s,
-             n_images=int(n), iwae_k=k, iwae_subset=int(xs.shape[0]), iwae_subset_s=iwae_subset_s,
-             extrapolated=True,
-             nll_quadrature=float(-quad_lp.mean()), nll_quadrature_on_iwae_subset=float(-quad_lp[idx].mean()),
-             nll_iwae_on_subset=float(-iwae.double().mean()),
-             refinement=f"{size} -> {2 * size} grid on all {n} images",
-             refinement_max_change=float(change.max()), refinement_mean_abs_change=float(change.mean()),
-             refinement_mean_nll_change=-refine_mean_shift,
-             adaptive_vs_dense_max=float(lost.max()), points_per_x=res.points_per_x,
-             table_fraction=res.fraction, decoded_fraction=res.decoded_fraction,
-             box=[[float(v) for v in row] for row in res.box.tolist()]),
-        case(f"coarse-to-fine vs dense {size}^2 grid, {xr.shape[0]} images", adaptive_sub_s,
-             f"dense grid (decode all {size * size:,} points, one GEMM over all)", dense_s,
-             max_abs_difference=float(lost.max())),
+        case(
+            f"quadrature {size}^2 (coarse-to-fine), {n} test images",
+            quad_s,
+            f"IWAE k={k} (timed on {xs.shape[0]} images, extrapolated to {n})",
+            iwae_s,
+            n_images=int(n),
+            iwae_k=k,
+            iwae_subset=int(xs.shape[0]),
+            iwae_subset_s=iwae_subset_s,
+            extrapolated=True,
+            nll_quadrature=float(-quad_lp.mean()),
+            nll_quadrature_on_iwae_subset=float(-quad_lp[idx].mean()),
+            nll_iwae_on_subset=float(-iwae.double().mean()),
+            refinement=f"{size} -> {2 * size} grid on all {n} images",
+            refinement_max_change=float(change.max()),
+            refinement_mean_abs_change=float(change.mean()),
+            refinement_mean_nll_change=-refine_mean_shift,
+            adaptive_vs_dense_max=float(lost.max()),
+            points_per_x=res.points_per_x,
+            table_fraction=res.fraction,
+            decoded_fraction=res.decoded_fraction,
+            box=[[float(v) for v in row] for row in res.box.tolist()],
+        ),
+        case(
+            f"coarse-to-fine vs dense {size}^2 grid, {xr.shape[0]} images",
+            adaptive_sub_s,
+            f"dense grid (decode all {size * size:,} points, one GEMM over all)",
+            dense_s,
+            max_abs_difference=float(lost.max()),
+        ),
     ]
     return {"cases": cases}

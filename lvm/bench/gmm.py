@@ -13,8 +13,12 @@ from __future__ import annotations
 import gzip
 import struct
 import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import torch
 
 from lvm.bench import case, median_time, shared_data_dir
@@ -28,10 +32,11 @@ def _synthetic(n: int, seed: int = 0) -> np.ndarray:
     centres = rng.uniform(-8, 8, size=(k, 2))
     shapes = rng.randn(k, 2, 2) * 0.7
     y = rng.randint(k, size=n)
-    return centres[y] + np.einsum("nd,nde->ne", rng.randn(n, 2), shapes[y])
+    x: np.ndarray = centres[y] + np.einsum("nd,nde->ne", rng.randn(n, 2), shapes[y])
+    return x
 
 
-def _read_idx_gz(path) -> np.ndarray:  # fallback when lvm.data is unavailable
+def _read_idx_gz(path: Path) -> np.ndarray:  # fallback when lvm.data is unavailable
     with gzip.open(path, "rb") as fh:
         data = fh.read()
     ndim = data[3]
@@ -49,7 +54,7 @@ def _mnist_train() -> np.ndarray:
     return np.asarray(load_dataset(str(folder)).split("train").x, dtype=np.float32)
 
 
-def _init(X: np.ndarray, k: int, cov_type: str, reg: float, seed: int = 0) -> dict:
+def _init(X: np.ndarray, k: int, cov_type: str, reg: float, seed: int = 0) -> dict[str, npt.NDArray[np.float64]]:
     rng = np.random.RandomState(seed)
     means = X[rng.choice(len(X), k, replace=False)].astype(np.float64)
     if cov_type == "full":
@@ -61,21 +66,21 @@ def _init(X: np.ndarray, k: int, cov_type: str, reg: float, seed: int = 0) -> di
     return {"weights_init": np.full(k, 1.0 / k), "means_init": means, "precisions_init": prec}
 
 
-def _case(name: str, X: np.ndarray, k: int, cov_type: str, device: torch.device, repeats: int) -> dict:
+def _case(name: str, X: np.ndarray, k: int, cov_type: str, device: torch.device, repeats: int) -> dict[str, Any]:
     from sklearn.mixture import GaussianMixture as SKGaussianMixture
 
     from lvm.models.gmm import GaussianMixture
 
     reg = 1e-6
     init = _init(X, k, cov_type, reg)
-    common = dict(covariance_type=cov_type, max_iter=ITERS, tol=0.0, reg_covar=reg, **init)
+    common: dict[str, Any] = dict(covariance_type=cov_type, max_iter=ITERS, tol=0.0, reg_covar=reg, **init)
     X64 = np.ascontiguousarray(X, dtype=np.float64)
     X32 = np.ascontiguousarray(X, dtype=np.float32)
-    results = {}
-    models = {}
+    results: dict[str, float] = {}
+    models: dict[str, Any] = {}  # ours and scikit-learn's, fitted
 
-    def fit_ours(dtype, data):
-        def fn():
+    def fit_ours(dtype: torch.dtype, data: np.ndarray) -> Callable[[], None]:
+        def fn() -> None:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 m = GaussianMixture(k, device=device, dtype=dtype, **common)
@@ -83,9 +88,10 @@ def _case(name: str, X: np.ndarray, k: int, cov_type: str, device: torch.device,
             if device.type == "cuda":
                 torch.cuda.synchronize()
             models[str(dtype)] = m
+
         return fn
 
-    def fit_sklearn():
+    def fit_sklearn() -> None:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             models["sklearn"] = SKGaussianMixture(k, **common).fit(X64)
@@ -97,18 +103,32 @@ def _case(name: str, X: np.ndarray, k: int, cov_type: str, device: torch.device,
     ll32 = float(models[str(torch.float32)].lower_bound_)
     ll64 = float(models[str(torch.float64)].lower_bound_)
     return case(
-        name, results["f32"], "scikit-learn (float64)", results["sk"],
-        n_samples=int(X.shape[0]), n_features=int(X.shape[1]), k=k, covariance_type=cov_type, iterations=ITERS,
-        ours_f64_s=results["f64"], speedup_f32=results["sk"] / results["f32"],
+        name,
+        results["f32"],
+        "scikit-learn (float64)",
+        results["sk"],
+        n_samples=int(X.shape[0]),
+        n_features=int(X.shape[1]),
+        k=k,
+        covariance_type=cov_type,
+        iterations=ITERS,
+        ours_f64_s=results["f64"],
+        speedup_f32=results["sk"] / results["f32"],
         speedup_f64=results["sk"] / results["f64"],
-        loglik_sklearn=ll_sk, loglik_f32=ll32, loglik_f64=ll64,
-        rel_diff_f32=abs(ll32 - ll_sk) / abs(ll_sk), rel_diff_f64=abs(ll64 - ll_sk) / abs(ll_sk),
-        n_iter=[int(models[str(torch.float32)].n_iter_), int(models[str(torch.float64)].n_iter_),
-                int(models["sklearn"].n_iter_)],
+        loglik_sklearn=ll_sk,
+        loglik_f32=ll32,
+        loglik_f64=ll64,
+        rel_diff_f32=abs(ll32 - ll_sk) / abs(ll_sk),
+        rel_diff_f64=abs(ll64 - ll_sk) / abs(ll_sk),
+        n_iter=[
+            int(models[str(torch.float32)].n_iter_),
+            int(models[str(torch.float64)].n_iter_),
+            int(models["sklearn"].n_iter_),
+        ],
     )
 
 
-def run(quick: bool, device: torch.device) -> dict:
+def run(quick: bool, device: torch.device) -> dict[str, Any]:
     """Three cases: 100k x 2 (K=5, full), MNIST on 50 PCA components (K=10, full), MNIST pixels (K=10, diag)."""
     from lvm.models.pca import pca_fit, pca_transform
 

@@ -13,6 +13,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -23,9 +24,15 @@ BUDGET_S = 0.05  # longest stall on a quiet machine
 LOADED_BUDGET_S = 0.1  # ... and with busy-loop processes beside the app (``lvm bench gui --load 2``)
 
 
-def run(quick: bool, device: torch.device) -> dict:
-    cmd = [sys.executable, "-m", "app.bench_gui", "--json", "--device", str(device.type if hasattr(device, "type")
-                                                                             else device)]
+def run(quick: bool, device: torch.device) -> dict[str, Any]:
+    cmd = [
+        sys.executable,
+        "-m",
+        "app.bench_gui",
+        "--json",
+        "--device",
+        str(device.type if hasattr(device, "type") else device),
+    ]
     if quick:
         cmd.append("--quick")
     env = dict(os.environ)
@@ -51,6 +58,7 @@ def run(quick: bool, device: torch.device) -> dict:
     cases = []
     for r in result["cases"]:
         extra = {k: v for k, v in r.items() if k not in ("name", "longest_stall_s")}
-        cases.append(case(f"gui {r['name']}", max(r["longest_stall_s"], 1e-6), f"{budget * 1000:.0f} ms budget",
-                          budget, **extra))
+        cases.append(
+            case(f"gui {r['name']}", max(r["longest_stall_s"], 1e-6), f"{budget * 1000:.0f} ms budget", budget, **extra)
+        )
     return {"cases": cases, "all_within_budget": result.get("all_within_budget"), "worst": result.get("worst")}

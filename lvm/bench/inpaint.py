@@ -10,14 +10,21 @@ depend only on the architecture). Image: a bundled test digit with the top half 
 
 from __future__ import annotations
 
+import functools
+from typing import TYPE_CHECKING, Any
+
 import numpy as np
+import numpy.typing as npt
 import torch
 
 from lvm.bench import case, median_time
 from lvm.resources import pretrained_model_path
 
+if TYPE_CHECKING:
+    from lvm.models.vae import VAE
 
-def _model(device):
+
+def _model(device: torch.device) -> tuple[VAE, str]:
     from lvm.checkpoint import load_model
     from lvm.models.vae import VAE
 
@@ -28,7 +35,7 @@ def _model(device):
     return VAE().eval().to(device), "random-init VAE (default architecture)"
 
 
-def run(quick: bool, device: torch.device) -> dict:
+def run(quick: bool, device: torch.device) -> dict[str, Any]:
     from lvm.data import load_dataset
     from lvm.inpainting import InpaintGrid, make_mask, refined_log_p_obs
 
@@ -40,23 +47,46 @@ def run(quick: bool, device: torch.device) -> dict:
     repeats = 5 if quick else 15
     for size in sizes:
         grid = InpaintGrid.build(model, size=size)
-        build_s = median_time(lambda: InpaintGrid.build(model, size=size), repeats=1 if quick else 3, warmup=0)
+        build_s = median_time(
+            functools.partial(InpaintGrid.build, model, size=size), repeats=1 if quick else 3, warmup=0
+        )
         gen = torch.Generator(device="cpu").manual_seed(0)
-        ours = median_time(lambda: grid.infer(x, mask, n_samples=16, generator=gen), repeats=repeats, warmup=2)
-        ref = median_time(lambda: InpaintGrid.build(model, size=size).infer(x, mask, n_samples=16, generator=gen),
-                          repeats=1 if quick else 3, warmup=0)
+        ours = median_time(
+            functools.partial(grid.infer, x, mask, n_samples=16, generator=gen), repeats=repeats, warmup=2
+        )
+
+        def redecode_and_infer(size: int = size, gen: torch.Generator = gen) -> object:
+            return InpaintGrid.build(model, size=size).infer(x, mask, n_samples=16, generator=gen)
+
+        ref = median_time(redecode_and_infer, repeats=1 if quick else 3, warmup=0)
         res = grid.infer(x, mask, n_samples=0)
         refined = refined_log_p_obs(grid, x, mask, factor=4)
-        cases.append(case(f"inpaint update {size}^2 grid (posterior + predictive + 16 samples)", ours,
-                          "re-decode the grid per update", ref, grid_precompute_s=build_s,
-                          table_mb=grid.nbytes / 1e6, log_p_obs=res.log_p_obs,
-                          refinement_change=refined - res.log_p_obs, refined_grid=size * 4,
-                          updates_per_s=1.0 / ours, model=name, device=str(device)))
-    return {"cases": cases, "hidden_top_accuracy": hidden_top_accuracy(model, 1000 if quick else None),
-            "meanfield": meanfield_presets(model, steps=40 if quick else 150)}
+        cases.append(
+            case(
+                f"inpaint update {size}^2 grid (posterior + predictive + 16 samples)",
+                ours,
+                "re-decode the grid per update",
+                ref,
+                grid_precompute_s=build_s,
+                table_mb=grid.nbytes / 1e6,
+                log_p_obs=res.log_p_obs,
+                refinement_change=refined - res.log_p_obs,
+                refined_grid=size * 4,
+                updates_per_s=1.0 / ours,
+                model=name,
+                device=str(device),
+            )
+        )
+    return {
+        "cases": cases,
+        "hidden_top_accuracy": hidden_top_accuracy(model, 1000 if quick else None),
+        "meanfield": meanfield_presets(model, steps=40 if quick else 150),
+    }
 
 
-def meanfield_presets(model, steps: int = 150, index: int = 12, size: int = 128, samples: int = 4096) -> dict:
+def meanfield_presets(
+    model: VAE, steps: int = 150, index: int = 12, size: int = 128, samples: int = 4096
+) -> dict[str, Any]:
     """Digit ``index`` of the bundled test set (a 9), top half hidden: ELBO(phi) for phi = 0.5, 1, another 9 (the
     lab's template: the first other 9) and the predictive, then after optimising phi from each; every ELBO on the same
     ``samples`` uniforms (common random numbers), with its standard error; the optimisation's wall time."""
@@ -70,29 +100,38 @@ def meanfield_presets(model, steps: int = 150, index: int = 12, size: int = 128,
     template = ds.x[[j for j in np.flatnonzero(ds.y == 9) if j != index][0]]
     grid = InpaintGrid.build(model, size=size)
     r = grid.infer(x, mask, n_samples=0)
-    starts = {"half": preset_phi("half", x, mask), "ones": preset_phi("ones", x, mask),
-              "template": preset_phi("template", x, mask, template=template),
-              "predictive": preset_phi("predictive", x, mask, predictive=r.predictive.cpu().numpy())}
+    starts = {
+        "half": preset_phi("half", x, mask),
+        "ones": preset_phi("ones", x, mask),
+        "template": preset_phi("template", x, mask, template=template),
+        "predictive": preset_phi("predictive", x, mask, predictive=r.predictive.cpu().numpy()),
+    }
 
-    def elbo(phi) -> tuple[float, float]:
+    def elbo(phi: npt.NDArray[np.float32]) -> tuple[float, float]:
         est = meanfield_elbo(grid, x, mask, phi, n_samples=samples, generator=torch.Generator().manual_seed(99))
         return float(est.elbo), float(est.stderr)
 
-    rows = {}
+    rows: dict[str, dict[str, float]] = {}
     for name, phi0 in starts.items():
         t0 = time.perf_counter()
         last = None
-        for last in optimise_phi(grid, x, mask, phi0=phi0, steps=steps, n_samples=32, seed=0, report_every=5):
-            pass
+        for snap in optimise_phi(grid, x, mask, phi0=phi0, steps=steps, n_samples=32, seed=0, report_every=5):
+            last = snap
         seconds = time.perf_counter() - t0
+        assert last is not None  # optimise_phi yields at least its final snapshot
         (e0, se0), (e1, se1) = elbo(phi0), elbo(last.phi)
-        rows[name] = {"elbo_start": e0, "stderr_start": se0, "elbo_optimised": e1, "stderr_optimised": se1,
-                      "optimise_s": seconds}
+        rows[name] = {
+            "elbo_start": e0,
+            "stderr_start": se0,
+            "elbo_optimised": e1,
+            "stderr_optimised": se1,
+            "optimise_s": seconds,
+        }
     return {"index": index, "log_p_obs": r.log_p_obs, "steps": steps, "grid": size, "presets": rows}
 
 
 @torch.no_grad()
-def hidden_top_accuracy(model, limit: int | None = None, size: int = 128) -> dict:
+def hidden_top_accuracy(model: VAE, limit: int | None = None, size: int = 128) -> dict[str, Any]:
     """Top half hidden on the bundled test digits (thresholded at 0.5): pixel accuracy and cross-entropy on the hidden
     half of the predictive mean p(x_j = 1 | x_O) against a mean-image baseline (the mean of the same images)."""
     from lvm.data import load_dataset
@@ -105,12 +144,18 @@ def hidden_top_accuracy(model, limit: int | None = None, size: int = 128) -> dic
     target = xb[:, hidden]
     baseline = xb.mean(0)[hidden].expand_as(target)
 
-    def scores(p):
+    def scores(p: torch.Tensor) -> tuple[float, float]:
         p = p.clamp(1e-6, 1 - 1e-6)
         accuracy = ((p > 0.5).float() == target).float().mean().item()
         ce = -(target * p.log() + (1 - target) * (1 - p).log()).sum(1).mean().item()
         return accuracy, ce
 
     (acc, ce), (acc_b, ce_b) = scores(pred[:, hidden].cpu()), scores(baseline)
-    return {"images": int(x.shape[0]), "grid": size, "accuracy_predictive": acc, "accuracy_mean_image": acc_b,
-            "cross_entropy_predictive_nats": ce, "cross_entropy_mean_image_nats": ce_b}
+    return {
+        "images": int(x.shape[0]),
+        "grid": size,
+        "accuracy_predictive": acc,
+        "accuracy_mean_image": acc_b,
+        "cross_entropy_predictive_nats": ce,
+        "cross_entropy_mean_image_nats": ce_b,
+    }

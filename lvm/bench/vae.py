@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import statistics
 import time
+from typing import Any
 
 import torch
 from torch import nn
@@ -39,9 +40,9 @@ def reference_epoch(config: VAEConfig, x: torch.Tensor, device: torch.device, se
     torch.manual_seed(seed)
     act = {"elu": nn.ELU, "tanh": nn.Tanh, "relu": nn.ReLU, "gelu": nn.GELU, "silu": nn.SiLU}[config.activation]
 
-    def mlp(sizes):
-        layers = []
-        for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
+    def mlp(sizes: list[int]) -> nn.Sequential:
+        layers: list[nn.Module] = []
+        for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:], strict=False)):
             layers.append(nn.Linear(a, b))
             if i < len(sizes) - 2:
                 layers.append(act())
@@ -54,7 +55,7 @@ def reference_epoch(config: VAEConfig, x: torch.Tensor, device: torch.device, se
     perm = torch.randperm(x.shape[0], device=device)
     total = 0.0
     for i in range(0, x.shape[0], BATCH):
-        xb = torch.bernoulli(x[perm[i:i + BATCH]])
+        xb = torch.bernoulli(x[perm[i : i + BATCH]])
         mu, log_sigma = enc(xb).chunk(2, dim=-1)
         log_sigma = log_sigma.clamp(-12.0, 6.0)
         z = mu + log_sigma.exp() * torch.randn_like(mu)
@@ -62,7 +63,7 @@ def reference_epoch(config: VAEConfig, x: torch.Tensor, device: torch.device, se
         kl = 0.5 * (mu.pow(2) + (2 * log_sigma).exp() - 2 * log_sigma - 1).sum(-1)
         loss = -(rec - kl).mean()
         opt.zero_grad(set_to_none=True)
-        loss.backward()
+        torch.autograd.backward(loss)  # = loss.backward(), which has no annotations
         opt.step()
         total += -loss.item() * xb.shape[0]
     _sync(device)
@@ -74,14 +75,20 @@ def ours_epoch(config: VAEConfig, x: torch.Tensor, device: torch.device, seed: i
     torch.manual_seed(seed)
     model = VAE(config)
     last = None
-    for last in train_vae(model, x, None, TrainConfig(epochs=1, batch_size=BATCH, lr=LR, schedule="constant",
-                                                      seed=seed, report_every=10 ** 9), device):
-        pass
+    for snap in train_vae(
+        model,
+        x,
+        None,
+        TrainConfig(epochs=1, batch_size=BATCH, lr=LR, schedule="constant", seed=seed, report_every=10**9),
+        device,
+    ):
+        last = snap
     _sync(device)
+    assert last is not None  # train_vae yields at least its final snapshot
     return last.train_elbo
 
 
-def decode_times(config: VAEConfig, device: torch.device, repeats: int = 20) -> dict:
+def decode_times(config: VAEConfig, device: torch.device, repeats: int = 20) -> dict[str, float]:
     """Median seconds of E[x|z] for 1 latent point (hover) and for a 20 x 20 grid (the decoding mosaic)."""
     torch.manual_seed(0)
     model = VAE(config).to(device).eval()
@@ -91,26 +98,28 @@ def decode_times(config: VAEConfig, device: torch.device, repeats: int = 20) -> 
     if config.latent_dim > 2:
         zg = torch.cat([zg, torch.zeros(400, config.latent_dim - 2, device=device)], 1)
 
-    def dec(z):
+    def dec(z: torch.Tensor) -> None:
         with torch.inference_mode():
             model.decode_mean(z).cpu()
 
-    return {"hover": median_time(lambda: dec(z1), repeats=repeats, warmup=3),
-            "grid": median_time(lambda: dec(zg), repeats=repeats, warmup=3)}
+    return {
+        "hover": median_time(lambda: dec(z1), repeats=repeats, warmup=3),
+        "grid": median_time(lambda: dec(zg), repeats=repeats, warmup=3),
+    }
 
 
-def run(quick: bool, device: torch.device) -> dict:
+def run(quick: bool, device: torch.device) -> dict[str, Any]:
     device = torch.device(device)
     n = 6000 if quick else 60000
     x = _mnist_train(n)
     config = VAEConfig()  # the Latent lab's default architecture: 784-512-512-512-2
     repeats = 2 if quick else 1
-    elbos = {}
+    elbos: dict[str, float] = {}
 
-    def ours():
+    def ours() -> None:
         elbos["ours"] = ours_epoch(config, x, device)
 
-    def reference():
+    def reference() -> None:
         elbos["reference"] = reference_epoch(config, x, device)
 
     # alternate the two so that a busy machine slows both alike; a one-batch run of each warms up first
@@ -125,12 +134,25 @@ def run(quick: bool, device: torch.device) -> dict:
         reference()
         ref_t.append(time.perf_counter() - t0)
     ours_s, ref_s = statistics.median(ours_t), statistics.median(ref_t)
-    cases = [case(f"train one epoch ({n:,} MNIST images, 784-512x3-2, batch {BATCH})", ours_s,
-                  "plain PyTorch loop", ref_s, images=n, ours_train_elbo=elbos["ours"],
-                  reference_train_elbo=elbos["reference"], ours_images_per_s=n / ours_s)]
+    cases = [
+        case(
+            f"train one epoch ({n:,} MNIST images, 784-512x3-2, batch {BATCH})",
+            ours_s,
+            "plain PyTorch loop",
+            ref_s,
+            images=n,
+            ours_train_elbo=elbos["ours"],
+            reference_train_elbo=elbos["reference"],
+            ours_images_per_s=n / ours_s,
+        )
+    ]
     t = decode_times(config, device)
     # the references for the interactive decodes are the GUI's frame budgets (16 ms hover, 30 ms grid)
     cases.append(case("hover decode (1 image)", t["hover"], "16 ms frame budget", 0.016))
     cases.append(case("decoding grid (20 x 20 images)", t["grid"], "30 ms budget", 0.030))
-    return {"cases": cases, "device": str(device), "threads": torch.get_num_threads(),
-            "when": time.strftime("%Y-%m-%d %H:%M:%S")}
+    return {
+        "cases": cases,
+        "device": str(device),
+        "threads": torch.get_num_threads(),
+        "when": time.strftime("%Y-%m-%d %H:%M:%S"),
+    }

@@ -10,7 +10,10 @@ import argparse
 import importlib
 import sys
 
+from lvm import prefer_passive_openmp
 from lvm.errors import LVMError, out_of_memory_message
+
+prefer_passive_openmp()  # before any subcommand imports torch
 
 # subcommand name -> module (imported lazily so ``lvm --help`` stays fast)
 COMMANDS: dict[str, str] = {
@@ -28,7 +31,9 @@ COMMANDS: dict[str, str] = {
 def build_parser() -> argparse.ArgumentParser:
     from lvm import __version__
 
-    parser = argparse.ArgumentParser(prog="lvm", description="LVM Explorer's command line: latent variable models on your data.")
+    parser = argparse.ArgumentParser(
+        prog="lvm", description="LVM Explorer's command line: latent variable models on your data."
+    )
     parser.add_argument("--version", action="version", version=f"lvm {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True

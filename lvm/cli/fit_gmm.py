@@ -13,13 +13,21 @@ HELP = "fit a Gaussian mixture model (EM) to a dataset; report log-likelihood, B
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--data", required=True, metavar="SPEC",
-                   help="dataset: an MNIST-layout folder, an .npz file, 'digits' or a toy set like blobs:n=500")
+    p.add_argument(
+        "--data",
+        required=True,
+        metavar="SPEC",
+        help="dataset: an MNIST-layout folder, an .npz file, 'digits' or a toy set like blobs:n=500",
+    )
     p.add_argument("--split", default=None, help="which split to fit (default: train, else the first)")
     p.add_argument("--k", type=int, default=10, help="number of components (default 10)")
     p.add_argument("--cov", default="full", choices=("full", "tied", "diag", "spherical"), help="covariance type")
-    p.add_argument("--space", default="pixels", metavar="pixels|pca:N",
-                   help="fit on the raw features or on the first N principal components (default pixels)")
+    p.add_argument(
+        "--space",
+        default="pixels",
+        metavar="pixels|pca:N",
+        help="fit on the raw features or on the first N principal components (default pixels)",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--max-iter", type=int, default=100)
     p.add_argument("--tol", type=float, default=1e-3)
@@ -48,9 +56,9 @@ def _parse_space(space: str) -> int | None:
 def run(args: argparse.Namespace) -> int:
     import numpy as np
     import torch
-    
-    from lvm.device import resolve_device
+
     from lvm.data import load_dataset
+    from lvm.device import resolve_device
     from lvm.imageio import image_grid, write_png
     from lvm.models.gmm import ComponentCollapseWarning, ConvergenceWarning, GaussianMixture
     from lvm.models.gmm_metrics import normalized_mutual_info, purity
@@ -68,15 +76,25 @@ def run(args: argparse.Namespace) -> int:
     x = torch.as_tensor(np.ascontiguousarray(split.x), dtype=dtype, device=device)
     if n_pca is not None:
         if n_pca > min(x.shape):
-            raise LVMError(f"--space pca:{n_pca}: the data has only {x.shape[1]} features and {x.shape[0]} samples; "
-                           f"choose at most {min(x.shape)}")
+            raise LVMError(
+                f"--space pca:{n_pca}: the data has only {x.shape[1]} features and {x.shape[0]} samples; "
+                f"choose at most {min(x.shape)}"
+            )
         mean, comps = pca_fit(x, n_pca)
         feats = pca_transform(x, mean, comps)
     else:
         feats = x
-    gm = GaussianMixture(args.k, covariance_type=args.cov, tol=args.tol, reg_covar=args.reg_covar,
-                         max_iter=args.max_iter, init_params=args.init, random_state=args.seed, device=device,
-                         dtype=dtype)
+    gm = GaussianMixture(
+        args.k,
+        covariance_type=args.cov,
+        tol=args.tol,
+        reg_covar=args.reg_covar,
+        max_iter=args.max_iter,
+        init_params=args.init,
+        random_state=args.seed,
+        device=device,
+        dtype=dtype,
+    )
     notes: list[str] = []
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ComponentCollapseWarning)
@@ -87,11 +105,22 @@ def run(args: argparse.Namespace) -> int:
             notes.append(str(w.message))
     n = int(feats.shape[0])
     report = {
-        "data": ds.source, "split": args.split or ds.default_split, "n_samples": n,
-        "n_features": int(feats.shape[1]), "space": args.space, "k": args.k, "covariance_type": args.cov,
-        "mean_log_likelihood": float(gm.score(feats)), "bic": float(gm.bic(feats)), "aic": float(gm.aic(feats)),
-        "n_iter": int(gm.n_iter_), "converged": bool(gm.converged_), "weights": [float(w) for w in gm.weights_],
-        "device": str(device), "dtype": str(dtype).replace("torch.", ""), "warnings": sorted(set(notes)),
+        "data": ds.source,
+        "split": args.split or ds.default_split,
+        "n_samples": n,
+        "n_features": int(feats.shape[1]),
+        "space": args.space,
+        "k": args.k,
+        "covariance_type": args.cov,
+        "mean_log_likelihood": float(gm.score(feats)),
+        "bic": float(gm.bic(feats)),
+        "aic": float(gm.aic(feats)),
+        "n_iter": int(gm.n_iter_),
+        "converged": bool(gm.converged_),
+        "weights": [float(w) for w in gm.weights_],
+        "device": str(device),
+        "dtype": str(dtype).replace("torch.", ""),
+        "warnings": sorted(set(notes)),
     }
     if split.y is not None:
         report["purity"] = purity(labels, split.y)
@@ -109,8 +138,10 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(report, indent=2))
     else:
-        print(f"{args.k}-component {args.cov} Gaussian mixture on {n} x {report['n_features']} ({args.space}), "
-              f"{report['n_iter']} iterations, {'converged' if gm.converged_ else 'NOT converged'}")
+        print(
+            f"{args.k}-component {args.cov} Gaussian mixture on {n} x {report['n_features']} ({args.space}), "
+            f"{report['n_iter']} iterations, {'converged' if gm.converged_ else 'NOT converged'}"
+        )
         print(f"  mean log-likelihood {report['mean_log_likelihood']:.6g} nats, BIC {report['bic']:.6g}")
         if "purity" in report:
             print(f"  purity {report['purity']:.4f}, NMI {report['nmi']:.4f}")

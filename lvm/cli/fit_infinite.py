@@ -51,7 +51,7 @@ def _lecture_model(latent_dim: int, x_train: np.ndarray, seed: int) -> LectureVA
 
 
 def run(args: argparse.Namespace) -> int:
-    from lvm.infinite_fit import fit_elbo, fit_exact, fit_gmm, fit_mlp, train_test_toy
+    from lvm.density_fits import fit_elbo, fit_exact, fit_gmm, fit_mlp, train_test_toy
 
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     bad = [m for m in methods if m not in METHODS]
@@ -74,17 +74,26 @@ def run(args: argparse.Namespace) -> int:
         else:
             fit, label = fit_gmm(x_train, x_test, n_components=args.k, seed=args.seed), f"Gaussian mixture, K={args.k}"
         last = None
-        for last in fit:
-            pass
-        rows.append({"method": m, "model": label, "train_log_lik": last.train_log_lik,
-                     "test_log_lik": last.test_log_lik, "objective": last.objective,
-                     "seconds": time.perf_counter() - t0})
+        for snap in fit:
+            last = snap
+        assert last is not None  # every fit yields at least its final snapshot
+        rows.append(
+            {
+                "method": m,
+                "model": label,
+                "train_log_lik": last.train_log_lik,
+                "test_log_lik": last.test_log_lik,
+                "objective": last.objective,
+                "seconds": time.perf_counter() - t0,
+            }
+        )
     out = {"data": args.data, "n_train": len(x_train), "n_test": len(x_test), "fits": rows}
     if args.json:
         print(json.dumps(out, indent=2))
         return 0
     print(f"{args.data}: {len(x_train)} train, {len(x_test)} test points; mean exact log p(x) per point (nats)")
     for r in rows:
-        print(f"  {r['model']:48s} train {r['train_log_lik']:8.3f}  test {r['test_log_lik']:8.3f}  "
-              f"({r['seconds']:.1f} s)")
+        print(
+            f"  {r['model']:48s} train {r['train_log_lik']:8.3f}  test {r['test_log_lik']:8.3f}  ({r['seconds']:.1f} s)"
+        )
     return 0

@@ -33,7 +33,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--mask", default="top", help="missing region: top, bottom, left, right, random[:RATE], none")
     p.add_argument("--out", required=True, help="PNG to write")
     p.add_argument("--samples", type=int, default=16, help="sampled completions to draw (default 16)")
-    p.add_argument("--grid", type=int, default=DEFAULT_SIZE, help=f"latent grid points per axis (default {DEFAULT_SIZE})")
+    p.add_argument(
+        "--grid", type=int, default=DEFAULT_SIZE, help=f"latent grid points per axis (default {DEFAULT_SIZE})"
+    )
     p.add_argument("--refine", type=int, default=4, help="refinement factor for the accuracy check (0: skip)")
     p.add_argument("--scale", type=int, default=4, help="pixel magnification of the PNG (default 4)")
     p.add_argument("--seed", type=int, default=0)
@@ -41,7 +43,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print a JSON summary only")
 
 
-def _load_image(args) -> np.ndarray:
+def _load_image(args: argparse.Namespace) -> np.ndarray:
     if args.image is not None:
         from lvm.imageio import read_png
 
@@ -73,9 +75,8 @@ def _tile(x: np.ndarray, mask: np.ndarray, fill: np.ndarray | None) -> np.ndarra
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from lvm.device import resolve_device
-
     from lvm.checkpoint import load_model
+    from lvm.device import resolve_device
     from lvm.imageio import image_grid, write_png
     from lvm.inpainting import InpaintGrid, make_mask, refined_log_p_obs
 
@@ -97,18 +98,31 @@ def run(args: argparse.Namespace) -> int:
     picture = np.repeat(np.repeat(picture, args.scale, 0), args.scale, 1)
     write_png(args.out, picture)
 
-    summary = {"log_p_obs": res.log_p_obs, "observed": int(mask.sum()), "missing": int((~mask).sum()),
-               "grid": args.grid, "box": grid.box.tolist(), "mask": args.mask,
-               "posterior_mean_z": res.posterior_mean(grid).cpu().tolist(), "samples": args.samples, "out": args.out}
+    summary = {
+        "log_p_obs": res.log_p_obs,
+        "observed": int(mask.sum()),
+        "missing": int((~mask).sum()),
+        "grid": args.grid,
+        "box": grid.box.tolist(),
+        "mask": args.mask,
+        "posterior_mean_z": res.posterior_mean(grid).cpu().tolist(),
+        "samples": args.samples,
+        "out": args.out,
+    }
     if refined is not None:
-        summary.update(refined_grid=args.grid * args.refine, refined_log_p_obs=refined,
-                       refinement_change=refined - res.log_p_obs)
+        summary.update(
+            refined_grid=args.grid * args.refine, refined_log_p_obs=refined, refinement_change=refined - res.log_p_obs
+        )
     if args.json:
         print(json.dumps(summary, indent=2))
     else:
-        print(f"log p(x_obs) = {res.log_p_obs:.4f} nats ({summary['observed']} observed, {summary['missing']} missing "
-              f"pixels; {args.grid}^2 grid)")
+        print(
+            f"log p(x_obs) = {res.log_p_obs:.4f} nats ({summary['observed']} observed, {summary['missing']} missing "
+            f"pixels; {args.grid}^2 grid)"
+        )
         if refined is not None:
-            print(f"  {args.grid * args.refine}^2 grid: {refined:.4f} (refinement change {refined - res.log_p_obs:+.2e})")
+            print(
+                f"  {args.grid * args.refine}^2 grid: {refined:.4f} (refinement change {refined - res.log_p_obs:+.2e})"
+            )
         print(f"wrote {args.out}: observed, predictive mean, {args.samples} sampled completions")
     return 0

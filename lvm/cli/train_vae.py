@@ -8,9 +8,14 @@ import shlex
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from lvm.device import DEVICE_CHOICES
 from lvm.errors import LVMError
+
+if TYPE_CHECKING:
+    from lvm.models.vae import VAE
+    from lvm.training import TrainSnapshot
 
 ACTIVATION_NAMES = ("elu", "gelu", "relu", "silu", "tanh")  # = sorted(lvm.models.vae.ACTIVATIONS), without torch
 
@@ -28,8 +33,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--hidden", default="512,512,512", help="hidden layer sizes, comma-separated")
     p.add_argument("--activation", choices=ACTIVATION_NAMES, default="elu")
     p.add_argument("--batch-size", type=int, default=128)
-    p.add_argument("--lr", type=float, default=1e-3,
-                   help="peak learning rate of the one-cycle schedule (2e-3 diverged on the 3 x 512 model)")
+    p.add_argument(
+        "--lr",
+        type=float,
+        default=1e-3,
+        help="peak learning rate of the one-cycle schedule (2e-3 diverged on the 3 x 512 model)",
+    )
     p.add_argument("--schedule", choices=["onecycle", "constant"], default="onecycle")
     p.add_argument("--binarization", choices=["dynamic", "threshold", "none"], default="dynamic")
     p.add_argument("--seed", type=int, default=0)
@@ -38,7 +47,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _command_line() -> str:
-    argv = sys.argv[sys.argv.index("train-vae") + 1:] if "train-vae" in sys.argv else []
+    argv = sys.argv[sys.argv.index("train-vae") + 1 :] if "train-vae" in sys.argv else []
     return " ".join(["lvm", "train-vae", *map(shlex.quote, argv)])
 
 
@@ -46,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
     from lvm.data import load_dataset
     from lvm.device import resolve_device
     from lvm.models.vae import VAE, VAEConfig
-    from lvm.training import TrainConfig, train_vae
+    from lvm.training import TrainConfig, schedule_state_at, train_vae
 
     if args.epochs < 1:
         raise LVMError("--epochs must be at least 1")
@@ -64,36 +73,71 @@ def run(args: argparse.Namespace) -> int:
     # never validate on the training split (the bundled digits have a single split: no validation then)
     valid_name = args.valid_split or next((s for s in ("valid", "test") if s in ds.splits and s != train_name), None)
     valid = ds.split(valid_name) if valid_name else None
-    config = VAEConfig(data_dim=ds.dim, latent_dim=args.latent_dim, hidden=hidden, activation=args.activation,
-                       decoder=args.decoder, image_shape=ds.image_shape)
+    config = VAEConfig(
+        data_dim=ds.dim,
+        latent_dim=args.latent_dim,
+        hidden=hidden,
+        activation=args.activation,
+        decoder=args.decoder,
+        image_shape=ds.image_shape,
+    )
     model = VAE(config)
-    tc = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, schedule=args.schedule,
-                     binarization=args.binarization, seed=args.seed)
+    tc = TrainConfig(
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        schedule=args.schedule,
+        binarization=args.binarization,
+        seed=args.seed,
+    )
     t0 = time.perf_counter()
     last = None
     saved_epochs = 0
 
-    def info_now(snap) -> dict:
-        return {"dataset": ds.source, "split": train_name, "epochs_completed": int(snap.epoch),
-                "train_command": _command_line(), "seed": args.seed, "lr": args.lr, "schedule": args.schedule,
-                "batch_size": args.batch_size, "binarization": args.binarization, "train_elbo": snap.train_elbo,
-                "valid_elbo": snap.valid_elbo, "valid_split": valid_name,
-                "train_seconds": round(time.perf_counter() - t0, 1), "stopped_reason": snap.stopped_reason}
+    def info_now(snap: TrainSnapshot) -> dict[str, Any]:
+        return {
+            "dataset": ds.source,
+            "split": train_name,
+            "epochs_completed": int(snap.epoch),
+            "train_command": _command_line(),
+            "seed": args.seed,
+            "lr": args.lr,
+            "schedule": args.schedule,
+            "batch_size": args.batch_size,
+            "binarization": args.binarization,
+            "train_elbo": snap.train_elbo,
+            "valid_elbo": snap.valid_elbo,
+            "valid_split": valid_name,
+            "train_seconds": round(time.perf_counter() - t0, 1),
+            "stopped_reason": snap.stopped_reason,
+            **training_state(snap),
+        }
+
+    def training_state(snap: TrainSnapshot) -> dict[str, Any]:  # where the schedule ended: `continue` resumes there
+        state = schedule_state_at(tc, snap)
+        return {} if state is None else {"training_state": state.to_dict()}
 
     for snap in train_vae(model, train.x, None if valid is None else valid.x, tc, device):
         last = snap
         if not snap.done and int(snap.epoch) > saved_epochs:  # each completed epoch is saved (atomically): a run
-            saved_epochs = int(snap.epoch)                    # killed later leaves it intact and loadable
+            saved_epochs = int(snap.epoch)  # killed later leaves it intact and loadable
             _save(model, args.out, info_now(snap))
         if not args.json:
             val = "" if snap.valid_elbo is None else f"  valid ELBO {snap.valid_elbo:8.2f}"
             bar = "#" * int(30 * snap.progress)
-            print(f"\r[{bar:<30}] epoch {snap.epoch:6.2f}/{tc.epochs}  train ELBO {snap.train_elbo:8.2f}{val}"
-                  f"  {snap.images_per_s:7.0f} img/s", end="\n" if snap.step % (10 * tc.report_every) == 0 or
-                  float(snap.epoch).is_integer() else "", file=sys.stderr, flush=True)
+            print(
+                f"\r[{bar:<30}] epoch {snap.epoch:6.2f}/{tc.epochs}  train ELBO {snap.train_elbo:8.2f}{val}"
+                f"  {snap.images_per_s:7.0f} img/s",
+                end="\n" if snap.step % (10 * tc.report_every) == 0 or float(snap.epoch).is_integer() else "",
+                file=sys.stderr,
+                flush=True,
+            )
     if last is not None and last.stopped_reason == "nan":
-        print("\ntraining hit a NaN/inf loss: stopped and restored the last good weights "
-              "(try a smaller --lr)", file=sys.stderr)
+        print(
+            "\ntraining hit a NaN/inf loss: stopped and restored the last good weights (try a smaller --lr)",
+            file=sys.stderr,
+        )
+    assert last is not None  # train_vae yields at least its final snapshot
     info = info_now(last)
     _save(model, args.out, info)
     summary = {"out": args.out, "parameters": model.num_parameters(), **info}
@@ -101,7 +145,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _save(model, out: str, info: dict) -> None:
+def _save(model: VAE, out: str, info: dict[str, Any]) -> None:
     """Write ``model``'s weights atomically to ``out`` (copied to the CPU; training goes on with the model as it is)."""
     from lvm.checkpoint import save_model
 

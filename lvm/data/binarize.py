@@ -10,9 +10,11 @@ if TYPE_CHECKING:  # (torch is imported on use: the data layer and the CLI's arg
 BINARIZATIONS = ("none", "threshold", "dynamic")
 
 
-def binarize(x: torch.Tensor, mode: str = "none", generator: torch.Generator | None = None,
-             threshold: float = 0.5) -> torch.Tensor:
-    """``none``: x; ``threshold``: 1[x > threshold]; ``dynamic``: a fresh Bernoulli(x) sample per call (seeded by ``generator``)."""
+def binarize(
+    x: torch.Tensor, mode: str = "none", generator: torch.Generator | None = None, threshold: float = 0.5
+) -> torch.Tensor:
+    """``none``: x; ``threshold``: 1[x > threshold]; ``dynamic``: a fresh Bernoulli(x) sample per call (seeded by
+    ``generator``)."""
     if mode == "none":
         return x
     if mode == "threshold":
@@ -20,7 +22,8 @@ def binarize(x: torch.Tensor, mode: str = "none", generator: torch.Generator | N
     if mode == "dynamic":
         import torch
 
-        u = torch.rand(x.shape, generator=generator, device="cpu" if generator is None else generator.device,
-                       dtype=x.dtype)
+        u = torch.rand(
+            x.shape, generator=generator, device="cpu" if generator is None else generator.device, dtype=x.dtype
+        )
         return (u.to(x.device) < x).to(x.dtype)
     raise ValueError(f"unknown binarization {mode!r}; choose one of {', '.join(BINARIZATIONS)}")

@@ -23,6 +23,7 @@ import struct
 import zipfile
 import zlib
 from pathlib import Path
+from typing import IO, Any
 
 import numpy as np
 
@@ -92,6 +93,7 @@ def _as_features(arr: np.ndarray, what: str) -> tuple[np.ndarray, tuple[int, int
         raise DatasetError(f"{what}: has dtype {arr.dtype}; need numbers (uint8 images or floats)")
     if arr.ndim in (2, 3) and 0 in arr.shape:
         raise DatasetError(f"{what}: is empty (shape {arr.shape})")
+    shape: tuple[int, int] | None
     if arr.ndim == 3:
         shape = (int(arr.shape[1]), int(arr.shape[2]))
         arr = arr.reshape(arr.shape[0], -1)
@@ -154,12 +156,14 @@ def _load_mnist_folder(folder: Path) -> Dataset:
             y = _as_labels(lab, x.shape[0], str(labels_path))
         splits[split] = Split(x, y)
     if not splits:
-        raise DatasetError(f"{folder}: no MNIST-layout files found; expected train-images-idx3-ubyte[.gz] and/or "
-                           "t10k-images-idx3-ubyte[.gz] (labels *-labels-idx1-ubyte optional)")
+        raise DatasetError(
+            f"{folder}: no MNIST-layout files found; expected train-images-idx3-ubyte[.gz] and/or "
+            "t10k-images-idx3-ubyte[.gz] (labels *-labels-idx1-ubyte optional)"
+        )
     return Dataset(folder.name, splits, shape, str(folder))
 
 
-def _npy_header(fh, where: str) -> tuple[tuple[int, ...], np.dtype, int]:
+def _npy_header(fh: IO[bytes], where: str) -> tuple[tuple[int, ...], np.dtype[Any], int]:
     """(shape, dtype, header length) of the .npy stream ``fh``, read from its header alone: no data is read."""
     version = np.lib.format.read_magic(fh)
     if version == (1, 0):
@@ -167,8 +171,10 @@ def _npy_header(fh, where: str) -> tuple[tuple[int, ...], np.dtype, int]:
     elif version == (2, 0):
         shape, _, dtype = np.lib.format.read_array_header_2_0(fh)
     else:
-        raise DatasetError(f"{where}: .npy format version {version[0]}.{version[1]} is not read; save plain numeric "
-                           "arrays with numpy.savez")
+        raise DatasetError(
+            f"{where}: .npy format version {version[0]}.{version[1]} is not read; save plain numeric "
+            "arrays with numpy.savez"
+        )
     if any(d < 0 for d in shape):
         raise DatasetError(f"{where}: the header claims a negative shape {shape}; the file is corrupt")
     return tuple(shape), dtype, fh.tell()
@@ -194,20 +200,25 @@ def _check_npz_member(path: Path, zf: zipfile.ZipFile, info: zipfile.ZipInfo, ar
     where = f"{path}[{info.filename}]"
     with zf.open(info) as fh:
         if fh.read(len(NPY_MAGIC)) != NPY_MAGIC:
-            raise DatasetError(f"{where}: member is not a NumPy .npy array; an .npz must hold only arrays saved with "
-                               "numpy.savez")
+            raise DatasetError(
+                f"{where}: member is not a NumPy .npy array; an .npz must hold only arrays saved with numpy.savez"
+            )
         fh.seek(0)
         shape, dtype, header_len = _npy_header(fh, where)
     if dtype.hasobject:
         raise DatasetError(f"{where}: holds object (pickled) arrays, which are never loaded; save plain numeric arrays")
     claimed = math.prod(shape) * dtype.itemsize
     if not _member_size_is_plausible(info, archive_bytes) or claimed > info.file_size - header_len:
-        raise DatasetError(f"{where}: the header claims shape {shape} of {dtype} ({claimed:,} bytes) but the member "
-                           f"holds {max(info.file_size - header_len, 0):,}; the file is corrupt or truncated — save it "
-                           "again with numpy.savez")
+        raise DatasetError(
+            f"{where}: the header claims shape {shape} of {dtype} ({claimed:,} bytes) but the member "
+            f"holds {max(info.file_size - header_len, 0):,}; the file is corrupt or truncated — save it "
+            "again with numpy.savez"
+        )
     if math.prod(max(d, 1) for d in shape) * dtype.itemsize > MAX_NPZ_BYTES:  # empty dims count 1: numpy's limit
-        raise DatasetError(f"{where}: shape {shape} of {dtype} is over the {MAX_NPZ_BYTES:,}-byte limit per dataset; "
-                           "subsample it or store it as uint8")
+        raise DatasetError(
+            f"{where}: shape {shape} of {dtype} is over the {MAX_NPZ_BYTES:,}-byte limit per dataset; "
+            "subsample it or store it as uint8"
+        )
     return claimed
 
 
@@ -216,16 +227,20 @@ def _read_npz_arrays(path: Path) -> dict[str, np.ndarray]:
     against ``MAX_NPZ_BYTES``), so a header claiming a huge shape is refused before allocating; never unpickles."""
     with open(path, "rb") as fh:
         if fh.read(len(NPY_MAGIC)) == NPY_MAGIC:  # a plain .npy array renamed .npz
-            raise DatasetError(f"{path}: a single NumPy array (.npy), not an .npz archive; save it with "
-                               "numpy.savez(path, x=images, y=labels)")
+            raise DatasetError(
+                f"{path}: a single NumPy array (.npy), not an .npz archive; save it with "
+                "numpy.savez(path, x=images, y=labels)"
+            )
     archive_bytes = path.stat().st_size
     arrays, total = {}, 0
     with zipfile.ZipFile(path) as zf:
         for info in zf.infolist():
             total += _check_npz_member(path, zf, info, archive_bytes)
             if total > MAX_NPZ_BYTES:
-                raise DatasetError(f"{path}: its arrays hold over {MAX_NPZ_BYTES:,} bytes together (the limit per "
-                                   "dataset); subsample them or store them as uint8")
+                raise DatasetError(
+                    f"{path}: its arrays hold over {MAX_NPZ_BYTES:,} bytes together (the limit per "
+                    "dataset); subsample them or store them as uint8"
+                )
             with zf.open(info) as member:
                 arrays[info.filename.removesuffix(".npy")] = np.lib.format.read_array(member, allow_pickle=False)
     return arrays
@@ -238,10 +253,20 @@ def _load_npz(path: Path) -> Dataset:
         raise DatasetError(f"{path}: file not found") from None
     except ValueError as exc:
         if "pickle" in str(exc):
-            raise DatasetError(f"{path}: holds object (pickled) arrays, which are never loaded; save plain numeric arrays") from None
+            raise DatasetError(
+                f"{path}: holds object (pickled) arrays, which are never loaded; save plain numeric arrays"
+            ) from None
         raise DatasetError(f"{path}: not a readable .npz file ({exc})") from None
-    except (OSError, zipfile.BadZipFile, EOFError, KeyError, zlib.error, NotImplementedError, struct.error,
-            RuntimeError) as exc:  # RuntimeError: an encrypted member
+    except (
+        OSError,
+        zipfile.BadZipFile,
+        EOFError,
+        KeyError,
+        zlib.error,
+        NotImplementedError,
+        struct.error,
+        RuntimeError,
+    ) as exc:  # RuntimeError: an encrypted member
         raise DatasetError(f"{path}: not a readable .npz file ({exc}); it may be truncated or corrupt") from None
     names = [s for s in SPLIT_ORDER if s in arrays]
     if names:
@@ -249,8 +274,10 @@ def _load_npz(path: Path) -> Dataset:
     elif "x" in arrays:
         pairs = {"train": (arrays["x"], arrays.get("y"))}
     else:
-        raise DatasetError(f"{path}: found arrays {sorted(arrays) or 'none'}; need 'train'/'valid'/'test' "
-                           "(optionally '<split>_labels') or 'x' (optionally 'y')")
+        raise DatasetError(
+            f"{path}: found arrays {sorted(arrays) or 'none'}; need 'train'/'valid'/'test' "
+            "(optionally '<split>_labels') or 'x' (optionally 'y')"
+        )
     splits, shapes = {}, set()
     for s, (x_arr, y_arr) in pairs.items():
         x, shape = _as_features(x_arr, f"{path}[{s}]")
@@ -287,7 +314,9 @@ def load_builtin(spec: str) -> Dataset:
         ds = _load_mnist_folder(RESOURCE_DATA)
         return Dataset("digits", ds.splits, ds.image_shape, "digits (bundled MNIST test set)")
     if name not in TOY_SETS:
-        raise DatasetError(f"unknown dataset {spec!r}; give a folder, an .npz file or one of {', '.join(BUILTIN_NAMES)}")
+        raise DatasetError(
+            f"unknown dataset {spec!r}; give a folder, an .npz file or one of {', '.join(BUILTIN_NAMES)}"
+        )
     try:
         x, y = TOY_SETS[name](**check_args(TOY_SETS[name], kwargs))
     except DatasetError as exc:
@@ -295,15 +324,17 @@ def load_builtin(spec: str) -> Dataset:
     return Dataset(name, {"train": Split(x, y)}, None, spec)
 
 
-def load_dataset(spec: str | os.PathLike) -> Dataset:
+def load_dataset(spec: str | os.PathLike[str]) -> Dataset:
     """Load a dataset from a built-in name, an MNIST-layout folder or an ``.npz`` file (see module docstring)."""
     text = str(spec)
     if text.partition(":")[0].strip().lower() in BUILTIN_NAMES and not Path(text).exists():
         return load_builtin(text)
     path = Path(text).expanduser()
     if not path.exists():
-        raise DatasetError(f"{text}: no such file or folder; give an MNIST-layout folder, an .npz file or one of "
-                           f"{', '.join(BUILTIN_NAMES)}")
+        raise DatasetError(
+            f"{text}: no such file or folder; give an MNIST-layout folder, an .npz file or one of "
+            f"{', '.join(BUILTIN_NAMES)}"
+        )
     if path.is_dir():
         return _load_mnist_folder(path)
     if path.suffix == ".npz":

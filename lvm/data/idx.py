@@ -41,7 +41,9 @@ def _read_bytes(path: Path, limit: int | None = None) -> bytes:
     except FileNotFoundError:
         raise DatasetError(f"{path}: file not found") from None
     except (OSError, EOFError, gzip.BadGzipFile, zlib.error) as exc:  # zlib.error: gzip magic, bad deflate data
-        raise DatasetError(f"{path}: cannot be read ({exc}); the file is corrupt or truncated — download it again") from None
+        raise DatasetError(
+            f"{path}: cannot be read ({exc}); the file is corrupt or truncated — download it again"
+        ) from None
 
 
 def _padded_count(shape: tuple[int, ...]) -> int:
@@ -59,11 +61,15 @@ def parse_idx(data: bytes, name: str = "<bytes>") -> np.ndarray:
         raise DatasetError(f"{name}: too short to be an IDX file ({len(data)} bytes); it is truncated")
     zero1, zero2, code, ndim = data[0], data[1], data[2], data[3]
     if zero1 != 0 or zero2 != 0:
-        raise DatasetError(f"{name}: wrong magic number {data[:4].hex()} (an IDX file starts with 00 00); "
-                           "is this an IDX file (MNIST format)?")
+        raise DatasetError(
+            f"{name}: wrong magic number {data[:4].hex()} (an IDX file starts with 00 00); "
+            "is this an IDX file (MNIST format)?"
+        )
     if code not in IDX_DTYPES:
-        raise DatasetError(f"{name}: unknown IDX dtype code 0x{code:02x}; expected one of "
-                           + ", ".join(f"0x{c:02x}" for c in IDX_DTYPES))
+        raise DatasetError(
+            f"{name}: unknown IDX dtype code 0x{code:02x}; expected one of "
+            + ", ".join(f"0x{c:02x}" for c in IDX_DTYPES)
+        )
     if ndim == 0:
         raise DatasetError(f"{name}: IDX header declares 0 dimensions")
     header_len = 4 + 4 * ndim
@@ -79,14 +85,20 @@ def parse_idx(data: bytes, name: str = "<bytes>") -> np.ndarray:
     expected = count * dtype.itemsize
     payload = len(data) - header_len
     if payload < expected:
-        raise DatasetError(f"{name}: truncated: header shape {shape} needs {expected:,} data bytes, file has {payload:,}")
+        raise DatasetError(
+            f"{name}: truncated: header shape {shape} needs {expected:,} data bytes, file has {payload:,}"
+        )
     if payload > expected:
-        raise DatasetError(f"{name}: {payload - expected:,} unexpected bytes after the data of shape {shape}; "
-                           "the header does not match the file")
-    return np.frombuffer(data, dtype=dtype, count=count, offset=header_len).reshape(shape).astype(dtype.newbyteorder("="))
+        raise DatasetError(
+            f"{name}: {payload - expected:,} unexpected bytes after the data of shape {shape}; "
+            "the header does not match the file"
+        )
+    return (
+        np.frombuffer(data, dtype=dtype, count=count, offset=header_len).reshape(shape).astype(dtype.newbyteorder("="))
+    )
 
 
-def read_idx(path: str | os.PathLike) -> np.ndarray:
+def read_idx(path: str | os.PathLike[str]) -> np.ndarray:
     """Read an IDX file (raw or gzip)."""
     path = Path(path)
     return parse_idx(_read_bytes(path), str(path))
@@ -95,7 +107,7 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
 def encode_idx(array: np.ndarray) -> bytes:
     """IDX bytes of ``array`` (dtype one of uint8, int8, int16, int32, float32, float64)."""
     array = np.asarray(array)
-    for code, dt in IDX_DTYPES.items():
+    for code, dt in IDX_DTYPES.items():  # noqa: B007 - code and dt are used after the loop (for/else)
         if dt.kind == array.dtype.kind and dt.itemsize == array.dtype.itemsize:
             break
     else:
@@ -106,7 +118,7 @@ def encode_idx(array: np.ndarray) -> bytes:
     return header + array.astype(dt, copy=False).tobytes()
 
 
-def write_idx(path: str | os.PathLike, array: np.ndarray, compress: bool | None = None) -> None:
+def write_idx(path: str | os.PathLike[str], array: np.ndarray, compress: bool | None = None) -> None:
     """Write ``array`` as IDX, gzip-compressed when ``compress`` (default: when the name ends in .gz); atomic."""
     path = Path(path)
     data = encode_idx(array)

@@ -26,15 +26,22 @@ from __future__ import annotations
 import contextlib
 import math
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import numpy.typing as npt
 import torch
 import torch.nn.functional as F
+from torch.distributions import Distribution
 
-from lvm.errors import ModelInputError
+from lvm.errors import LVMError, ModelInputError
 from lvm.estimators.montecarlo import _LSE, Estimate
+
+if TYPE_CHECKING:
+    from lvm.models.base import BernoulliDecoderModel
+    from lvm.models.binary_latent import BinaryLatentModel
 
 LOW_BITS = 10  # z_lo: the 2^10 = 1024 low configurations share precomputed rows W_lo z_lo
 TABLE_MAX_K = 24  # a(z) is cached for K <= 24 (2^24 float32 = 64 MB)
@@ -44,8 +51,13 @@ TABLE_BLOCK = 2**16  # configurations per block when a(z) is computed on the way
 HIST_BINS = 20000  # histogram of -log p(x, z) in 1-nat bins; the last bin collects everything beyond
 
 
-def configurations(latent_dim: int, start: int = 0, stop: int | None = None, device=None,
-                   dtype=torch.float32) -> torch.Tensor:
+def configurations(
+    latent_dim: int,
+    start: int = 0,
+    stop: int | None = None,
+    device: torch.device | str | None = None,
+    dtype: torch.dtype = torch.float32,
+) -> torch.Tensor:
     """The configurations start..stop-1 of {0,1}^K as rows (n, K): z_k = (i >> k) & 1."""
     stop = 2**latent_dim if stop is None else stop
     i = torch.arange(start, stop, device=device, dtype=torch.int64)
@@ -58,7 +70,7 @@ def _split(latent_dim: int) -> tuple[int, int]:
     return lo, latent_dim - lo
 
 
-def _check_x(model, x) -> torch.Tensor:
+def _check_x(model: BinaryLatentModel, x: torch.Tensor | npt.ArrayLike) -> torch.Tensor:
     x = torch.as_tensor(x)
     if x.dim() == 1:
         x = x.unsqueeze(0)
@@ -90,7 +102,7 @@ def _exp_shift(W: torch.Tensor, b: torch.Tensor, n_lo: int) -> torch.Tensor | No
 
 
 @torch.no_grad()
-def x_independent_terms(model, start: int, stop: int) -> torch.Tensor:
+def x_independent_terms(model: BinaryLatentModel, start: int, stop: int) -> torch.Tensor:
     """a(z) = log p(z) - sum_d softplus(l_d(z)) for configurations start..stop-1 -> (stop - start,).
 
     Linear decoder: l = (b + W_hi z_hi) + W_lo z_lo, precomputed rows; when every |logit| is provably below 80,
@@ -102,7 +114,7 @@ def x_independent_terms(model, start: int, stop: int) -> torch.Tensor:
     if not model.is_linear:
         for s in range(start, stop, ROWS * 4):
             z = configurations(K, s, min(stop, s + ROWS * 4), dev)
-            out[s - start:s - start + z.shape[0]] = model.log_prior(z) - F.softplus(model.bernoulli_logits(z)).sum(-1)
+            out[s - start : s - start + z.shape[0]] = model.log_prior(z) - F.softplus(model.bernoulli_logits(z)).sum(-1)
         return out
     n_lo, _ = _split(K)
     prior = model.prior_logits.float()
@@ -121,7 +133,7 @@ def x_independent_terms(model, start: int, stop: int) -> torch.Tensor:
 
 
 @contextlib.contextmanager
-def _flush_denormals(enabled: bool):
+def _flush_denormals(enabled: bool) -> Iterator[None]:
     """Treat float32 results below 1.2e-38 as 0 on this thread for the block (x86 computes with subnormal numbers
     tens of times slower: products exp(p_hi) exp(p_lo) of background pixels, whose softplus is < 1e-38 anyway, made
     the whole table 1.6x slower). torch has no getter; the default (off) is restored."""
@@ -134,7 +146,20 @@ def _flush_denormals(enabled: bool):
         torch.set_flush_denormal(False)
 
 
-def _fill_terms(out, start, stop, K, n_lo, rows_lo, b, W_hi, prior, prior_lo, shift, buf) -> None:
+def _fill_terms(
+    out: torch.Tensor,
+    start: int,
+    stop: int,
+    K: int,
+    n_lo: int,
+    rows_lo: torch.Tensor,
+    b: torch.Tensor,
+    W_hi: torch.Tensor,
+    prior: torch.Tensor,
+    prior_lo: torch.Tensor,
+    shift: torch.Tensor | None,
+    buf: torch.Tensor,
+) -> None:
     """The loop of ``x_independent_terms`` over rows of ``ROWS`` configurations sharing one z_hi."""
     dev = out.device
     span = 2**n_lo
@@ -142,6 +167,7 @@ def _fill_terms(out, start, stop, K, n_lo, rows_lo, b, W_hi, prior, prior_lo, sh
     while pos < stop:
         hi, lo = divmod(pos, span)
         n = min(ROWS, span - lo, stop - pos)
+        prior_hi: torch.Tensor | float
         if K > n_lo:
             zhi = ((hi >> torch.arange(K - n_lo, device=dev)) & 1).float()
             base = torch.addmv(b, W_hi, zhi)
@@ -150,12 +176,13 @@ def _fill_terms(out, start, stop, K, n_lo, rows_lo, b, W_hi, prior, prior_lo, sh
             base, prior_hi = b, 0.0
         view = buf[:n]
         if shift is not None:
-            torch.mul(rows_lo[lo:lo + n], (base + shift).exp(), out=view)
+            torch.mul(rows_lo[lo : lo + n], (base + shift).exp(), out=view)
             view.log1p_()
         else:
-            torch.add(rows_lo[lo:lo + n], base, out=view)
-            torch._C._nn.softplus(view, 1, 20, out=view)
-        torch.sub(prior_lo[lo:lo + n] + prior_hi, view.sum(-1), out=out[pos - start:pos - start + n])
+            torch.add(rows_lo[lo : lo + n], base, out=view)
+            # the stub of torch._C._nn.softplus lacks its out= argument
+            torch._C._nn.softplus(view, 1, 20, out=view)  # type: ignore[call-arg]
+        torch.sub(prior_lo[lo : lo + n] + prior_hi, view.sum(-1), out=out[pos - start : pos - start + n])
         pos += n
 
 
@@ -175,12 +202,14 @@ class TableProgress:
     table: ZTable | None  # set on the last snapshot
 
 
-def build_table_steps(model, chunk: int = 2**16) -> Iterator[TableProgress]:
+def build_table_steps(model: BinaryLatentModel, chunk: int = 2**16) -> Iterator[TableProgress]:
     """Compute a(z) for all configurations in chunks, yielding progress; the last snapshot holds the ``ZTable``."""
     K = model.latent_dim
     if K > TABLE_MAX_K:
-        raise ModelInputError(f"a table of all 2^{K} configurations would need {4 * 2**K / 2**30:.0f} GiB; "
-                              f"tables are built for K <= {TABLE_MAX_K} (larger K is streamed)")
+        raise ModelInputError(
+            f"a table of all 2^{K} configurations would need {4 * 2**K / 2**30:.0f} GiB; "
+            f"tables are built for K <= {TABLE_MAX_K} (larger K is streamed)"
+        )
     t0 = time.perf_counter()
     total = 2**K
     a = torch.empty(total, device=model.prior_logits.device)
@@ -192,10 +221,12 @@ def build_table_steps(model, chunk: int = 2**16) -> Iterator[TableProgress]:
     yield TableProgress(total, total, ZTable(K, a, time.perf_counter() - t0))
 
 
-def build_table(model) -> ZTable:
+def build_table(model: BinaryLatentModel) -> ZTable:
+    table = None
     for p in build_table_steps(model):
-        pass
-    return p.table
+        table = p.table
+    assert table is not None  # the last snapshot holds it
+    return table
 
 
 @dataclass(frozen=True)
@@ -203,10 +234,10 @@ class EnumerationResult:
     """Exact quantities for a batch of B x, from all 2^K configurations.
 
     ``log_px`` (B,); ``marginals`` (B, K) p(z_k = 1 | x) or None; ``top_index``/``top_log_joint`` (B, n) the n most
-    probable configurations and their log p(x, z) (posterior mass = exp(top_log_joint - log_px)); ``hist`` (B, HIST_BINS)
-    counts of configurations with floor(-log p(x, z)) = j (last bin: j >= HIST_BINS - 1) and ``hist_mass`` their
-    posterior mass sum p(z|x); ``elbo``/``kl`` (B,) the
-    exact ELBO(q) and KL(q || p(z|x)) for the q given; ``seconds`` the wall time."""
+    probable configurations and their log p(x, z) (posterior mass = exp(top_log_joint - log_px)); ``hist``
+    (B, HIST_BINS) counts of configurations with floor(-log p(x, z)) = j (last bin: j >= HIST_BINS - 1) and
+    ``hist_mass`` their posterior mass sum p(z|x); ``elbo``/``kl`` (B,) the exact ELBO(q) and KL(q || p(z|x)) for the
+    q given; ``seconds`` the wall time."""
 
     log_px: torch.Tensor
     configurations: int
@@ -243,14 +274,24 @@ def _block_size(batch: int, latent_dim: int, chunk: int | None, linear: bool) ->
     if not linear and chunk is None:
         c = min(c, 2**12)
     c = 1 << (max(1, c).bit_length() - 1)
-    return min(c, 2**latent_dim)
+    n_configurations: int = 2**latent_dim
+    return min(c, n_configurations)
 
 
 @torch.no_grad()
-def enumerate_steps(model, x, *, table: ZTable | None = None, marginals: bool = False, top: int = 0,
-                    histogram: bool = False, q_logits: torch.Tensor | None = None, chunk: int | None = None,
-                    report_every_s: float = 0.1, should_stop: Callable[[], bool] | None = None
-                    ) -> Iterator[EnumerationProgress]:
+def enumerate_steps(
+    model: BinaryLatentModel,
+    x: torch.Tensor | npt.ArrayLike,
+    *,
+    table: ZTable | None = None,
+    marginals: bool = False,
+    top: int = 0,
+    histogram: bool = False,
+    q_logits: torch.Tensor | None = None,
+    chunk: int | None = None,
+    report_every_s: float = 0.1,
+    should_stop: Callable[[], bool] | None = None,
+) -> Iterator[EnumerationProgress]:
     """Sum p(x, z) over all 2^K configurations for every row of x (B, D), chunk by chunk, yielding progress at most
     every ``report_every_s`` seconds; the last snapshot carries the ``EnumerationResult``. Stops early (no result)
     when ``should_stop()`` returns True. See the module docstring for the factorisation."""
@@ -271,8 +312,10 @@ def enumerate_steps(model, x, *, table: ZTable | None = None, marginals: bool = 
         block = _block_size(B, K, chunk, linear)
     if table is None and chunk is None:
         block = min(block, max(span if lse_only else 1, TABLE_BLOCK))  # a(z) per block: yield every ~0.1 s
-    z_lo_all = configurations(n_lo, device=dev) if linear else None
+    z_lo_all: torch.Tensor | None = None  # set for the linear decoder
+    exp_s: _ExpRows | None = None  # set when only log p(x) is asked for
     if linear:
+        z_lo_all = configurations(n_lo, device=dev)
         xw = x @ model.weight.float()  # (B, K): x.l(z) = x.b + (x W) z
         xb = x @ model.bias.float()  # (B,)
         s_lo_all = xw[:, :n_lo] @ z_lo_all.T  # (B, 2^lo)
@@ -293,26 +336,26 @@ def enumerate_steps(model, x, *, table: ZTable | None = None, marginals: bool = 
         stop = min(total, start + block)
         a = table.a[start:stop] if table is not None else x_independent_terms(model, start, stop)
         # the block as (hi, lo): configurations h * span + l, h in [h0, h0 + nh), l in [l0, l0 + nl)
-        if linear:
+        if z_lo_all is not None:  # the linear decoder
             h0, l0 = divmod(start, span)
             nl = min(span, stop - start)
             nh = (stop - start) // nl
-            z_lo = z_lo_all[l0:l0 + nl]
+            z_lo = z_lo_all[l0 : l0 + nl]
             z_hi = configurations(K - n_lo, h0, h0 + nh, dev)  # (nh, K - lo)
             t_hi = xb.unsqueeze(1) + xw[:, n_lo:] @ z_hi.T  # (B, nh)
             if not lse_only:
-                lj = s_lo_all[:, l0:l0 + nl].unsqueeze(1) + t_hi.unsqueeze(2) + a.view(1, nh, nl)  # (B, nh, nl)
+                lj = s_lo_all[:, l0 : l0 + nl].unsqueeze(1) + t_hi.unsqueeze(2) + a.view(1, nh, nl)  # (B, nh, nl)
         else:
             z_lo = configurations(K, start, stop, dev)
             z_hi = z_lo[:1, :0]
             nh, nl = 1, stop - start
             lj = (x @ model.bernoulli_logits(z_lo).T + a.unsqueeze(0)).view(B, 1, nl)
-        if lse_only:  # log p(x) alone: the block's logsumexp as a matrix product
+        if exp_s is not None:  # log p(x) alone: the block's logsumexp as a matrix product
             lse = torch.logaddexp(lse, _factorised_lse(exp_s.get(l0, nl), t_hi, a.view(nh, nl)))
         else:
             flat = lj.view(B, -1)
             new = torch.logaddexp(lse, torch.logsumexp(flat, 1).double())
-            if hist is not None:
+            if hist is not None and hist_mass is not None:
                 bins = (-flat).floor().clamp_(0, HIST_BINS - 1).long()
                 hist.scatter_add_(1, bins, torch.ones_like(bins))
                 hist_mass *= torch.exp(lse - new).unsqueeze(1)
@@ -328,8 +371,11 @@ def enumerate_steps(model, x, *, table: ZTable | None = None, marginals: bool = 
                 top_v, idx = torch.topk(torch.cat([top_v, v], 1), min(top, top_v.shape[1] + v.shape[1]), dim=1)
                 top_i = torch.gather(torch.cat([top_i, i + start], 1), 1, idx)
             if q_logits is not None:
-                log_q = (log_q0.sum(1).view(B, 1, 1) + (dq[:, :n_lo] @ z_lo.T).unsqueeze(1)
-                         + (dq[:, n_lo:] @ z_hi.T).unsqueeze(2))
+                log_q = (
+                    log_q0.sum(1).view(B, 1, 1)
+                    + (dq[:, :n_lo] @ z_lo.T).unsqueeze(1)
+                    + (dq[:, n_lo:] @ z_hi.T).unsqueeze(2)
+                )
                 q_sum += (torch.exp(log_q) * (lj - log_q)).sum((1, 2)).double()
         if should_stop is not None and should_stop():
             return
@@ -339,12 +385,18 @@ def enumerate_steps(model, x, *, table: ZTable | None = None, marginals: bool = 
             yield EnumerationProgress(stop, total, lse.float(), now - t0)
     log_px = lse.float()
     elbo = q_sum.float() if q_logits is not None else None
-    result = EnumerationResult(log_px=log_px, configurations=total,
-                               marginals=marg.float() if marg is not None else None,
-                               top_index=top_i if top else None, top_log_joint=top_v if top else None, hist=hist,
-                               hist_mass=hist_mass.float() if hist_mass is not None else None,
-                               elbo=elbo, kl=(log_px - elbo) if elbo is not None else None,
-                               seconds=time.perf_counter() - t0)
+    result = EnumerationResult(
+        log_px=log_px,
+        configurations=total,
+        marginals=marg.float() if marg is not None else None,
+        top_index=top_i if top else None,
+        top_log_joint=top_v if top else None,
+        hist=hist,
+        hist_mass=hist_mass.float() if hist_mass is not None else None,
+        elbo=elbo,
+        kl=(log_px - elbo) if elbo is not None else None,
+        seconds=time.perf_counter() - t0,
+    )
     yield EnumerationProgress(total, total, log_px, result.seconds, result)
 
 
@@ -355,21 +407,22 @@ class _ExpRows:
     """exp(s[:, l0:l0 + nl] - m) in float64 with its row maxima m, cached for the last (l0, nl) asked for (every
     block of whole z_hi rows uses the same l-range, so it is computed once)."""
 
-    def __init__(self, s: torch.Tensor):
+    def __init__(self, s: torch.Tensor) -> None:
         self.s = s
-        self.key = None
-        self.value = None
+        self.key: tuple[int, int] | None = None
+        self.value: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
 
     def get(self, l0: int, nl: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        if self.key != (l0, nl):
-            s = self.s[:, l0:l0 + nl]
+        if self.key != (l0, nl) or self.value is None:
+            s = self.s[:, l0 : l0 + nl]
             m = s.max(1, keepdim=True).values
             self.key, self.value = (l0, nl), (s, m, torch.exp((s - m).double()))
         return self.value
 
 
-def _factorised_lse(s_rows: tuple[torch.Tensor, torch.Tensor, torch.Tensor], t_hi: torch.Tensor,
-                    a: torch.Tensor) -> torch.Tensor:
+def _factorised_lse(
+    s_rows: tuple[torch.Tensor, torch.Tensor, torch.Tensor], t_hi: torch.Tensor, a: torch.Tensor
+) -> torch.Tensor:
     """logsumexp over (h, l) of t[b, h] + s[b, l] + a[h, l] for every b, as a matrix product:
 
         log sum_h e^{t_bh} sum_l e^{s_bl} e^{a_hl} = log sum_h e^{t_bh + m_b + m_h} (E_s E_a^T)[b, h],
@@ -384,29 +437,36 @@ def _factorised_lse(s_rows: tuple[torch.Tensor, torch.Tensor, torch.Tensor], t_h
     row = torch.log(r) + m_s.double() + m_a.double().T + t_hi.double()
     bad = torch.nonzero(r < math.exp(UNDERFLOW_LOG))
     for i in range(0, bad.shape[0], 4096):
-        bs, hs = bad[i:i + 4096].unbind(1)
+        bs, hs = bad[i : i + 4096].unbind(1)
         vals = (s_lo[bs] + a[hs]).double() + t_hi[bs, hs].double().unsqueeze(1)
         row[bs, hs] = torch.logsumexp(vals, 1)
     return torch.logsumexp(row, 1)
 
 
-def enumerate_exact(model, x, **kwargs) -> EnumerationResult:
+def enumerate_exact(model: BinaryLatentModel, x: torch.Tensor | npt.ArrayLike, **kwargs: Any) -> EnumerationResult:
     """Run ``enumerate_steps`` to the end and return its result."""
+    result = None
     for p in enumerate_steps(model, x, **kwargs):
-        pass
-    return p.result
+        result = p.result
+    if result is None:
+        raise LVMError("the enumeration was stopped (should_stop) before it summed every configuration")
+    return result
 
 
-def exact_log_marginal(model, x, batch: int = 4096, **kwargs) -> torch.Tensor:
+def exact_log_marginal(
+    model: BinaryLatentModel, x: torch.Tensor | npt.ArrayLike, batch: int = 4096, **kwargs: Any
+) -> torch.Tensor:
     """log p(x) (B,) by enumerating all 2^K configurations, ``batch`` rows of x at a time (bounded memory)."""
     x = torch.as_tensor(x)
     if x.dim() == 2 and x.shape[0] > batch:
-        return torch.cat([enumerate_exact(model, x[i:i + batch], **kwargs).log_px for i in range(0, len(x), batch)])
+        return torch.cat([enumerate_exact(model, x[i : i + batch], **kwargs).log_px for i in range(0, len(x), batch)])
     return enumerate_exact(model, x, **kwargs).log_px
 
 
 @torch.no_grad()
-def reference_log_marginal(model, x, chunk: int = 4096) -> torch.Tensor:
+def reference_log_marginal(
+    model: BinaryLatentModel, x: torch.Tensor | npt.ArrayLike, chunk: int = 4096
+) -> torch.Tensor:
     """The plain PyTorch loop over z-chunks (the benchmark's reference): decode each chunk, then
     log p(x, z) = x l^T - sum softplus(l) + log p(z), logsumexp accumulated over chunks."""
     x = _check_x(model, x)
@@ -435,14 +495,14 @@ def histogram_edges(hist: torch.Tensor, bins: int = 60, *others: torch.Tensor) -
 
     def rebin(a: np.ndarray) -> np.ndarray:
         a = np.concatenate([a, np.zeros(max(0, lo_j + n * width - a.size))])
-        return np.add.reduceat(a[lo_j:lo_j + n * width], np.arange(0, n * width, width))[:n][::-1]
+        return np.add.reduceat(a[lo_j : lo_j + n * width], np.arange(0, n * width, width))[:n][::-1]
 
     rest = [rebin(o.detach().cpu().numpy().astype(np.float64)) for o in others]
     return (-neg_edges[::-1].astype(float), rebin(h), *rest)
 
 
 # -- Monte Carlo ---------------------------------------------------------------------------------------------------
-def log_joint(model, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+def log_joint(model: BernoulliDecoderModel, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
     """log p(x, z) for x (B, D) and z (S, B, K) -> (S, B)."""
     logits = model.bernoulli_logits(z)
     return (logits * x).sum(-1) - F.softplus(logits).sum(-1) + model.log_prior(z)
@@ -461,8 +521,14 @@ def _estimate(log_w: torch.Tensor, k: int, keep: bool) -> Estimate:
 
 
 @torch.no_grad()
-def naive_uniform(model, x, k: int, *, generator: torch.Generator | None = None,
-                  return_log_weights: bool = False) -> Estimate:
+def naive_uniform(
+    model: BinaryLatentModel,
+    x: torch.Tensor | npt.ArrayLike,
+    k: int,
+    *,
+    generator: torch.Generator | None = None,
+    return_log_weights: bool = False,
+) -> Estimate:
     """Naive MC, z_i uniform over {0,1}^K: log p_hat = K log 2 + log (1/k) sum_i p(x, z_i) (the slide's |Z| times
     the sample mean; E[p_hat] = p(x))."""
     x = _check_x(model, x)
@@ -473,8 +539,15 @@ def naive_uniform(model, x, k: int, *, generator: torch.Generator | None = None,
 
 
 @torch.no_grad()
-def importance_bernoulli(model, x, q_logits: torch.Tensor, k: int, *, generator: torch.Generator | None = None,
-                         return_log_weights: bool = False) -> Estimate:
+def importance_bernoulli(
+    model: BinaryLatentModel,
+    x: torch.Tensor | npt.ArrayLike,
+    q_logits: torch.Tensor,
+    k: int,
+    *,
+    generator: torch.Generator | None = None,
+    return_log_weights: bool = False,
+) -> Estimate:
     """Importance sampling with q(z) = prod_k Bernoulli(sigmoid(q_logits_k)) (q_logits (B, K) or (K,)):
     log w_i = log p(x, z_i) - log q(z_i), z_i ~ q; value = log (1/k) sum_i w_i (a draw of the IWAE bound's estimate)."""
     x = _check_x(model, x)
@@ -482,17 +555,26 @@ def importance_bernoulli(model, x, q_logits: torch.Tensor, k: int, *, generator:
         raise ModelInputError(f"k must be at least 1; got {k}")
     ql = torch.as_tensor(q_logits, device=x.device, dtype=torch.float32).expand(x.shape[0], model.latent_dim)
     z = sample_bernoulli(ql, k, generator)
-    log_q = torch.distributions.Independent(torch.distributions.Bernoulli(logits=ql), 1).log_prob(z)
+    q: Distribution = torch.distributions.Independent(torch.distributions.Bernoulli(logits=ql), 1)
+    log_q = q.log_prob(z)  # through Distribution: Independent.log_prob has no annotations
     return _estimate(log_joint(model, x, z) - log_q, k, return_log_weights)
 
 
 @torch.no_grad()
-def elbo_bernoulli(model, x, q_logits: torch.Tensor, k: int, *, generator: torch.Generator | None = None) -> Estimate:
+def elbo_bernoulli(
+    model: BinaryLatentModel,
+    x: torch.Tensor | npt.ArrayLike,
+    q_logits: torch.Tensor,
+    k: int,
+    *,
+    generator: torch.Generator | None = None,
+) -> Estimate:
     """ELBO(q) estimated from k samples: (1/k) sum_i log p(x, z_i) - log q(z_i); stderr = sample sd / sqrt(k)."""
     x = _check_x(model, x)
     ql = torch.as_tensor(q_logits, device=x.device, dtype=torch.float32).expand(x.shape[0], model.latent_dim)
     z = sample_bernoulli(ql, k, generator)
-    log_q = torch.distributions.Independent(torch.distributions.Bernoulli(logits=ql), 1).log_prob(z)
+    q: Distribution = torch.distributions.Independent(torch.distributions.Bernoulli(logits=ql), 1)
+    log_q = q.log_prob(z)  # through Distribution: Independent.log_prob has no annotations
     lw = log_joint(model, x, z) - log_q
     se = lw.std(0) / math.sqrt(k) if k > 1 else torch.full_like(lw[0], float("nan"))
     ess = _estimate(lw, k, False).ess
@@ -501,8 +583,12 @@ def elbo_bernoulli(model, x, q_logits: torch.Tensor, k: int, *, generator: torch
 
 # -- the lab's convergence picture ----------------------------------------------------------------------------------
 ESTIMATORS = ("uniform", "is_encoder", "is_marginals", "elbo")
-ESTIMATOR_LABELS = {"uniform": "naive MC, z uniform on {0,1}^K", "is_encoder": "IS, q = encoder (IWAE L_k)",
-                    "is_marginals": "IS, q = exact marginals", "elbo": "ELBO estimate, q = encoder"}
+ESTIMATOR_LABELS = {
+    "uniform": "naive MC, z uniform on {0,1}^K",
+    "is_encoder": "IS, q = encoder (IWAE L_k)",
+    "is_marginals": "IS, q = exact marginals",
+    "elbo": "ELBO estimate, q = encoder",
+}
 
 
 @dataclass(frozen=True)
@@ -511,27 +597,43 @@ class ConvergenceSnapshot:
     ``repeats_done`` repeats so far."""
 
     ks: tuple[int, ...]
-    values: dict
+    values: dict[str, npt.NDArray[np.float64]]
     repeats_done: int
     repeats: int
 
 
-def convergence_steps(model, x, encoder_logits, marginal_logits, ks=(1, 10, 100, 1000, 10000), repeats: int = 10,
-                      seed: int = 0) -> Iterator[ConvergenceSnapshot]:
+def convergence_steps(
+    model: BinaryLatentModel,
+    x: torch.Tensor | npt.ArrayLike,
+    encoder_logits: torch.Tensor,
+    marginal_logits: torch.Tensor,
+    ks: Iterable[int] = (1, 10, 100, 1000, 10000),
+    repeats: int = 10,
+    seed: int = 0,
+) -> Iterator[ConvergenceSnapshot]:
     """For each repeat r, k_max draws per proposal and the estimates from their first k for every k in ``ks``
     (nested samples); yields after each repeat."""
     x = _check_x(model, x)[:1]
     ks = tuple(int(k) for k in ks)
     kmax = max(ks)
+
+    def first_log_weights(e: Estimate) -> torch.Tensor:
+        assert e.log_weights is not None  # asked for with return_log_weights=True
+        return e.log_weights[:, 0]
+
     g = torch.Generator(device=x.device).manual_seed(int(seed))
     vals = {n: np.full((len(ks), repeats), np.nan) for n in ESTIMATORS}
     with torch.no_grad():
         for r in range(repeats):
-            lw = {"uniform": naive_uniform(model, x, kmax, generator=g, return_log_weights=True).log_weights[:, 0],
-                  "is_encoder": importance_bernoulli(model, x, encoder_logits, kmax, generator=g,
-                                                     return_log_weights=True).log_weights[:, 0],
-                  "is_marginals": importance_bernoulli(model, x, marginal_logits, kmax, generator=g,
-                                                       return_log_weights=True).log_weights[:, 0]}
+            lw = {
+                "uniform": first_log_weights(naive_uniform(model, x, kmax, generator=g, return_log_weights=True)),
+                "is_encoder": first_log_weights(
+                    importance_bernoulli(model, x, encoder_logits, kmax, generator=g, return_log_weights=True)
+                ),
+                "is_marginals": first_log_weights(
+                    importance_bernoulli(model, x, marginal_logits, kmax, generator=g, return_log_weights=True)
+                ),
+            }
             lw["elbo"] = lw["is_encoder"]
             for name, w in lw.items():
                 w = w.double()

@@ -25,7 +25,7 @@ import torch
 from torch.distributions import Distribution, Independent, MultivariateNormal, Normal, kl_divergence
 
 from lvm.errors import ModelInputError
-from lvm.models.base import standard_normal_log_prob
+from lvm.models.base import LatentModel, standard_normal_log_prob
 
 __all__ = [
     "Estimate",
@@ -64,8 +64,9 @@ class Estimate:
     samples: torch.Tensor | None = None
 
 
-def make_generator(seed: int | None = None, generator: torch.Generator | None = None,
-                   device: torch.device | str = "cpu") -> torch.Generator | None:
+def make_generator(
+    seed: int | None = None, generator: torch.Generator | None = None, device: torch.device | str = "cpu"
+) -> torch.Generator | None:
     """``generator`` if given, else a new generator on ``device`` seeded with ``seed`` (None: global RNG)."""
     if generator is not None:
         return generator
@@ -76,7 +77,7 @@ def make_generator(seed: int | None = None, generator: torch.Generator | None = 
     return g
 
 
-def _check_x(model, x: torch.Tensor) -> torch.Tensor:
+def _check_x(model: LatentModel, x: torch.Tensor) -> torch.Tensor:
     if x.dim() == 1:
         x = x.unsqueeze(0)
     if x.dim() != 2:
@@ -88,13 +89,13 @@ def _check_x(model, x: torch.Tensor) -> torch.Tensor:
     return x
 
 
-def model_log_likelihood(model, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+def model_log_likelihood(model: LatentModel, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
     """log p(x|z) for x (B, D), z (S, B, Dz) -> (S, B); a fast path for Bernoulli decoders.
 
     For Bernoulli logits l: log p(x|z) = sum_d x_d l_d - softplus(l_d) (one transcendental per pixel).
     """
     if hasattr(model, "bernoulli_logits"):
-        logits = model.bernoulli_logits(z)
+        logits: torch.Tensor = model.bernoulli_logits(z)
         xs = x.to(logits.dtype)
         return (logits * xs).sum(-1) - torch.nn.functional.softplus(logits).sum(-1)
     return model.log_likelihood(x, z)
@@ -106,7 +107,7 @@ def _chunk_size(k: int, batch: int, width: int, chunk: int | None) -> int:
     return max(1, min(k, DEFAULT_CHUNK_ELEMENTS // max(1, batch * max(width, 64))))
 
 
-def _data_width(model, x: torch.Tensor) -> int:
+def _data_width(model: LatentModel, x: torch.Tensor) -> int:
     return int(getattr(model, "data_dim", x.shape[-1]))
 
 
@@ -115,9 +116,8 @@ def sample_q(q: Distribution, n: int, generator: torch.Generator | None = None) 
 
     Other distributions use ``q.rsample``/``q.sample`` under a forked RNG seeded from ``generator``.
     """
-    base = q.base_dist if isinstance(q, Independent) else None
-    if isinstance(base, Normal) and q.reinterpreted_batch_ndims == 1:
-        loc, scale = base.loc, base.scale
+    if isinstance(q, Independent) and isinstance(q.base_dist, Normal) and q.reinterpreted_batch_ndims == 1:
+        loc, scale = q.base_dist.loc, q.base_dist.scale
         eps = torch.randn((n,) + tuple(loc.shape), generator=generator, device=loc.device, dtype=loc.dtype)
         return loc + scale * eps
     if isinstance(q, MultivariateNormal):
@@ -148,11 +148,11 @@ def log_stderr(ess: torch.Tensor, k: int) -> torch.Tensor:
 class _LSE:
     """Streaming accumulators over chunks of log-weights (k, B)."""
 
-    def __init__(self, keep: bool, keep_samples: bool = False):
-        self.lse = None
-        self.lse2 = None
-        self.keep = [] if keep else None
-        self.samples = [] if keep_samples else None
+    def __init__(self, keep: bool, keep_samples: bool = False) -> None:
+        self.lse: torch.Tensor | None = None
+        self.lse2: torch.Tensor | None = None
+        self.keep: list[torch.Tensor] | None = [] if keep else None
+        self.samples: list[torch.Tensor] | None = [] if keep_samples else None
 
     def add(self, log_w: torch.Tensor, z: torch.Tensor | None = None) -> None:
         a = torch.logsumexp(log_w, 0)
@@ -161,21 +161,33 @@ class _LSE:
         self.lse2 = b if self.lse2 is None else torch.logaddexp(self.lse2, b)
         if self.keep is not None:
             self.keep.append(log_w)
-        if self.samples is not None:
+        if self.samples is not None and z is not None:
             self.samples.append(z)
 
     def result(self, k: int) -> Estimate:
+        assert self.lse is not None and self.lse2 is not None  # k >= 1: add ran at least once
         ess = torch.exp(2 * self.lse - self.lse2)
         lw = torch.cat(self.keep, 0) if self.keep is not None else None
         zs = torch.cat(self.samples, 0) if self.samples is not None else None
-        return Estimate(value=self.lse - math.log(k), stderr=log_stderr(ess, k), ess=ess, k=k, log_weights=lw,
-                        samples=zs)
+        return Estimate(
+            value=self.lse - math.log(k), stderr=log_stderr(ess, k), ess=ess, k=k, log_weights=lw, samples=zs
+        )
 
 
 @torch.no_grad()
-def naive_mc(model, x: torch.Tensor, k: int, proposal: str = "uniform", box: tuple[float, float] = (-4.0, 4.0),
-             *, generator: torch.Generator | None = None, seed: int | None = None, chunk: int | None = None,
-             return_log_weights: bool = False, return_samples: bool = False) -> Estimate:
+def naive_mc(
+    model: LatentModel,
+    x: torch.Tensor,
+    k: int,
+    proposal: str = "uniform",
+    box: tuple[float, float] = (-4.0, 4.0),
+    *,
+    generator: torch.Generator | None = None,
+    seed: int | None = None,
+    chunk: int | None = None,
+    return_log_weights: bool = False,
+    return_samples: bool = False,
+) -> Estimate:
     """Naive Monte Carlo estimate of log p(x), ignoring x when drawing z.
 
     ``proposal="uniform"``: z ~ U(box^Dz), log w = log p(x|z) + log p(z) + Dz log(b - a) (the box's volume), which
@@ -198,6 +210,7 @@ def naive_mc(model, x: torch.Tensor, k: int, proposal: str = "uniform", box: tup
     done = 0
     while done < k:
         n = min(n_chunk, k - done)
+        log_r: torch.Tensor | float
         if proposal == "uniform":
             u = torch.rand((n, bsz, dz), generator=g, device=x.device, dtype=x.dtype)
             z = lo + (hi - lo) * u
@@ -211,9 +224,18 @@ def naive_mc(model, x: torch.Tensor, k: int, proposal: str = "uniform", box: tup
 
 
 @torch.no_grad()
-def importance(model, x: torch.Tensor, q: Distribution, k: int, *, generator: torch.Generator | None = None,
-               seed: int | None = None, chunk: int | None = None, return_log_weights: bool = False,
-               return_samples: bool = False) -> Estimate:
+def importance(
+    model: LatentModel,
+    x: torch.Tensor,
+    q: Distribution,
+    k: int,
+    *,
+    generator: torch.Generator | None = None,
+    seed: int | None = None,
+    chunk: int | None = None,
+    return_log_weights: bool = False,
+    return_samples: bool = False,
+) -> Estimate:
     """Importance-sampling estimate of log p(x) with proposal q (batch shape (B,), event (Dz,)).
 
     value = logsumexp_i(log w_i) - log k with log w_i = log p(x, z_i) - log q(z_i), z_i ~ q: the IWAE bound L_k's
@@ -234,7 +256,7 @@ def importance(model, x: torch.Tensor, q: Distribution, k: int, *, generator: to
     return acc.result(k)
 
 
-def prior_is_standard_normal(model) -> bool:
+def prior_is_standard_normal(model: LatentModel) -> bool:
     """True when the model says so (``standard_normal_prior``) or its log_prior matches N(0, I) at test points."""
     flag = getattr(model, "standard_normal_prior", None)
     if flag is not None:
@@ -251,8 +273,9 @@ def prior_is_standard_normal(model) -> bool:
 def kl_to_standard_normal(q: Distribution) -> torch.Tensor | None:
     """KL(q || N(0, I)) in closed form (``torch.distributions.kl_divergence``) for a diagonal (Independent Normal)
     or full MultivariateNormal q, else None: 0.5 [ tr(S) + |m|^2 - Dz - log det S ] with S = q's covariance."""
-    base = q.base_dist if isinstance(q, Independent) else None
-    if isinstance(base, Normal) and q.reinterpreted_batch_ndims == 1:
+    p: Distribution
+    if isinstance(q, Independent) and isinstance(q.base_dist, Normal) and q.reinterpreted_batch_ndims == 1:
+        base = q.base_dist
         p = Independent(Normal(torch.zeros_like(base.loc), torch.ones_like(base.scale), validate_args=False), 1)
     elif isinstance(q, MultivariateNormal):
         eye = torch.eye(q.loc.shape[-1], dtype=q.loc.dtype, device=q.loc.device).expand(q.scale_tril.shape)
@@ -262,9 +285,19 @@ def kl_to_standard_normal(q: Distribution) -> torch.Tensor | None:
     return kl_divergence(q, p)
 
 
-def elbo(model, x: torch.Tensor, q: Distribution, k: int = 1, analytic_kl: bool = True, *,
-         generator: torch.Generator | None = None, seed: int | None = None, chunk: int | None = None,
-         return_log_weights: bool = False, return_samples: bool = False) -> Estimate:
+def elbo(
+    model: LatentModel,
+    x: torch.Tensor,
+    q: Distribution,
+    k: int = 1,
+    analytic_kl: bool = True,
+    *,
+    generator: torch.Generator | None = None,
+    seed: int | None = None,
+    chunk: int | None = None,
+    return_log_weights: bool = False,
+    return_samples: bool = False,
+) -> Estimate:
     """Monte Carlo ELBO(q) = E_q[log p(x|z)] - KL(q || p(z)) <= log p(x), per x, from k samples of q.
 
     With ``analytic_kl`` and a Normal q and standard normal prior the KL is closed form and only
@@ -302,5 +335,6 @@ def elbo(model, x: torch.Tensor, q: Distribution, k: int = 1, analytic_kl: bool 
         value = mean - kl.double() if kl is not None else mean
         r = acc.result(k)
         dt = x.dtype if x.dtype.is_floating_point else torch.float32
-        return Estimate(value=value.to(dt), stderr=se.to(dt), ess=r.ess, k=k, log_weights=r.log_weights,
-                        samples=r.samples)
+        return Estimate(
+            value=value.to(dt), stderr=se.to(dt), ess=r.ess, k=k, log_weights=r.log_weights, samples=r.samples
+        )

@@ -2,7 +2,8 @@
 
 Midpoint rule on a box [a_1, b_1] x ... (Dz = 1 or 2) with n points per axis, cell volume V = prod_j (b_j - a_j)/n:
 
-    p(x) = int p(x|z) p(z) dz  ~=  V sum_g p(x|z_g) p(z_g),   log p(x) ~= log V + logsumexp_g [log p(x|z_g) + log p(z_g)].
+    p(x) = int p(x|z) p(z) dz  ~=  V sum_g p(x|z_g) p(z_g),
+    log p(x) ~= log V + logsumexp_g [log p(x|z_g) + log p(z_g)].
 
 The integrand is smooth and Gaussian-like, so the rule converges very fast once a cell is smaller than the
 posterior's width; the change under refinement (``refinement_report``) is the reported accuracy.
@@ -39,7 +40,9 @@ from __future__ import annotations
 
 import functools
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import Any, Literal, cast, overload
 
 import numpy as np
 import torch
@@ -48,7 +51,7 @@ from torch.distributions import Distribution
 
 from lvm.errors import ModelInputError
 from lvm.estimators.montecarlo import model_log_likelihood, prior_is_standard_normal
-from lvm.models.base import LOG_2PI
+from lvm.models.base import LOG_2PI, BernoulliDecoderModel, EncoderModel, GaussianDecoderModel, LatentModel
 
 __all__ = [
     "LatentGrid",
@@ -82,7 +85,9 @@ MAX_GRID_POINTS = 1 << 24  # 4096^2: its points and log prior alone take 400 MB
 
 
 # ------------------------------------------------------------------------------------------------ helpers
-def _model_device_dtype(model, device=None, dtype=None):
+def _model_device_dtype(
+    model: LatentModel, device: torch.device | str | None = None, dtype: torch.dtype | None = None
+) -> tuple[torch.device | str, torch.dtype]:
     if isinstance(model, torch.nn.Module):
         p = next(iter(model.parameters()), None)
         if p is not None:
@@ -90,7 +95,7 @@ def _model_device_dtype(model, device=None, dtype=None):
     return (torch.device(device) if device is not None else torch.device("cpu")), (dtype or torch.float64)
 
 
-def _as_x(x: torch.Tensor, dtype, device) -> torch.Tensor:
+def _as_x(x: torch.Tensor, dtype: torch.dtype, device: torch.device | str) -> torch.Tensor:
     x = torch.as_tensor(x)
     if x.dim() == 1:
         x = x.unsqueeze(0)
@@ -102,26 +107,33 @@ def _as_x(x: torch.Tensor, dtype, device) -> torch.Tensor:
     return x
 
 
-def _check_dim(model) -> int:
+def _check_dim(model: LatentModel) -> int:
     dz = int(model.latent_dim)
     if dz not in (1, 2):
-        raise ModelInputError(f"quadrature needs a 1-D or 2-D latent space; this model's latent_dim is {dz}. "
-                              "Use the Monte Carlo estimators (importance, elbo) instead")
+        raise ModelInputError(
+            f"quadrature needs a 1-D or 2-D latent space; this model's latent_dim is {dz}. "
+            "Use the Monte Carlo estimators (importance, elbo) instead"
+        )
     return dz
 
 
-def _encoder_moments(model, x: torch.Tensor, batch: int = 2048):
+def _encoder_moments(model: EncoderModel, x: torch.Tensor, batch: int = 2048) -> tuple[torch.Tensor, torch.Tensor]:
     means, stds = [], []
     with torch.no_grad():
         for i in range(0, x.shape[0], batch):
-            q = model.encode(x[i:i + batch])
+            q = model.encode(x[i : i + batch])
             means.append(q.mean.reshape(-1, model.latent_dim))
             stds.append(q.stddev.reshape(-1, model.latent_dim))
     return torch.cat(means), torch.cat(stds)
 
 
-def choose_box(model, x: torch.Tensor | None = None, n_sigma: float = 6.0, prior_bulk: float = PRIOR_BULK,
-               limit: float = BOX_LIMIT) -> torch.Tensor:
+def choose_box(
+    model: LatentModel,
+    x: torch.Tensor | None = None,
+    n_sigma: float = 6.0,
+    prior_bulk: float = PRIOR_BULK,
+    limit: float = BOX_LIMIT,
+) -> torch.Tensor:
     """The integration box, (Dz, 2) float64 rows [low, high]: see the module docstring.
 
     [-prior_bulk, prior_bulk]^Dz, widened to cover encoder means +- n_sigma encoder sigmas of every x when ``x`` is
@@ -131,7 +143,7 @@ def choose_box(model, x: torch.Tensor | None = None, n_sigma: float = 6.0, prior
     box = torch.tensor([[-prior_bulk, prior_bulk]] * dz, dtype=torch.float64)
     if x is not None and hasattr(model, "encode"):
         dev, dt = _model_device_dtype(model)
-        m, s = _encoder_moments(model, _as_x(x, dt, dev))
+        m, s = _encoder_moments(cast(EncoderModel, model), _as_x(x, dt, dev))
         lo = (m - n_sigma * s).min(0).values.double().cpu()
         hi = (m + n_sigma * s).max(0).values.double().cpu()
         box[:, 0] = torch.minimum(box[:, 0], lo)
@@ -140,8 +152,10 @@ def choose_box(model, x: torch.Tensor | None = None, n_sigma: float = 6.0, prior
 
 
 def _axes(box: torch.Tensor, n: int) -> list[torch.Tensor]:
-    return [box[j, 0] + (torch.arange(n, dtype=torch.float64) + 0.5) * (box[j, 1] - box[j, 0]) / n
-            for j in range(box.shape[0])]
+    return [
+        box[j, 0] + (torch.arange(n, dtype=torch.float64) + 0.5) * (box[j, 1] - box[j, 0]) / n
+        for j in range(box.shape[0])
+    ]
 
 
 def _grid_points(box: torch.Tensor, n: int) -> torch.Tensor:
@@ -152,7 +166,7 @@ def _grid_points(box: torch.Tensor, n: int) -> torch.Tensor:
     return torch.stack([a.reshape(-1), b.reshape(-1)], -1)
 
 
-def decoder_kind(model) -> str:
+def decoder_kind(model: LatentModel) -> str:
     if hasattr(model, "bernoulli_logits"):
         return "bernoulli"
     if hasattr(model, "gaussian_params"):
@@ -161,27 +175,33 @@ def decoder_kind(model) -> str:
 
 
 @torch.no_grad()
-def _decode(model, kind: str, z: torch.Tensor) -> dict:
-    """Likelihood tables for grid points z (g, Dz)."""
+def _decode(model: LatentModel, kind: str, z: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Likelihood tables for grid points z (g, Dz); ``kind`` is ``decoder_kind(model)``."""
     if kind == "bernoulli":
-        logits = model.bernoulli_logits(z)
+        logits = cast(BernoulliDecoderModel, model).bernoulli_logits(z)
         c = (-torch.sum(F.softplus(logits), -1, dtype=torch.float64)).to(logits.dtype)
         return {"L": logits.contiguous(), "c": c}
     if kind == "gaussian":
-        mean, log_var = model.gaussian_params(z)
-        mean, log_var = torch.broadcast_tensors(mean, log_var)
+        mean, log_var = cast(GaussianDecoderModel, model).gaussian_params(z)
+        mean, log_var = torch.broadcast_tensors(mean, log_var)  # type: ignore[no-untyped-call]  # torch: no annotations
         prec = torch.exp(-log_var)
         cd = -0.5 * (mean.pow(2) * prec + log_var + LOG_2PI)
         return {"T": torch.cat([-0.5 * prec, mean * prec], -1).contiguous(), "Cd": cd, "c": cd.sum(-1)}
     return {}
 
 
-def _slice(tables: dict, i: int, j: int) -> dict:
+def _slice(tables: dict[str, torch.Tensor], i: int, j: int) -> dict[str, torch.Tensor]:
     return {k: v[i:j] for k, v in tables.items()}
 
 
-def _log_lik_block(model, kind: str, tables: dict, z: torch.Tensor, x: torch.Tensor,
-                   mask: torch.Tensor | None) -> torch.Tensor:
+def _log_lik_block(
+    model: LatentModel,
+    kind: str,
+    tables: dict[str, torch.Tensor],
+    z: torch.Tensor,
+    x: torch.Tensor,
+    mask: torch.Tensor | None,
+) -> torch.Tensor:
     """log p(x_b | z_g) for x (B, D) and this block's tables / points z (g, Dz) -> (B, g)."""
     if kind == "bernoulli":
         L = tables["L"]
@@ -215,21 +235,30 @@ class LatentGrid:
     built with ``store=False``: then each chunk is decoded again on use, bounding memory for very fine grids).
     """
 
-    model: object
+    model: LatentModel
     box: torch.Tensor
     size: int
     points: torch.Tensor
     log_prior: torch.Tensor
     log_cell: float
     kind: str
-    tables: dict = field(default_factory=dict)
+    tables: dict[str, torch.Tensor] = field(default_factory=dict)
     stored: bool = True
     chunk: int = DEFAULT_CHUNK
 
     @classmethod
     @torch.no_grad()
-    def build(cls, model, size: int = 256, box: torch.Tensor | None = None, x: torch.Tensor | None = None,
-              store: bool = True, chunk: int = DEFAULT_CHUNK, device=None, dtype=None) -> "LatentGrid":
+    def build(
+        cls,
+        model: LatentModel,
+        size: int = 256,
+        box: torch.Tensor | None = None,
+        x: torch.Tensor | None = None,
+        store: bool = True,
+        chunk: int = DEFAULT_CHUNK,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> LatentGrid:
         """Decode the model on a ``size``^Dz midpoint grid. ``box`` (Dz, 2) or from ``choose_box(model, x)``.
 
         ``store``: keep the decoder's tables (fast reuse) when they fit in ``MAX_STORED_TABLE_BYTES``; otherwise, and
@@ -237,10 +266,12 @@ class LatentGrid:
         dz = _check_dim(model)
         if size < 1:
             raise ModelInputError(f"grid size must be positive; got {size}")
-        if size ** dz > MAX_GRID_POINTS:  # refused before the points are allocated
-            raise ModelInputError(f"a {size}^{dz} grid has {size ** dz:,} points, more than the {MAX_GRID_POINTS:,} a "
-                                  "grid may hold; use a smaller size, or log_marginal_adaptive, which refines only "
-                                  "where the posterior has mass")
+        if size**dz > MAX_GRID_POINTS:  # refused before the points are allocated
+            raise ModelInputError(
+                f"a {size}^{dz} grid has {size**dz:,} points, more than the {MAX_GRID_POINTS:,} a "
+                "grid may hold; use a smaller size, or log_marginal_adaptive, which refines only "
+                "where the posterior has mass"
+            )
         box = choose_box(model, x) if box is None else torch.as_tensor(box, dtype=torch.float64).reshape(dz, 2)
         dev, dt = _model_device_dtype(model, device, dtype)
         pts64 = _grid_points(box, size)
@@ -248,7 +279,7 @@ class LatentGrid:
         log_prior = model.log_prior(pts)
         log_cell = float(torch.log((box[:, 1] - box[:, 0]) / size).sum())
         kind = decoder_kind(model)
-        tables = {}
+        tables: dict[str, torch.Tensor] = {}
         if store and kind != "generic":
             first = _decode(model, kind, pts[:chunk])
             per_point = sum(t.element_size() * t[0].numel() for t in first.values())
@@ -256,10 +287,20 @@ class LatentGrid:
             # memory, slower), decided before anything more is allocated
             store = per_point * pts.shape[0] <= MAX_STORED_TABLE_BYTES
         if store and kind != "generic":
-            parts = [first, *(_decode(model, kind, pts[i:i + chunk]) for i in range(chunk, pts.shape[0], chunk))]
+            parts = [first, *(_decode(model, kind, pts[i : i + chunk]) for i in range(chunk, pts.shape[0], chunk))]
             tables = {k: torch.cat([p[k] for p in parts]) for k in parts[0]}
-        return cls(model=model, box=box, size=size, points=pts, log_prior=log_prior, log_cell=log_cell,
-                   kind=kind, tables=tables, stored=store, chunk=chunk)
+        return cls(
+            model=model,
+            box=box,
+            size=size,
+            points=pts,
+            log_prior=log_prior,
+            log_cell=log_cell,
+            kind=kind,
+            tables=tables,
+            stored=store,
+            chunk=chunk,
+        )
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -277,7 +318,7 @@ class LatentGrid:
     def prepare(self, x: torch.Tensor) -> torch.Tensor:
         return _as_x(x, self.points.dtype, self.points.device)
 
-    def blocks(self):
+    def blocks(self) -> Iterator[tuple[int, int, dict[str, torch.Tensor]]]:
         """Iterate (start, stop, tables) over chunks of grid points."""
         g = self.points.shape[0]
         for i in range(0, g, self.chunk):
@@ -287,8 +328,9 @@ class LatentGrid:
             else:
                 yield i, j, _decode(self.model, self.kind, self.points[i:j])
 
-    def log_joint_block(self, x: torch.Tensor, i: int, j: int, tables: dict,
-                        mask: torch.Tensor | None = None) -> torch.Tensor:
+    def log_joint_block(
+        self, x: torch.Tensor, i: int, j: int, tables: dict[str, torch.Tensor], mask: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """log p(x_b, z_g) for grid points i..j -> (B, j - i)."""
         return _log_lik_block(self.model, self.kind, tables, self.points[i:j], x, mask) + self.log_prior[i:j]
 
@@ -298,15 +340,16 @@ class LatentGrid:
         return torch.cat([self.log_joint_block(x, i, j, t, mask) for i, j, t in self.blocks()], -1)
 
 
-def _mask_rows(mask, i, j):
+def _mask_rows(mask: torch.Tensor | None, i: int, j: int) -> torch.Tensor | None:
     if mask is None or mask.dim() == 1:
         return mask
     return mask[i:j]
 
 
 @torch.no_grad()
-def log_marginal(grid: LatentGrid, x: torch.Tensor, mask: torch.Tensor | None = None,
-                 x_chunk: int = DEFAULT_X_CHUNK) -> torch.Tensor:
+def log_marginal(
+    grid: LatentGrid, x: torch.Tensor, mask: torch.Tensor | None = None, x_chunk: int = DEFAULT_X_CHUNK
+) -> torch.Tensor:
     """log p(x) (B,) by the midpoint rule on ``grid``: log V + logsumexp_g log p(x, z_g), streamed over chunks.
 
     ``mask`` (D,) or (B, D), 1 = observed: the marginal likelihood of the observed pixels only.
@@ -334,7 +377,9 @@ def posterior_on_grid(grid: LatentGrid, x: torch.Tensor, mask: torch.Tensor | No
 
 
 @torch.no_grad()
-def posterior_moments(grid: LatentGrid, x: torch.Tensor, mask: torch.Tensor | None = None):
+def posterior_moments(
+    grid: LatentGrid, x: torch.Tensor, mask: torch.Tensor | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Posterior mean (B, Dz) and covariance (B, Dz, Dz) of p(z|x) on the grid (a Gaussian summary, e.g. for a
     moment-matched proposal)."""
     p = posterior_on_grid(grid, x, mask).exp()
@@ -344,8 +389,13 @@ def posterior_moments(grid: LatentGrid, x: torch.Tensor, mask: torch.Tensor | No
     return mean, second - mean.unsqueeze(-1) * mean.unsqueeze(-2)
 
 
-def local_box(grid: LatentGrid, x: torch.Tensor, n_sigma: float = 5.0, min_half_width: float | None = None,
-              mask: torch.Tensor | None = None) -> torch.Tensor:
+def local_box(
+    grid: LatentGrid,
+    x: torch.Tensor,
+    n_sigma: float = 5.0,
+    min_half_width: float | None = None,
+    mask: torch.Tensor | None = None,
+) -> torch.Tensor:
     """A box (Dz, 2) around one x's posterior found on a (coarse) grid: mean +- n_sigma posterior sds per axis,
     at least two coarse cells wide each side, clipped to the grid's box: a Gaussian summary of where the posterior
     lives (``local_posterior`` draws the posterior itself, coarse to fine)."""
@@ -360,7 +410,9 @@ def local_box(grid: LatentGrid, x: torch.Tensor, n_sigma: float = 5.0, min_half_
 
 
 @torch.no_grad()
-def _q_terms(grid: LatentGrid, x: torch.Tensor, q: Distribution):
+def _q_terms(
+    grid: LatentGrid, x: torch.Tensor, q: Distribution
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     x = grid.prepare(x)
     bsz = x.shape[0]
     lpx = torch.full((bsz,), -math.inf, dtype=x.dtype, device=x.device)
@@ -368,9 +420,9 @@ def _q_terms(grid: LatentGrid, x: torch.Tensor, q: Distribution):
     s_mass = torch.zeros_like(s_joint)
     s_logq = torch.zeros_like(s_joint)
     for i, j, t in grid.blocks():
-        lj = grid.log_joint_block(x, i, j, t)                       # (B, g)
-        z = grid.points[i:j].unsqueeze(1)                           # (g, 1, Dz)
-        lq = q.log_prob(z.to(q.mean.dtype)).T.to(lj.dtype)          # (B, g)
+        lj = grid.log_joint_block(x, i, j, t)  # (B, g)
+        z = grid.points[i:j].unsqueeze(1)  # (g, 1, Dz)
+        lq = q.log_prob(z.to(q.mean.dtype)).T.to(lj.dtype)  # (B, g)
         w = torch.exp(lq + grid.log_cell)
         ok = w > 0
         s_joint += torch.where(ok, w * (lj - lq), 0.0).double().sum(-1)
@@ -401,8 +453,7 @@ def kl_q_posterior(grid: LatentGrid, x: torch.Tensor, q: Distribution) -> torch.
 
 # ------------------------------------------------------------------------------------------------ coarse to fine
 @torch.no_grad()
-def coarse_support(log_joint: torch.Tensor, shape: tuple[int, ...], threshold: float,
-                   dilate: int = 0) -> torch.Tensor:
+def coarse_support(log_joint: torch.Tensor, shape: tuple[int, ...], threshold: float, dilate: int = 0) -> torch.Tensor:
     """Step 1 of the coarse-to-fine scheme (module docstring): log p(x_b, z_g) on a coarse grid (B, G) -> bool
     (B, *shape), True on the cells within ``threshold`` nats of x_b's best cell, dilated by ``dilate`` cells (a
     (2 dilate + 1)^Dz neighbourhood, clipped to the grid)."""
@@ -436,8 +487,9 @@ class LocalPosterior:
 
 
 @torch.no_grad()
-def local_posterior(coarse: LatentGrid, x: torch.Tensor, size: int = 48, threshold: float = 16.0,
-                    margin: int = 1) -> LocalPosterior:
+def local_posterior(
+    coarse: LatentGrid, x: torch.Tensor, size: int = 48, threshold: float = 16.0, margin: int = 1
+) -> LocalPosterior:
     """The posterior of one x on a ``size``^Dz fine grid over its support (2b in the module docstring).
 
     The support is ``coarse_support(threshold)``; the fine box is its bounding box widened by ``margin`` coarse
@@ -447,7 +499,7 @@ def local_posterior(coarse: LatentGrid, x: torch.Tensor, size: int = 48, thresho
     xt = coarse.prepare(x)[:1]
     lj = coarse.log_joint(xt)[0].double()
     keep = coarse_support(lj[None], coarse.shape, threshold)[0]
-    idx = torch.nonzero(keep)                                                      # (S, Dz)
+    idx = torch.nonzero(keep)  # (S, Dz)
     box = coarse.box.to(torch.float64)
     h = (box[:, 1] - box[:, 0]) / coarse.size
     lo = box[:, 0] + (idx.min(0).values - margin) * h
@@ -465,8 +517,7 @@ def local_posterior(coarse: LatentGrid, x: torch.Tensor, size: int = 48, thresho
     log_out = torch.logsumexp(torch.where(inside.reshape(-1), -math.inf, lj), 0) + coarse.log_cell
     log_px = float(torch.logaddexp(log_fine, log_out))
     outside = float(torch.exp(log_out - log_px)) if torch.isfinite(log_out) else 0.0
-    return LocalPosterior(grid=fine, box=fbox, log_joint=flj, coarse_log_joint=lj, log_px=log_px,
-                          outside_mass=outside)
+    return LocalPosterior(grid=fine, box=fbox, log_joint=flj, coarse_log_joint=lj, log_px=log_px, outside_mass=outside)
 
 
 # ------------------------------------------------------------------------------------------------ adaptive
@@ -487,9 +538,18 @@ class AdaptiveResult:
 
 
 @torch.no_grad()
-def log_marginal_adaptive(model, x: torch.Tensor, size: int = 256, block: int = 8, box: torch.Tensor | None = None,
-                          threshold: float = 30.0, dilate: int = 1, tile: int = 4,
-                          x_chunk: int = DEFAULT_X_CHUNK, mask: torch.Tensor | None = None) -> AdaptiveResult:
+def log_marginal_adaptive(
+    model: LatentModel,
+    x: torch.Tensor,
+    size: int = 256,
+    block: int = 8,
+    box: torch.Tensor | None = None,
+    threshold: float = 30.0,
+    dilate: int = 1,
+    tile: int = 4,
+    x_chunk: int = DEFAULT_X_CHUNK,
+    mask: torch.Tensor | None = None,
+) -> AdaptiveResult:
     """log p(x) on a ``size``^Dz fine midpoint grid, summed per x only where its posterior lives (coarse-to-fine).
 
     1. A coarse grid with one point at the centre of each block of ``block``^Dz fine cells finds each x's support
@@ -518,15 +578,31 @@ def log_marginal_adaptive(model, x: torch.Tensor, size: int = 256, block: int = 
         lj = coarse.log_joint(xx[a:b], _mask_rows(mask, a, b))
         sel[a:b] = coarse_support(lj, coarse.shape, threshold, dilate)
     log_px, work, decoded = log_marginal_on_support(model, xx, sel, box, size, tile=tile, x_chunk=x_chunk, mask=mask)
-    total = size ** dz
-    return AdaptiveResult(log_px=log_px, box=box, size=size, block=block, tile=tile, points_per_x=work / n,
-                          fraction=work / (n * total), decoded_fraction=decoded / total)
+    total = size**dz
+    return AdaptiveResult(
+        log_px=log_px,
+        box=box,
+        size=size,
+        block=block,
+        tile=tile,
+        points_per_x=work / n,
+        fraction=work / (n * total),
+        decoded_fraction=decoded / total,
+    )
 
 
 @torch.no_grad()
-def log_marginal_on_support(model, x: torch.Tensor, support: torch.Tensor, box: torch.Tensor, size: int,
-                            tile: int = 4, x_chunk: int = DEFAULT_X_CHUNK, mask: torch.Tensor | None = None,
-                            decode_chunk: int = DEFAULT_CHUNK) -> tuple[torch.Tensor, int, int]:
+def log_marginal_on_support(
+    model: LatentModel,
+    x: torch.Tensor,
+    support: torch.Tensor,
+    box: torch.Tensor,
+    size: int,
+    tile: int = 4,
+    x_chunk: int = DEFAULT_X_CHUNK,
+    mask: torch.Tensor | None = None,
+    decode_chunk: int = DEFAULT_CHUNK,
+) -> tuple[torch.Tensor, int, int]:
     """Step 2a of the coarse-to-fine scheme: log p(x_b) (B,) by the midpoint rule on the ``size``^Dz fine grid
     over ``box``, summed per x only over the fine cells inside its ``support`` (B, *coarse shape) of coarse cells
     (each coarse cell a block of (size / coarse size)^Dz fine cells).
@@ -545,7 +621,7 @@ def log_marginal_on_support(model, x: torch.Tensor, support: torch.Tensor, box: 
     pool = F.max_pool2d if dz == 2 else F.max_pool1d
     s = pool(support.to(torch.float32).reshape(n, 1, *support.shape[1:]), tile, stride=tile, ceil_mode=True)
     nt = s.shape[-1]
-    tile_sel = (s.reshape(n, -1) > 0).T.contiguous()                # (tiles, N)
+    tile_sel = (s.reshape(n, -1) > 0).T.contiguous()  # (tiles, N)
     active = torch.nonzero(tile_sel.any(-1)).flatten().tolist()
 
     h = (box[:, 1] - box[:, 0]) / size
@@ -563,11 +639,14 @@ def log_marginal_on_support(model, x: torch.Tensor, support: torch.Tensor, box: 
             fidx = ranges[0].unsqueeze(-1)
         return (box[:, 0] + (fidx + 0.5) * h).to(device=dev, dtype=dt)
 
-    idx_parts, val_parts = [], []
+    idx_parts: list[torch.Tensor] = []
+    val_parts: list[torch.Tensor] = []
     work = decoded = 0
     start = 0
     while start < len(active):
-        group, pts_list, count = [], [], 0          # consecutive tiles, decoded together
+        group: list[int] = []  # consecutive tiles, decoded together
+        pts_list: list[torch.Tensor] = []
+        count = 0
         while start < len(active) and (count == 0 or count < decode_chunk):
             p = tile_points(active[start])
             group.append(active[start])
@@ -576,38 +655,39 @@ def log_marginal_on_support(model, x: torch.Tensor, support: torch.Tensor, box: 
             start += 1
         pts_all = torch.cat(pts_list)
         if mask is not None and kind == "bernoulli":  # the masked tables: l and log sigma(-l), once per batch
-            L = model.bernoulli_logits(pts_all).contiguous()
+            L = cast(BernoulliDecoderModel, model).bernoulli_logits(pts_all).contiguous()
             tables_all = {"L": L, "S": F.logsigmoid(-L)}
         else:
             tables_all = _decode(model, kind, pts_all)
         lp_all = model.log_prior(pts_all)
         decoded += count
-        need = tile_sel[group]                                      # (tiles in group, N)
+        need = tile_sel[group]  # (tiles in group, N)
         users = torch.nonzero(need.any(0)).flatten()
         exact = sum(p.shape[0] * int(need[g].sum()) for g, p in enumerate(pts_list))
         if count * users.numel() <= 1.1 * exact:
             # (nearly) the same x's need every tile of the group (one x, say): one product for the group, the
             # points of tiles an x does not need masked out (the same sum as tile by tile, in far fewer calls)
-            tile_of = torch.repeat_interleave(torch.arange(len(group), device=dev),
-                                              torch.tensor([p.shape[0] for p in pts_list], device=dev))
+            tile_of = torch.repeat_interleave(
+                torch.arange(len(group), device=dev), torch.tensor([p.shape[0] for p in pts_list], device=dev)
+            )
             for a in range(0, users.numel(), x_chunk):
-                xa = users[a:a + x_chunk]
+                xa = users[a : a + x_chunk]
                 m = mask if mask is None or mask.dim() == 1 else mask.index_select(0, xa)
                 lj = _log_lik_block(model, kind, tables_all, pts_all, x.index_select(0, xa), m) + lp_all
-                keep = need[:, xa].T[:, tile_of]                     # (x's, points)
+                keep = need[:, xa].T[:, tile_of]  # (x's, points)
                 idx_parts.append(xa)
                 val_parts.append(torch.logsumexp(lj.masked_fill(~keep, -math.inf), -1))
             work += count * users.numel()
             continue
         off = 0
-        for t, pts in zip(group, pts_list):
+        for t, pts in zip(group, pts_list, strict=False):
             i, j = off, off + pts.shape[0]
             off = j
             tables = _slice(tables_all, i, j)
             xi = torch.nonzero(tile_sel[t]).flatten()
             work += pts.shape[0] * xi.numel()
             for a in range(0, xi.numel(), x_chunk):
-                xa = xi[a:a + x_chunk]
+                xa = xi[a : a + x_chunk]
                 m = mask if mask is None or mask.dim() == 1 else mask.index_select(0, xa)
                 lj = _log_lik_block(model, kind, tables, pts, x.index_select(0, xa), m) + lp_all[i:j]
                 idx_parts.append(xa)
@@ -632,8 +712,14 @@ class RefinementReport:
     mean_change: float
 
 
-def refinement_report(model, x: torch.Tensor, sizes: tuple[int, ...] = (128, 256, 512), box: torch.Tensor | None = None,
-                      method: str = "adaptive", **kwargs) -> RefinementReport:
+def refinement_report(
+    model: LatentModel,
+    x: torch.Tensor,
+    sizes: tuple[int, ...] = (128, 256, 512),
+    box: torch.Tensor | None = None,
+    method: str = "adaptive",
+    **kwargs: Any,
+) -> RefinementReport:
     """log p(x) on successively finer grids over the same box; the change when refining is the accuracy.
 
     ``method``: 'adaptive' (``log_marginal_adaptive``, sizes must be multiples of its block) or 'dense' (the
@@ -641,7 +727,7 @@ def refinement_report(model, x: torch.Tensor, sizes: tuple[int, ...] = (128, 256
     """
     if box is None:
         box = choose_box(model, x)
-    out = []
+    out: list[torch.Tensor] = []
     for s in sizes:
         if method == "adaptive":
             out.append(log_marginal_adaptive(model, x, size=s, box=box, **kwargs).log_px)
@@ -654,8 +740,13 @@ def refinement_report(model, x: torch.Tensor, sizes: tuple[int, ...] = (128, 256
         mx, mean = float(d.max()), float(d.mean())
     else:
         mx = mean = float("nan")
-    return RefinementReport(sizes=tuple(sizes), log_px=tuple(out), mean_log_px=tuple(float(v.mean()) for v in out),
-                            max_change=mx, mean_change=mean)
+    return RefinementReport(
+        sizes=tuple(sizes),
+        log_px=tuple(out),
+        mean_log_px=tuple(float(v.mean()) for v in out),
+        max_change=mx,
+        mean_change=mean,
+    )
 
 
 # ------------------------------------------------------------------------------------------------ Gauss-Hermite
@@ -663,15 +754,17 @@ def refinement_report(model, x: torch.Tensor, sizes: tuple[int, ...] = (128, 256
 def _gh_nodes_cpu(n: int, dz: int) -> tuple[torch.Tensor, torch.Tensor]:
     t, w = np.polynomial.hermite.hermgauss(n)
     u = torch.tensor(t * math.sqrt(2.0), dtype=torch.float64)
-    w = torch.tensor(w / math.sqrt(math.pi), dtype=torch.float64)
+    wu = torch.tensor(w / math.sqrt(math.pi), dtype=torch.float64)
     grids = torch.meshgrid(*([u] * dz), indexing="ij")
-    wgrids = torch.meshgrid(*([w] * dz), indexing="ij")
+    wgrids = torch.meshgrid(*([wu] * dz), indexing="ij")
     nodes = torch.stack([g.reshape(-1) for g in grids], -1)
     weights = torch.stack([g.reshape(-1) for g in wgrids], -1).prod(-1)
     return nodes, weights
 
 
-def gauss_hermite_nodes(n: int, dz: int, dtype=torch.float64, device=None) -> tuple[torch.Tensor, torch.Tensor]:
+def gauss_hermite_nodes(
+    n: int, dz: int, dtype: torch.dtype = torch.float64, device: torch.device | str | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Tensor-product Gauss-Hermite nodes u (n^dz, dz) and weights w (n^dz,) for E_{u ~ N(0, I)}[f(u)] ~= sum w f(u).
 
     From the physicists' rule int e^{-t^2} f(t) dt ~= sum w_i f(t_i): u = sqrt(2) t, w = w_i / sqrt(pi).
@@ -681,8 +774,37 @@ def gauss_hermite_nodes(n: int, dz: int, dtype=torch.float64, device=None) -> tu
     return nodes.to(device=device, dtype=dtype), weights.to(device=device, dtype=dtype)
 
 
-def elbo_gauss_hermite(model, x: torch.Tensor, mean: torch.Tensor, scale_tril: torch.Tensor, n: int = 16,
-                       return_parts: bool = False):
+@overload
+def elbo_gauss_hermite(
+    model: LatentModel,
+    x: torch.Tensor,
+    mean: torch.Tensor,
+    scale_tril: torch.Tensor,
+    n: int = 16,
+    return_parts: Literal[False] = False,
+) -> torch.Tensor: ...
+
+
+@overload
+def elbo_gauss_hermite(
+    model: LatentModel,
+    x: torch.Tensor,
+    mean: torch.Tensor,
+    scale_tril: torch.Tensor,
+    n: int = 16,
+    *,
+    return_parts: Literal[True],
+) -> dict[str, torch.Tensor]: ...
+
+
+def elbo_gauss_hermite(
+    model: LatentModel,
+    x: torch.Tensor,
+    mean: torch.Tensor,
+    scale_tril: torch.Tensor,
+    n: int = 16,
+    return_parts: bool = False,
+) -> torch.Tensor | dict[str, torch.Tensor]:
     """ELBO of q = N(mean, L L^T) by Gauss-Hermite quadrature in q's own coordinates (differentiable).
 
     ELBO = E_q[log p(x|z)] + E_q[log p(z)] + H(q), with z = mean + L u, u ~ N(0, I) on n^Dz tensor-product nodes
@@ -697,11 +819,11 @@ def elbo_gauss_hermite(model, x: torch.Tensor, mean: torch.Tensor, scale_tril: t
     m = mean.reshape(-1, mean.shape[-1]).expand(x2.shape[0], -1)
     L = scale_tril.reshape(-1, *scale_tril.shape[-2:]).expand(x2.shape[0], -1, -1)
     dz = m.shape[-1]
-    if n ** dz > 2_000_000:
+    if n**dz > 2_000_000:
         raise ModelInputError(f"{n}^{dz} Gauss-Hermite nodes are too many; use fewer nodes or Monte Carlo")
     u, w = gauss_hermite_nodes(n, dz, dtype=m.dtype, device=m.device)
-    z = m.unsqueeze(0) + torch.einsum("bij,nj->nbi", L, u)          # (M, B, Dz)
-    ll = model_log_likelihood(model, x2.to(m.dtype), z)             # (M, B)
+    z = m.unsqueeze(0) + torch.einsum("bij,nj->nbi", L, u)  # (M, B, Dz)
+    ll = model_log_likelihood(model, x2.to(m.dtype), z)  # (M, B)
     w = w.to(ll.dtype)
     ell = (w.unsqueeze(-1) * ll).sum(0)
     if prior_is_standard_normal(model):

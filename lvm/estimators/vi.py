@@ -14,8 +14,9 @@ The best Gaussian q* gives the gap decomposition of an amortised encoder q_phi (
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator
+from typing import Any, TypeAlias
 
 import torch
 from torch.distributions import Distribution, Independent, MultivariateNormal, Normal
@@ -23,8 +24,12 @@ from torch.distributions import Distribution, Independent, MultivariateNormal, N
 from lvm.errors import ModelInputError
 from lvm.estimators.montecarlo import make_generator, model_log_likelihood
 from lvm.estimators.quadrature import elbo_gauss_hermite
+from lvm.models.base import LatentModel
 
 __all__ = ["VISnapshot", "vi_steps", "fit_gaussian_q", "GapDecomposition", "gap_decomposition"]
+
+# a starting q: a Normal / MultivariateNormal distribution or a (mean, scale_tril) pair
+QInit: TypeAlias = Distribution | tuple[torch.Tensor, torch.Tensor] | None
 
 
 @dataclass(frozen=True)
@@ -42,7 +47,7 @@ class VISnapshot:
         return MultivariateNormal(self.mean, scale_tril=self.scale_tril)
 
 
-def _init_params(model, x: torch.Tensor, init) -> tuple[torch.Tensor, torch.Tensor]:
+def _init_params(model: LatentModel, x: torch.Tensor, init: QInit) -> tuple[torch.Tensor, torch.Tensor]:
     dz = int(model.latent_dim)
     b = x.shape[0]
     if init is None and hasattr(model, "encode"):
@@ -64,9 +69,19 @@ def _init_params(model, x: torch.Tensor, init) -> tuple[torch.Tensor, torch.Tens
     return m, L
 
 
-def vi_steps(model, x: torch.Tensor, steps: int = 400, lr: float = 0.1, objective: str = "gauss_hermite",
-             n_nodes: int = 16, n_samples: int = 64, init=None, seed: int | None = 0,
-             generator: torch.Generator | None = None, every: int = 1) -> Iterator[VISnapshot]:
+def vi_steps(
+    model: LatentModel,
+    x: torch.Tensor,
+    steps: int = 400,
+    lr: float = 0.1,
+    objective: str = "gauss_hermite",
+    n_nodes: int = 16,
+    n_samples: int = 64,
+    init: QInit = None,
+    seed: int | None = 0,
+    generator: torch.Generator | None = None,
+    every: int = 1,
+) -> Iterator[VISnapshot]:
     """Fit q = N(m, L L^T) to p(z|x) for one x (D,) or a batch (B, D), yielding a snapshot every ``every`` steps.
 
     ``init``: a Normal/MultivariateNormal distribution or (mean, scale_tril); default the model's encoder when it
@@ -77,7 +92,7 @@ def vi_steps(model, x: torch.Tensor, steps: int = 400, lr: float = 0.1, objectiv
         raise ModelInputError(f"objective must be 'gauss_hermite' or 'reparam'; got {objective!r}")
     x = torch.as_tensor(x)
     unbatched = x.dim() == 1
-    xb = (x.unsqueeze(0) if unbatched else x)
+    xb = x.unsqueeze(0) if unbatched else x
     if isinstance(model, torch.nn.Module):
         p = next(iter(model.parameters()), None)
         if p is not None:
@@ -93,19 +108,19 @@ def vi_steps(model, x: torch.Tensor, steps: int = 400, lr: float = 0.1, objectiv
     opt = torch.optim.Adam([mean, log_diag, off], lr=lr)
     g = make_generator(seed, generator, m0.device)
 
-    def scale_tril():
+    def scale_tril() -> torch.Tensor:
         return torch.where(tril_mask, off, torch.zeros_like(off)) + torch.diag_embed(torch.exp(log_diag))
 
-    def objective_value():
+    def objective_value() -> torch.Tensor:
         L = scale_tril()
         if objective == "gauss_hermite":
             return elbo_gauss_hermite(model, xb, mean, L, n=n_nodes)
         eps = torch.randn((n_samples,) + tuple(mean.shape), generator=g, device=mean.device, dtype=mean.dtype)
         z = mean + torch.einsum("bij,sbj->sbi", L, eps)
-        q = MultivariateNormal(mean, scale_tril=L)
+        q: Distribution = MultivariateNormal(mean, scale_tril=L)  # MultivariateNormal.log_prob has no annotations
         return (model_log_likelihood(model, xb, z) + model.log_prior(z) - q.log_prob(z)).mean(0)
 
-    def snap(step, value):
+    def snap(step: int, value: torch.Tensor) -> VISnapshot:
         L = scale_tril().detach().clone()
         m = mean.detach().clone()
         v = value.detach().clone()
@@ -122,16 +137,18 @@ def vi_steps(model, x: torch.Tensor, steps: int = 400, lr: float = 0.1, objectiv
         for group in opt.param_groups:
             group["lr"] = lr * (0.01 + 0.99 * 0.5 * (1.0 + math.cos(math.pi * step / steps)))
         opt.zero_grad(set_to_none=True)
-        (-value.sum()).backward()
+        torch.autograd.backward(-value.sum())  # = .backward(), which has no annotations
         opt.step()
 
 
-def fit_gaussian_q(model, x: torch.Tensor, **kwargs) -> VISnapshot:
+def fit_gaussian_q(model: LatentModel, x: torch.Tensor, **kwargs: Any) -> VISnapshot:
     """Run ``vi_steps`` to the end and return the last snapshot (its ``.q`` is the fitted MultivariateNormal)."""
     last = None
     kwargs.setdefault("every", 10**9)
-    for last in vi_steps(model, x, **kwargs):
-        pass
+    for snap in vi_steps(model, x, **kwargs):
+        last = snap
+    if last is None:
+        raise ModelInputError(f"steps must be at least 0; got {kwargs.get('steps')}")
     return last
 
 
@@ -144,8 +161,13 @@ class GapDecomposition:
     approximation: torch.Tensor
 
 
-def gap_decomposition(log_px, elbo_encoder, elbo_best_gaussian) -> GapDecomposition:
+def gap_decomposition(
+    log_px: torch.Tensor | float, elbo_encoder: torch.Tensor | float, elbo_best_gaussian: torch.Tensor | float
+) -> GapDecomposition:
     """Split the encoder's gap: amortization = ELBO(q*) - ELBO(q_enc), approximation = log p(x) - ELBO(q*)."""
     log_px, elbo_encoder, elbo_best_gaussian = (torch.as_tensor(v) for v in (log_px, elbo_encoder, elbo_best_gaussian))
-    return GapDecomposition(total=log_px - elbo_encoder, amortization=elbo_best_gaussian - elbo_encoder,
-                            approximation=log_px - elbo_best_gaussian)
+    return GapDecomposition(
+        total=log_px - elbo_encoder,
+        amortization=elbo_best_gaussian - elbo_encoder,
+        approximation=log_px - elbo_best_gaussian,
+    )

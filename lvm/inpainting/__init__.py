@@ -25,8 +25,24 @@ from lvm.inpainting.posterior import (
 )
 
 __all__ = [
-    "MASK_PRESETS", "make_mask", "as_mask", "InpaintGrid", "InpaintResult", "inpaint", "refined_log_p_obs",
-    "DEFAULT_SIZE", "GridSupport", "one_thread", "PHI_PRESETS", "ElboEstimate", "MeanFieldSnapshot", "bernoulli_entropy", "meanfield_elbo",
-    "log_odds", "LogitRange",
-    "optimise_phi", "preset_phi", "sample_completions",
+    "MASK_PRESETS",
+    "make_mask",
+    "as_mask",
+    "InpaintGrid",
+    "InpaintResult",
+    "inpaint",
+    "refined_log_p_obs",
+    "DEFAULT_SIZE",
+    "GridSupport",
+    "one_thread",
+    "PHI_PRESETS",
+    "ElboEstimate",
+    "MeanFieldSnapshot",
+    "bernoulli_entropy",
+    "meanfield_elbo",
+    "log_odds",
+    "LogitRange",
+    "optimise_phi",
+    "preset_phi",
+    "sample_completions",
 ]

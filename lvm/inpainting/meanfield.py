@@ -57,19 +57,22 @@ The generator yields ``MeanFieldSnapshot``s and can be stopped between yields.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator
+from typing import TypedDict
 
 import numpy as np
+import numpy.typing as npt
 import torch
 
 from lvm.errors import ModelInputError
-from lvm.inpainting.posterior import GridSupport, InpaintGrid, one_thread
+from lvm.inpainting.masks import MaskLike
+from lvm.inpainting.posterior import GridSupport, ImageLike, InpaintGrid, one_thread
 
 PHI_PRESETS = ("half", "ones", "template", "predictive")
 TEMPLATE_CLIP = (0.02, 0.98)
 SUPPORT_NATS = 150.0  # optimise_phi's cells (``log_odds``): enough for a q near p(x_M | x_O) on the shipped model
-SUPPORT_RETRY = 10    # steps on the whole grid after the support did not hold a batch
+SUPPORT_RETRY = 10  # steps on the whole grid after the support did not hold a batch
 
 
 @dataclass(frozen=True)
@@ -112,18 +115,21 @@ class MeanFieldSnapshot:
 def bernoulli_entropy(phi: torch.Tensor, missing: torch.Tensor) -> torch.Tensor:
     """H(q) = sum over missing pixels of the binary entropy of phi (nats)."""
     p = phi.double().clamp(0.0, 1.0)
-    h = -(torch.special.xlogy(p, p) + torch.special.xlogy(1 - p, 1 - p))
+    h: torch.Tensor = -(torch.special.xlogy(p, p) + torch.special.xlogy(1 - p, 1 - p))
     return (h * missing.double()).sum()
 
 
-def sample_completions(x: torch.Tensor, missing: torch.Tensor, phi: torch.Tensor, k: int,
-                       generator: torch.Generator | None = None) -> torch.Tensor:
+def sample_completions(
+    x: torch.Tensor, missing: torch.Tensor, phi: torch.Tensor, k: int, generator: torch.Generator | None = None
+) -> torch.Tensor:
     """K completions (K, D): observed pixels from x, missing pixels ~ Bernoulli(phi)."""
     u = torch.rand((k, x.shape[-1]), generator=generator, device=x.device)
     return torch.where(missing, (u < phi).float(), x)
 
 
-def _prepare(grid: InpaintGrid, x, mask, phi):
+def _prepare(
+    grid: InpaintGrid, x: ImageLike, mask: MaskLike, phi: torch.Tensor | npt.ArrayLike
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     xt, m = grid.prepare(x, mask)
     if xt.dim() != 1:
         raise ModelInputError("the mean-field ELBO takes one image")
@@ -142,8 +148,15 @@ def _prepare(grid: InpaintGrid, x, mask, phi):
 
 
 @torch.no_grad()
-def meanfield_elbo(grid: InpaintGrid, x, mask, phi, n_samples: int = 256,
-                   generator: torch.Generator | None = None, chunk: int = 256) -> ElboEstimate:
+def meanfield_elbo(
+    grid: InpaintGrid,
+    x: ImageLike,
+    mask: MaskLike,
+    phi: torch.Tensor | npt.ArrayLike,
+    n_samples: int = 256,
+    generator: torch.Generator | None = None,
+    chunk: int = 256,
+) -> ElboEstimate:
     """Monte Carlo ELBO(phi) with exact log p(x^k) per sampled completion (see the module docstring)."""
     xt, m, missing, phi = _prepare(grid, x, mask, phi)
     support = grid.support(xt, m)
@@ -158,8 +171,14 @@ def meanfield_elbo(grid: InpaintGrid, x, mask, phi, n_samples: int = 256,
     return ElboEstimate(elbo=mean + ent, stderr=se, expected_log_joint=mean, entropy=ent, n_samples=len(f))
 
 
-def preset_phi(name: str, x, mask, template=None, clip: tuple[float, float] = TEMPLATE_CLIP,
-               predictive=None) -> np.ndarray:
+def preset_phi(
+    name: str,
+    x: ImageLike,
+    mask: MaskLike,
+    template: ImageLike | None = None,
+    clip: tuple[float, float] = TEMPLATE_CLIP,
+    predictive: ImageLike | None = None,
+) -> npt.NDArray[np.float32]:
     """phi (D,) for a preset: ``half`` (0.5 everywhere), ``ones`` (1 everywhere), ``template`` (a template image,
     e.g. another test-set 9, clipped to ``clip``) or ``predictive`` (p(x_j = 1 | x_O), clipped). Entries at
     observed pixels are set to 0 (ignored)."""
@@ -174,7 +193,9 @@ def preset_phi(name: str, x, mask, template=None, clip: tuple[float, float] = TE
     elif name in ("template", "predictive"):
         src = template if name == "template" else predictive
         if src is None:
-            raise ModelInputError(f"phi preset {name!r} needs a {'template image' if name == 'template' else 'predictive'}")
+            raise ModelInputError(
+                f"phi preset {name!r} needs a {'template image' if name == 'template' else 'predictive'}"
+            )
         src = np.asarray(src.detach().cpu() if torch.is_tensor(src) else src, dtype=np.float64).reshape(-1)
         if src.size != d:
             raise ModelInputError(f"the {name} has {src.size} pixels; the image has {d}")
@@ -202,7 +223,7 @@ class LogitRange:
 
     @classmethod
     @torch.no_grad()
-    def build(cls, grid: InpaintGrid, cols: torch.Tensor) -> "LogitRange":
+    def build(cls, grid: InpaintGrid, cols: torch.Tensor) -> LogitRange:
         cols = cols.to(grid.device)
         lc = grid.logits.index_select(1, cols)
         lmax, lmin = lc.max(0).values.double(), lc.min(0).values.double()
@@ -212,35 +233,43 @@ class LogitRange:
 
 
 @torch.no_grad()
-def log_odds(grid: InpaintGrid, xs: torch.Tensor, cols: torch.Tensor, support: GridSupport | None = None,
-             bounds: LogitRange | None = None, margin: float = 30.0) -> tuple[torch.Tensor, torch.Tensor]:
+def log_odds(
+    grid: InpaintGrid,
+    xs: torch.Tensor,
+    cols: torch.Tensor,
+    support: GridSupport | None = None,
+    bounds: LogitRange | None = None,
+    margin: float = 30.0,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """(f (K,), Delta (K, |cols|)) for complete images ``xs`` (K, D): f_k = log p(x^k) and
     Delta_ki = log p(x^k with x_i = 1) - log p(x^k with x_i = 0) for the pixels i = ``cols`` (float64).
 
     Delta_i = lmax_i + log sum_g w_g e^{L_gi - lmax_i} where x_i = 0 and -lmin_i - log sum_g w_g e^{lmin_i - L_gi}
     where x_i = 1, w = the grid posterior of x^k (module docstring; ``bounds`` = ``LogitRange.build(grid, cols)``,
-    which also picks the precision). The sums keep the cells with log w_g > -T for some k, T = R + 2 log G + ``margin``, which is off by at most
-    e^-margin. With a ``support``, the cells outside it are bounded first: they hold at most
-    e^{r_k} = e^{log_dropped} / sum_{g in support} e^{a_g} of p(x^k), so they move the sum for Delta_ki by at most
-    the factor 1 + e^{r_k + M_i - S_ki} (M_i = lmax_i or -lmin_i, S_ki = log of the kept sum); where any of these
-    exceeds e^-margin the whole batch is redone on the whole grid (exact either way)."""
+    which also picks the precision). The sums keep the cells with log w_g > -T for some k,
+    T = R + 2 log G + ``margin``, which is off by at most e^-margin. With a ``support``, the cells outside it are
+    bounded first: they hold at most e^{r_k} = e^{log_dropped} / sum_{g in support} e^{a_g} of p(x^k), so they move
+    the sum for Delta_ki by at most the factor 1 + e^{r_k + M_i - S_ki} (M_i = lmax_i or -lmin_i, S_ki = log of the
+    kept sum); where any of these exceeds e^-margin the whole batch is redone on the whole grid (exact either way)."""
     f, delta, _ = _log_odds(grid, xs, support, bounds or LogitRange.build(grid, cols), margin)
     return f, delta
 
 
-def _log_odds(grid, xs, support, bounds, margin):
+def _log_odds(
+    grid: InpaintGrid, xs: torch.Tensor, support: GridSupport | None, bounds: LogitRange, margin: float
+) -> tuple[torch.Tensor, torch.Tensor, bool]:
     """``log_odds`` and whether the support sufficed."""
     xs = xs.to(grid.device)
     cut = bounds.span + 2 * math.log(grid.points.shape[0]) + margin
     on_one = xs.index_select(1, bounds.cols) > 0.5
     if support is not None:
-        a = xs @ support.logits.T + support.const                            # (K, C) = log p(x^k, z_g) on C cells
+        a = xs @ support.logits.T + support.const  # (K, C) = log p(x^k, z_g) on C cells
         lse = torch.logsumexp(a, -1)
         rest = (support.log_dropped - lse).double()
         if bool((rest < -margin).all()):
             delta = _log_odds_on(a, lse, support.logits, bounds, on_one, cut)
-            s = torch.where(on_one, -delta, delta)                           # S_ki
-            m = torch.where(on_one, -bounds.lmin, bounds.lmax)               # M_i
+            s = torch.where(on_one, -delta, delta)  # S_ki
+            m = torch.where(on_one, -bounds.lmin, bounds.lmax)  # M_i
             if bool((rest.unsqueeze(-1) + m - s < -margin).all()):
                 return lse.double() + grid.log_cell, delta, True
     a = grid.log_joint_full(xs)
@@ -248,24 +277,47 @@ def _log_odds(grid, xs, support, bounds, margin):
     return lse.double() + grid.log_cell, _log_odds_on(a, lse, grid.logits, bounds, on_one, cut), False
 
 
-def _log_odds_on(a: torch.Tensor, lse: torch.Tensor, logits: torch.Tensor, bounds: LogitRange,
-                 on_one: torch.Tensor, cut: float) -> torch.Tensor:
+def _log_odds_on(
+    a: torch.Tensor, lse: torch.Tensor, logits: torch.Tensor, bounds: LogitRange, on_one: torch.Tensor, cut: float
+) -> torch.Tensor:
     """Delta (K, |cols|) from a = log p(x^k, z_g) (K, C) on cells with ``logits`` (C, D), the cells with
     log w < -cut in every row left out (``log_odds``)."""
     lw = a - lse.unsqueeze(-1)
     keep = torch.nonzero(lw.max(0).values > -cut).flatten()
-    w = lw.index_select(1, keep).exp().to(bounds.dtype)                     # (K, C')
-    lc = logits.index_select(0, keep).index_select(1, bounds.cols).to(bounds.dtype)    # (C', |cols|)
+    w = lw.index_select(1, keep).exp().to(bounds.dtype)  # (K, C')
+    lc = logits.index_select(0, keep).index_select(1, bounds.cols).to(bounds.dtype)  # (C', |cols|)
     lmax, lmin = bounds.lmax.to(bounds.dtype), bounds.lmin.to(bounds.dtype)
-    to_one = torch.log(w @ torch.exp(lc - lmax)).double() + bounds.lmax               # Delta where x_i = 0
-    to_zero = -(torch.log(w @ torch.exp(lmin - lc)).double() - bounds.lmin)           # Delta where x_i = 1
+    to_one = torch.log(w @ torch.exp(lc - lmax)).double() + bounds.lmax  # Delta where x_i = 0
+    to_zero = -(torch.log(w @ torch.exp(lmin - lc)).double() - bounds.lmin)  # Delta where x_i = 1
     return torch.where(on_one, to_zero, to_one)
 
 
-def optimise_phi(grid: InpaintGrid, x, mask, phi0=None, steps: int = 300, n_samples: int = 32, lr: float = 1.0,
-                 seed: int = 0, eval_samples: int = 512, report_every: int = 5, log_p_obs: float | None = None,
-                 clip: float = 1e-6, single_thread: bool | None = None, decay: float = 10.0,
-                 select_samples: int = 256) -> Iterator[MeanFieldSnapshot]:
+class _Best(TypedDict):
+    """The best iterate of ``optimise_phi`` so far."""
+
+    theta: torch.Tensor
+    elbo: float
+    stderr: float
+    step: int
+
+
+def optimise_phi(
+    grid: InpaintGrid,
+    x: ImageLike,
+    mask: MaskLike,
+    phi0: torch.Tensor | npt.ArrayLike | None = None,
+    steps: int = 300,
+    n_samples: int = 32,
+    lr: float = 1.0,
+    seed: int = 0,
+    eval_samples: int = 512,
+    report_every: int = 5,
+    log_p_obs: float | None = None,
+    clip: float = 1e-6,
+    single_thread: bool | None = None,
+    decay: float = 10.0,
+    select_samples: int = 256,
+) -> Iterator[MeanFieldSnapshot]:
     """Maximise ELBO(phi) over the missing pixels' phi by stochastic natural-gradient steps with the exact
     per-pixel (Rao-Blackwellised) gradient, keeping the best phi by a common-random-number ELBO estimate (module
     docstring). ``phi0`` (default: the predictive p(x_j = 1 | x_O)) is clipped to [clip, 1 - clip] and phi stays
@@ -302,7 +354,7 @@ def optimise_phi(grid: InpaintGrid, x, mask, phi0=None, steps: int = 300, n_samp
         """ELBO(phi) on the fixed uniforms u_sel: (estimate, stderr)."""
         vals = []
         for i in range(0, select_samples, 256):
-            xs = torch.where(missing, (u_sel[i:i + 256] < phi.float()).float(), xt)
+            xs = torch.where(missing, (u_sel[i : i + 256] < phi.float()).float(), xt)
             vals.append(support.log_marginal(xs).double())
         f = torch.cat(vals)
         se = float(f.std() / math.sqrt(len(f))) if len(f) > 1 else float("nan")
@@ -310,7 +362,7 @@ def optimise_phi(grid: InpaintGrid, x, mask, phi0=None, steps: int = 300, n_samp
 
     with one_thread(single_thread):
         start_elbo, start_se = crn_elbo(torch.sigmoid(theta))
-    best = {"theta": theta.clone(), "elbo": start_elbo, "stderr": start_se, "step": 0}
+    best: _Best = {"theta": theta.clone(), "elbo": start_elbo, "stderr": start_se, "step": 0}
     state = {"retry": 1}
 
     @torch.no_grad()
@@ -319,9 +371,9 @@ def optimise_phi(grid: InpaintGrid, x, mask, phi0=None, steps: int = 300, n_samp
         u = torch.rand((n_samples, xt.shape[0]), generator=g).to(xt.device)
         xs = torch.where(missing, (u < phi.float()).float(), xt)
         try_support = step >= state["retry"]
-        _, delta, ok = _log_odds(grid, xs, support if try_support else None, bounds, 30.0)   # (K, |M|)
+        _, delta, ok = _log_odds(grid, xs, support if try_support else None, bounds, 30.0)  # (K, |M|)
         if try_support and not ok:
-            state["retry"] = step + SUPPORT_RETRY        # the completions left the support: whole grid a while
+            state["retry"] = step + SUPPORT_RETRY  # the completions left the support: whole grid a while
         rho = lr * (1.0 + (step - 1) / decay) ** -0.6
         new = theta.clone()
         new[cols] = (theta[cols] + rho * (delta.mean(0) - theta[cols])).clamp(-lim, lim)
@@ -336,17 +388,36 @@ def optimise_phi(grid: InpaintGrid, x, mask, phi0=None, steps: int = 300, n_samp
                 if cur > best["elbo"]:
                     best = {"theta": theta.clone(), "elbo": cur, "stderr": cur_se, "step": step}
         if scored and step < steps:
-            yield MeanFieldSnapshot(step=step, steps=steps, phi=_phi_np(torch.sigmoid(best["theta"]), missing),
-                                    elbo=best["elbo"], stderr=best["stderr"], log_p_obs=log_p_obs,
-                                    gap=log_p_obs - best["elbo"], best_step=best["step"], current_elbo=cur,
-                                    start_elbo=start_elbo, step_size=rho)
+            yield MeanFieldSnapshot(
+                step=step,
+                steps=steps,
+                phi=_phi_np(torch.sigmoid(best["theta"]), missing),
+                elbo=best["elbo"],
+                stderr=best["stderr"],
+                log_p_obs=log_p_obs,
+                gap=log_p_obs - best["elbo"],
+                best_step=best["step"],
+                current_elbo=cur,
+                start_elbo=start_elbo,
+                step_size=rho,
+            )
     phi = torch.sigmoid(best["theta"])
     with one_thread(single_thread):
         est = meanfield_elbo(grid, xt, m, phi.float(), n_samples=eval_samples, generator=g)
-    yield MeanFieldSnapshot(step=steps, steps=steps, phi=_phi_np(phi, missing), elbo=est.elbo, stderr=est.stderr,
-                            log_p_obs=log_p_obs, gap=log_p_obs - est.elbo, done=True, best_step=best["step"],
-                            current_elbo=cur if steps else start_elbo, start_elbo=start_elbo,
-                            step_size=rho if steps else float("nan"))
+    yield MeanFieldSnapshot(
+        step=steps,
+        steps=steps,
+        phi=_phi_np(phi, missing),
+        elbo=est.elbo,
+        stderr=est.stderr,
+        log_p_obs=log_p_obs,
+        gap=log_p_obs - est.elbo,
+        done=True,
+        best_step=best["step"],
+        current_elbo=cur if steps else start_elbo,
+        start_elbo=start_elbo,
+        step_size=rho if steps else float("nan"),
+    )
 
 
 def _phi_np(phi: torch.Tensor, missing: torch.Tensor) -> np.ndarray:

@@ -27,14 +27,17 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import TypeAlias
 
 import numpy as np
+import numpy.typing as npt
 import torch
 import torch.nn.functional as F
 
 from lvm.errors import ModelInputError
 from lvm.estimators.quadrature import LatentGrid, choose_box, coarse_support, log_marginal_on_support
-from lvm.inpainting.masks import as_mask
+from lvm.inpainting.masks import MaskLike, as_mask
+from lvm.models.base import BernoulliDecoderModel
 from lvm.threads import single_thread
 
 DEFAULT_SIZE = 128  # 64: 3 ms per update but log p(x_obs) off by ~0.5 nats; 128: 12 ms, ~0.04 (lvm bench inpaint)
@@ -43,12 +46,16 @@ SMALL_WORK = 16_000_000  # table entries below which an update runs on one threa
 
 one_thread = single_thread  # see lvm.threads
 
+# images as the inpainting functions take them: (D,) or (B, D) pixel values in [0, 1]
+ImageLike: TypeAlias = torch.Tensor | npt.ArrayLike
+
+
 @dataclass(eq=False)
 class InpaintGrid:
     """The decoded grid: ``points`` (G, Dz), ``log_prior`` (G,), ``log_cell``, and the tables ``logits`` L,
     ``log_sig_neg`` = log sigma(-L), ``probs`` = sigma(L) (each G x D, float32) and ``c`` = S.sum(-1) (G,)."""
 
-    model: object
+    model: BernoulliDecoderModel
     box: torch.Tensor
     size: int
     points: torch.Tensor
@@ -62,24 +69,45 @@ class InpaintGrid:
 
     @classmethod
     @torch.no_grad()
-    def build(cls, model, size: int = DEFAULT_SIZE, box=None, x=None, device=None) -> "InpaintGrid":
+    def build(
+        cls,
+        model: BernoulliDecoderModel,
+        size: int = DEFAULT_SIZE,
+        box: torch.Tensor | None = None,
+        x: ImageLike | None = None,
+        device: torch.device | str | None = None,
+    ) -> InpaintGrid:
         """Decode ``model`` on a ``size``^Dz midpoint grid over ``box`` (default: ``choose_box(model, x)``,
         the prior's bulk [-4, 4]^Dz widened to cover the encoder posteriors of ``x`` when given)."""
         import time
 
-        if not hasattr(model, "bernoulli_logits") or getattr(getattr(model, "config", None), "decoder",
-                                                               "bernoulli") != "bernoulli":
-            raise ModelInputError("inpainting needs a model with a pixel-factorised Bernoulli decoder "
-                                  "(bernoulli_logits); this model's decoder is Gaussian")
+        if (
+            not hasattr(model, "bernoulli_logits")
+            or getattr(getattr(model, "config", None), "decoder", "bernoulli") != "bernoulli"
+        ):
+            raise ModelInputError(
+                "inpainting needs a model with a pixel-factorised Bernoulli decoder "
+                "(bernoulli_logits); this model's decoder is Gaussian"
+            )
         t0 = time.perf_counter()
         if box is None:
             box = choose_box(model, None if x is None else torch.as_tensor(np.asarray(x, dtype=np.float32)))
         grid = LatentGrid.build(model, size=size, box=box, device=device, dtype=torch.float32)
         L = grid.tables["L"].float().contiguous()
         S = F.logsigmoid(-L).contiguous()
-        return cls(model=model, box=grid.box, size=size, points=grid.points.float(), log_prior=grid.log_prior.float(),
-                   log_cell=grid.log_cell, logits=L, log_sig_neg=S, probs=torch.sigmoid(L).contiguous(),
-                   c=S.double().sum(-1).float(), build_seconds=time.perf_counter() - t0)
+        return cls(
+            model=model,
+            box=grid.box,
+            size=size,
+            points=grid.points.float(),
+            log_prior=grid.log_prior.float(),
+            log_cell=grid.log_cell,
+            logits=L,
+            log_sig_neg=S,
+            probs=torch.sigmoid(L).contiguous(),
+            c=S.double().sum(-1).float(),
+            build_seconds=time.perf_counter() - t0,
+        )
 
     # -- shapes ----------------------------------------------------------------------------------------------------
     @property
@@ -111,15 +139,18 @@ class InpaintGrid:
         return values.reshape(*values.shape[:-1], *self.shape)
 
     # -- inputs ----------------------------------------------------------------------------------------------------
-    def prepare(self, x, mask) -> tuple[torch.Tensor, torch.Tensor]:
+    def prepare(self, x: ImageLike, mask: MaskLike) -> tuple[torch.Tensor, torch.Tensor]:
         """(x, m) as float32 tensors on the grid's device; x (D,) or (B, D) in [0, 1]; mask: preset or array."""
         x = torch.as_tensor(np.asarray(x.detach().cpu() if torch.is_tensor(x) else x, dtype=np.float32))
         if x.shape[-1] != self.data_dim or x.dim() not in (1, 2):
             raise ModelInputError(f"x must have shape ({self.data_dim},) or (B, {self.data_dim}); got {tuple(x.shape)}")
         if not torch.isfinite(x).all() or x.min() < 0 or x.max() > 1:
             raise ModelInputError("pixel values must be finite and lie in [0, 1]")
-        if torch.is_tensor(mask) and mask.dim() == 2 or (isinstance(mask, np.ndarray) and mask.ndim == 2
-                                                        and mask.shape[-1] == self.data_dim):
+        if (
+            torch.is_tensor(mask)
+            and mask.dim() == 2
+            or (isinstance(mask, np.ndarray) and mask.ndim == 2 and mask.shape[-1] == self.data_dim)
+        ):
             m = torch.as_tensor(np.asarray(mask.cpu() if torch.is_tensor(mask) else mask, dtype=np.float32))
         else:
             m = torch.as_tensor(as_mask(mask, self.data_dim).astype(np.float32))
@@ -156,7 +187,7 @@ class InpaintGrid:
         return torch.logsumexp(self.log_joint_full(x), -1) + self.log_cell
 
     @torch.no_grad()
-    def support(self, x, mask, threshold: float = 40.0) -> "GridSupport":
+    def support(self, x: ImageLike, mask: MaskLike, threshold: float = 40.0) -> GridSupport:
         """The cells where p(x_O, z) is within ``threshold`` nats of its best cell, for scoring completions of x_O.
 
         Any completion x' of x_O has log p(x', z_g) <= a_g = log p(x_O, z_g), so the cells left out hold at most
@@ -168,16 +199,23 @@ class InpaintGrid:
         keep = a >= a.max() - threshold
         dropped = torch.logsumexp(a[~keep], 0) if bool((~keep).any()) else torch.tensor(-math.inf)
         idx = torch.nonzero(keep).flatten()
-        return GridSupport(grid=self, index=idx, logits=self.logits.index_select(0, idx).contiguous(),
-                           const=(self.c + self.log_prior).index_select(0, idx), log_dropped=float(dropped))
+        return GridSupport(
+            grid=self,
+            index=idx,
+            logits=self.logits.index_select(0, idx).contiguous(),
+            const=(self.c + self.log_prior).index_select(0, idx),
+            log_dropped=float(dropped),
+        )
 
     @torch.no_grad()
-    def infer(self, x, mask, n_samples: int = 16, generator: torch.Generator | None = None) -> "InpaintResult":
+    def infer(
+        self, x: ImageLike, mask: MaskLike, n_samples: int = 16, generator: torch.Generator | None = None
+    ) -> InpaintResult:
         """Posterior on the grid, log p(x_O), the predictive p(x_j = 1 | x_O) and ``n_samples`` completions."""
         with one_thread(self.logits.numel() <= SMALL_WORK and self.device.type == "cpu"):
             return self._infer(x, mask, n_samples, generator)
 
-    def _infer(self, x, mask, n_samples, generator) -> "InpaintResult":
+    def _infer(self, x: ImageLike, mask: MaskLike, n_samples: int, generator: torch.Generator | None) -> InpaintResult:
         xt, m = self.prepare(x, mask)
         if xt.dim() != 1:
             raise ModelInputError("infer takes one image; use posterior_batch for many")
@@ -186,27 +224,39 @@ class InpaintGrid:
         log_post = a - lse
         w = log_post.exp()
         pred = w @ self.probs
-        idx = torch.multinomial(w, n_samples, replacement=True, generator=_gen_on(generator, w.device)) \
-            if n_samples > 0 else torch.zeros(0, dtype=torch.long, device=w.device)
+        idx = (
+            torch.multinomial(w, n_samples, replacement=True, generator=_gen_on(generator, w.device))
+            if n_samples > 0
+            else torch.zeros(0, dtype=torch.long, device=w.device)
+        )
         p_s = self.probs.index_select(0, idx)
         u = torch.rand(p_s.shape, generator=_gen_on(generator, w.device), device=w.device)
         bits = (u < p_s).float()
         keep = m.bool()
         samples = torch.where(keep, xt, bits)
         z = self.points.index_select(0, idx)  # the cell centres the samples were decoded at (marked as such)
-        return InpaintResult(x=xt, mask=keep, log_post=log_post, log_p_obs=float(lse) + self.log_cell,
-                             predictive=pred, completion=torch.where(keep, xt, pred), sample_index=idx,
-                             sample_z=z, samples=samples, sample_means=torch.where(keep, xt, p_s))
+        return InpaintResult(
+            x=xt,
+            mask=keep,
+            log_post=log_post,
+            log_p_obs=float(lse) + self.log_cell,
+            predictive=pred,
+            completion=torch.where(keep, xt, pred),
+            sample_index=idx,
+            sample_z=z,
+            samples=samples,
+            sample_means=torch.where(keep, xt, p_s),
+        )
 
     @torch.no_grad()
-    def posterior_batch(self, x, mask, chunk: int = 256) -> tuple[torch.Tensor, torch.Tensor]:
+    def posterior_batch(self, x: ImageLike, mask: MaskLike, chunk: int = 256) -> tuple[torch.Tensor, torch.Tensor]:
         """(log p(x_O) (B,), predictive p(x_j = 1 | x_O) (B, D)) for many images (GEMMs, chunked over images)."""
         xt, m = self.prepare(x, mask)
         xt = xt.reshape(-1, self.data_dim)
         m = m.reshape(-1, self.data_dim).expand_as(xt)
         lps, preds = [], []
         for i in range(0, xt.shape[0], chunk):
-            a = self.log_joint_obs(xt[i:i + chunk], m[i:i + chunk])
+            a = self.log_joint_obs(xt[i : i + chunk], m[i : i + chunk])
             lse = torch.logsumexp(a, -1, keepdim=True)
             lps.append(lse[:, 0] + self.log_cell)
             preds.append(torch.softmax(a, -1) @ self.probs)
@@ -240,9 +290,13 @@ class GridSupport:
         return kept
 
 
-def _gen_on(generator, device):
-    if generator is None or generator.device == torch.device(device) or torch.device(device).type == "cpu" and \
-            generator.device.type == "cpu":
+def _gen_on(generator: torch.Generator | None, device: torch.device | str) -> torch.Generator | None:
+    if (
+        generator is None
+        or generator.device == torch.device(device)
+        or torch.device(device).type == "cpu"
+        and generator.device.type == "cpu"
+    ):
         return generator
     return None
 
@@ -275,14 +329,23 @@ class InpaintResult:
         return self.log_post.exp() @ grid.points
 
 
-def inpaint(model, x, mask, n_samples: int = 16, size: int = DEFAULT_SIZE, seed: int = 0,
-            grid: InpaintGrid | None = None) -> InpaintResult:
+def inpaint(
+    model: BernoulliDecoderModel,
+    x: ImageLike,
+    mask: MaskLike,
+    n_samples: int = 16,
+    size: int = DEFAULT_SIZE,
+    seed: int = 0,
+    grid: InpaintGrid | None = None,
+) -> InpaintResult:
     """One-shot convenience: build (or reuse) the grid and run ``InpaintGrid.infer``."""
     grid = grid or InpaintGrid.build(model, size=size)
     return grid.infer(x, mask, n_samples=n_samples, generator=torch.Generator(device="cpu").manual_seed(seed))
 
 
-def refined_log_p_obs(grid: InpaintGrid, x, mask, factor: int = 4, threshold: float = 30.0) -> float:
+def refined_log_p_obs(
+    grid: InpaintGrid, x: ImageLike, mask: MaskLike, factor: int = 4, threshold: float = 30.0
+) -> float:
     """log p(x_O) on a ``factor``-times finer grid over the same box, summed only over the coarse cells within
     ``threshold`` nats of the best cell (dilated by one cell): the coarse-to-fine scheme of
     ``lvm.estimators.quadrature`` (``coarse_support`` on this grid, then ``log_marginal_on_support`` on blocks of
@@ -293,6 +356,7 @@ def refined_log_p_obs(grid: InpaintGrid, x, mask, factor: int = 4, threshold: fl
     """
     xt, m = grid.prepare(x, mask)
     support = coarse_support(grid.log_joint_obs(xt, m)[None], grid.shape, threshold, dilate=1)
-    log_px, _, _ = log_marginal_on_support(grid.model, xt.reshape(1, -1), support, grid.box, grid.size * factor,
-                                           tile=1, mask=m.reshape(1, -1))
+    log_px, _, _ = log_marginal_on_support(
+        grid.model, xt.reshape(1, -1), support, grid.box, grid.size * factor, tile=1, mask=m.reshape(1, -1)
+    )
     return float(log_px[0])

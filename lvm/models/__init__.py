@@ -2,7 +2,9 @@
 linear-Gaussian model with closed forms. Every latent model has ``latent_dim``, ``log_prior(z)`` and
 ``log_likelihood(x, z)`` (see ``lvm.models.base``)."""
 
-from lvm.models.gmm import GaussianMixture  # noqa: F401
-from lvm.models.lecture_vae import LectureVAE  # noqa: F401
-from lvm.models.linear_gaussian import LinearGaussianModel  # noqa: F401
-from lvm.models.vae import VAE, VAEConfig  # noqa: F401
+from lvm.models.gmm import GaussianMixture
+from lvm.models.lecture_vae import LectureVAE
+from lvm.models.linear_gaussian import LinearGaussianModel
+from lvm.models.vae import VAE, VAEConfig
+
+__all__ = ["GaussianMixture", "LectureVAE", "LinearGaussianModel", "VAE", "VAEConfig"]

@@ -11,14 +11,20 @@ Optional fast paths, used by quadrature and inpainting when present:
 
 - ``bernoulli_logits(z)``: (..., latent_dim) -> (..., D) logits of a pixel-factorised Bernoulli decoder.
 - ``gaussian_params(z)``: (..., latent_dim) -> (mean (..., D), log_var (..., D)) of a diagonal Gaussian decoder.
+
+and, for the functions that need them, an amortised encoder ``encode(x)`` -> q(z|x) with batch shape (B,). The
+protocols ``BernoulliDecoderModel``, ``GaussianDecoderModel`` and ``EncoderModel`` name these extended models for
+annotations; code that only may use a fast path asks ``hasattr(model, "bernoulli_logits")`` at run time.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from typing import Protocol, runtime_checkable
 
 import torch
+from torch.distributions import Distribution
 
 LOG_2PI = math.log(2.0 * math.pi)
 
@@ -30,6 +36,30 @@ class LatentModel(Protocol):
     def log_prior(self, z: torch.Tensor) -> torch.Tensor: ...
 
     def log_likelihood(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor: ...
+
+
+class BernoulliDecoderModel(LatentModel, Protocol):
+    """A latent model with a pixel-factorised Bernoulli decoder: logits (..., D) for z (..., latent_dim)."""
+
+    def bernoulli_logits(self, z: torch.Tensor) -> torch.Tensor: ...
+
+
+class GaussianDecoderModel(LatentModel, Protocol):
+    """A latent model with a diagonal Gaussian decoder: (mean, log_var), each (..., D), for z (..., latent_dim)."""
+
+    def gaussian_params(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]: ...
+
+
+class GaussianDecoderModule(GaussianDecoderModel, Protocol):
+    """A ``GaussianDecoderModel`` that is a torch module: its parameters give the device and dtype to work in."""
+
+    def parameters(self, recurse: bool = True) -> Iterator[torch.nn.Parameter]: ...
+
+
+class EncoderModel(LatentModel, Protocol):
+    """A latent model with an amortised encoder: q(z|x) with batch shape (B,), event shape (latent_dim,)."""
+
+    def encode(self, x: torch.Tensor) -> Distribution: ...
 
 
 def standard_normal_log_prob(z: torch.Tensor) -> torch.Tensor:

@@ -22,6 +22,7 @@ import dataclasses
 import json
 import os
 from pathlib import Path
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -43,27 +44,33 @@ class BinaryLatentConfig:
     decoder_hidden: tuple[int, ...] = ()
     encoder_hidden: tuple[int, ...] = (200,)
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         object.__setattr__(self, "decoder_hidden", tuple(int(h) for h in self.decoder_hidden))
         object.__setattr__(self, "encoder_hidden", tuple(int(h) for h in self.encoder_hidden))
         if not 1 <= int(self.latent_dim) <= MAX_LATENT_DIM:
-            raise ModelInputError(f"latent_dim must be between 1 and {MAX_LATENT_DIM} (2^K configurations are "
-                                  f"enumerated); got {self.latent_dim}")
+            raise ModelInputError(
+                f"latent_dim must be between 1 and {MAX_LATENT_DIM} (2^K configurations are "
+                f"enumerated); got {self.latent_dim}"
+            )
         if not 1 <= int(self.data_dim) <= 100_000:
             raise ModelInputError(f"data_dim must be between 1 and 100000; got {self.data_dim}")
-        if any(not 1 <= h <= 8192 for h in (*self.decoder_hidden, *self.encoder_hidden)) \
-                or len(self.decoder_hidden) > 4 or len(self.encoder_hidden) > 4:
+        if (
+            any(not 1 <= h <= 8192 for h in (*self.decoder_hidden, *self.encoder_hidden))
+            or len(self.decoder_hidden) > 4
+            or len(self.encoder_hidden) > 4
+        ):
             raise ModelInputError("hidden layers: at most 4, each of 1..8192 units")
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict) -> BinaryLatentConfig:
+    def from_dict(cls, d: dict[str, Any]) -> BinaryLatentConfig:
         if not isinstance(d, dict):
             raise ModelInputError("the architecture must be a JSON object")
         known = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in d.items() if k in known})
+        kwargs: dict[str, Any] = {k: (tuple(v) if isinstance(v, list) else v) for k, v in d.items() if k in known}
+        return cls(**kwargs)
 
 
 def _mlp(sizes: list[int]) -> nn.Sequential:
@@ -80,7 +87,7 @@ class BinaryLatentModel(nn.Module):
 
     standard_normal_prior = False
 
-    def __init__(self, config: BinaryLatentConfig | None = None, **kwargs):
+    def __init__(self, config: BinaryLatentConfig | None = None, **kwargs: Any) -> None:
         super().__init__()
         self.config = config or BinaryLatentConfig(**kwargs)
         c = self.config
@@ -98,12 +105,12 @@ class BinaryLatentModel(nn.Module):
     @property
     def weight(self) -> torch.Tensor:
         """W (D, K) of a linear decoder."""
-        return self.decoder[0].weight
+        return cast(nn.Linear, self.decoder[0]).weight  # the first layer of every decoder is linear
 
     @property
     def bias(self) -> torch.Tensor:
         """b (D,) of a linear decoder."""
-        return self.decoder[0].bias
+        return cast(nn.Linear, self.decoder[0]).bias
 
     def log_prior(self, z: torch.Tensor) -> torch.Tensor:
         """log p(z) = sum_k z_k a_k - softplus(a_k); z (..., K) -> (...)."""
@@ -112,7 +119,8 @@ class BinaryLatentModel(nn.Module):
 
     def bernoulli_logits(self, z: torch.Tensor) -> torch.Tensor:
         """l(z) (..., D) for z (..., K)."""
-        return self.decoder(z.to(self.prior_logits.dtype))
+        logits: torch.Tensor = self.decoder(z.to(self.prior_logits.dtype))
+        return logits
 
     def log_likelihood(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         """log p(x|z) = sum_d x_d l_d - softplus(l_d), broadcasting x (B, D) against z (S, B, K) -> (S, B)."""
@@ -127,7 +135,7 @@ class BinaryLatentModel(nn.Module):
         """E[x | z] = sigmoid(l(z))."""
         return torch.sigmoid(self.bernoulli_logits(z))
 
-    def prior(self) -> Independent:
+    def prior(self) -> Independent[Bernoulli]:
         return Independent(Bernoulli(logits=self.prior_logits), 1)
 
     def sample(self, n: int, generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -142,9 +150,10 @@ class BinaryLatentModel(nn.Module):
     def encoder_logits(self, x: torch.Tensor) -> torch.Tensor:
         """Logits e(x) (B, K) of q(z_k = 1 | x) = sigmoid(e_k(x))."""
         self._check_x(x)
-        return self.encoder(x.to(self.prior_logits.dtype))
+        logits: torch.Tensor = self.encoder(x.to(self.prior_logits.dtype))
+        return logits
 
-    def encode(self, x: torch.Tensor) -> Independent:
+    def encode(self, x: torch.Tensor) -> Independent[Bernoulli]:
         """q(z|x) = prod_k Bernoulli(sigmoid(e_k(x))), batch shape (B,), event shape (K,)."""
         return Independent(Bernoulli(logits=self.encoder_logits(x)), 1)
 
@@ -156,7 +165,7 @@ class BinaryLatentModel(nn.Module):
         return sum(p.numel() for p in self.parameters())
 
 
-def mean_field_bernoulli(logits: torch.Tensor) -> Independent:
+def mean_field_bernoulli(logits: torch.Tensor) -> Independent[Bernoulli]:
     """A mean-field Bernoulli q(z) = prod_k Bernoulli(sigmoid(logits_k)) as a torch distribution (event dim K)."""
     return Independent(Bernoulli(logits=logits), 1)
 
@@ -168,7 +177,9 @@ def marginals_as_logits(marginals: torch.Tensor, eps: float = 1e-6) -> torch.Ten
 
 
 # -- checkpoints -----------------------------------------------------------------------------------------------------
-def save_binary_latent(model: BinaryLatentModel, path: str | os.PathLike, info: dict | None = None) -> None:
+def save_binary_latent(
+    model: BinaryLatentModel, path: str | os.PathLike[str], info: dict[str, Any] | None = None
+) -> None:
     """Save weights + architecture + ``info`` as safetensors atomically; refuses NaN/inf weights."""
     from safetensors.torch import save as st_save
 
@@ -178,14 +189,23 @@ def save_binary_latent(model: BinaryLatentModel, path: str | os.PathLike, info: 
     tensors = {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in model.state_dict().items()}
     bad = [k for k, v in tensors.items() if not torch.isfinite(v).all()]
     if bad:
-        raise CheckpointError(f"the model's weights contain NaN or infinity ({bad[0]}); it diverged in training and "
-                              "is not saved. Retrain it with a smaller learning rate")
-    metadata = {"format": FORMAT, "format_version": str(FORMAT_VERSION), "kind": CHECKPOINT_KIND,
-                "config": json.dumps(model.config.to_dict()), "info": json.dumps(info or {}, default=_jsonable)}
+        raise CheckpointError(
+            f"the model's weights contain NaN or infinity ({bad[0]}); it diverged in training and "
+            "is not saved. Retrain it with a smaller learning rate"
+        )
+    metadata = {
+        "format": FORMAT,
+        "format_version": str(FORMAT_VERSION),
+        "kind": CHECKPOINT_KIND,
+        "config": json.dumps(model.config.to_dict()),
+        "info": json.dumps(info or {}, default=_jsonable),
+    }
     atomic_write_bytes(path, st_save(tensors, metadata=metadata))
 
 
-def load_binary_latent(path: str | os.PathLike, device: torch.device | str = "cpu") -> tuple[BinaryLatentModel, dict]:
+def load_binary_latent(
+    path: str | os.PathLike[str], device: torch.device | str = "cpu"
+) -> tuple[BinaryLatentModel, dict[str, Any]]:
     """Load a ``binary-latent`` checkpoint: (model in eval mode on ``device``, info). Raises CheckpointError."""
     from safetensors import SafetensorError
     from safetensors.torch import load as st_load
@@ -195,8 +215,10 @@ def load_binary_latent(path: str | os.PathLike, device: torch.device | str = "cp
     path = Path(path)
     data, meta = read_checkpoint(path)
     if meta.get("kind") != CHECKPOINT_KIND:
-        raise CheckpointError(f"{path}: holds a model of kind {meta.get('kind')!r}; the Discrete latents lab needs a "
-                              f"'{CHECKPOINT_KIND}' checkpoint (`lvm train-discrete`)")
+        raise CheckpointError(
+            f"{path}: holds a model of kind {meta.get('kind')!r}; the Discrete latents lab needs a "
+            f"'{CHECKPOINT_KIND}' checkpoint (`lvm train-discrete`)"
+        )
     try:
         config = BinaryLatentConfig.from_dict(json.loads(meta["config"]))
         info = json.loads(meta.get("info", "{}"))

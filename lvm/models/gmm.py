@@ -21,16 +21,27 @@ import inspect
 import math
 import sys
 import warnings
+from collections.abc import Generator, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Iterator
+from typing import TYPE_CHECKING, Any, Literal, TypeAlias, TypeVar, cast, overload
 
 import numpy as np
+import numpy.typing as npt
 import torch
 
 from lvm.device import resolve_device
 from lvm.errors import ModelInputError
 from lvm.models import gmm_kernels as K_
-from lvm.models.gmm_init import kmeans, kmeans_plusplus, numpy_rng
+from lvm.models.gmm_init import RandomStateLike, kmeans, kmeans_plusplus, numpy_rng
+
+if TYPE_CHECKING:
+    from sklearn.utils import Tags
+
+# X as the estimator takes it: an (N, D) array, nested sequence of numbers or tensor
+DataLike: TypeAlias = npt.ArrayLike | torch.Tensor
+# X where its length is the number of samples (``bic``, ``aic``)
+SizedData: TypeAlias = npt.NDArray[Any] | torch.Tensor | Sequence[Sequence[float]]
+_T = TypeVar("_T")
 
 INIT_PARAMS = ("kmeans", "k-means++", "random", "random_from_data")
 RESP_SNAPSHOT_LIMIT = 20_000
@@ -60,15 +71,23 @@ def _not_fitted_error(message: str) -> NotFittedError:
         return NotFittedError(message)
     global _SklearnNotFittedError
     if _SklearnNotFittedError is None:
-        _SklearnNotFittedError = type("NotFittedError", (NotFittedError, sk.NotFittedError),
-                                      {"__module__": __name__, "__doc__": NotFittedError.__doc__})
+        _SklearnNotFittedError = cast(
+            type[NotFittedError],
+            type(
+                "NotFittedError",
+                (NotFittedError, sk.NotFittedError),
+                {"__module__": __name__, "__doc__": NotFittedError.__doc__},
+            ),
+        )
     return _SklearnNotFittedError(message)
 
 
-_SklearnNotFittedError = None
+_SklearnNotFittedError: type[NotFittedError] | None = None
 
 
-def full_covariances(covariances, covariance_type: str, n_components: int, n_features: int) -> np.ndarray:
+def full_covariances(
+    covariances: DataLike, covariance_type: str, n_components: int, n_features: int
+) -> npt.NDArray[np.float64]:
     """The (K, D, D) covariance matrices Sigma_k from the compact form of ``covariance_type`` ('full' (K, D, D),
     'tied' (D, D) shared, 'diag' (K, D) variances, 'spherical' (K,) one variance), as float64."""
     cov = np.asarray(covariances, dtype=np.float64)
@@ -95,21 +114,22 @@ class EMSnapshot:
 
     iteration: int
     half: str
-    weights: np.ndarray
-    means: np.ndarray
-    covariances: np.ndarray
+    weights: npt.NDArray[np.float64]
+    means: npt.NDArray[np.float64]
+    covariances: npt.NDArray[np.float64]
     log_likelihood: float
-    resp: np.ndarray | None
+    resp: npt.NDArray[np.float32] | None
     collapsed: tuple[int, ...] = ()
 
 
-def _result(gen):
+def _result(gen: Generator[Any, None, _T]) -> _T:
     """Run a generator to its end and return its return value."""
     while True:
         try:
             next(gen)
         except StopIteration as stop:
-            return stop.value
+            value: _T = stop.value
+            return value
 
 
 def _shape_of_precisions(cov_type: str, k: int, d: int) -> tuple[int, ...]:
@@ -125,10 +145,42 @@ class GaussianMixture:
     ``history_`` (mean log-likelihood per iteration of the best initialisation).
     """
 
-    def __init__(self, n_components: int = 1, *, covariance_type: str = "full", tol: float = 1e-3,
-                 reg_covar: float = 1e-6, max_iter: int = 100, n_init: int = 1, init_params: str = "kmeans",
-                 weights_init=None, means_init=None, precisions_init=None, random_state=None,
-                 warm_start: bool = False, device="auto", dtype: torch.dtype = torch.float32):
+    # the state (torch tensors; absent before fitting) and the fitted attributes
+    _weights: torch.Tensor
+    _means: torch.Tensor
+    _cov: torch.Tensor | None
+    _pchol: torch.Tensor
+    _last_collapsed: tuple[int, ...]
+    weights_: npt.NDArray[np.floating[Any]]
+    means_: npt.NDArray[np.floating[Any]]
+    covariances_: npt.NDArray[np.floating[Any]]
+    precisions_cholesky_: npt.NDArray[np.floating[Any]]
+    precisions_: npt.NDArray[np.floating[Any]]
+    n_features_in_: int
+    converged_: bool
+    n_iter_: int
+    lower_bound_: float
+    lower_bounds_: list[float]
+    history_: list[float]
+
+    def __init__(
+        self,
+        n_components: int = 1,
+        *,
+        covariance_type: str = "full",
+        tol: float = 1e-3,
+        reg_covar: float = 1e-6,
+        max_iter: int = 100,
+        n_init: int = 1,
+        init_params: str = "kmeans",
+        weights_init: DataLike | None = None,
+        means_init: DataLike | None = None,
+        precisions_init: DataLike | None = None,
+        random_state: RandomStateLike = None,
+        warm_start: bool = False,
+        device: str | torch.device = "auto",
+        dtype: torch.dtype = torch.float32,
+    ) -> None:
         self.n_components = n_components
         self.covariance_type = covariance_type
         self.tol = tol
@@ -159,24 +211,28 @@ class GaussianMixture:
     def _get_param_names(cls) -> list[str]:
         """The names of the keyword arguments of ``__init__`` (sorted, as scikit-learn)."""
         sig = inspect.signature(cls.__init__)
-        return sorted(p.name for p in sig.parameters.values()
-                      if p.name != "self" and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL))
+        return sorted(
+            p.name
+            for p in sig.parameters.values()
+            if p.name != "self" and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)
+        )
 
-    def get_params(self, deep: bool = True) -> dict:
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
         """The constructor's parameters as a dict (``deep`` is accepted for scikit-learn; nothing is nested)."""
         return {n: getattr(self, n) for n in self._get_param_names()}
 
-    def set_params(self, **params) -> "GaussianMixture":
+    def set_params(self, **params: Any) -> GaussianMixture:
         """Set constructor parameters (checked when fitting, as scikit-learn); unknown names are an error."""
         valid = self._get_param_names()
         for name, value in params.items():
             if name not in valid:
-                raise ModelInputError(f"invalid parameter {name!r} for GaussianMixture; valid parameters are "
-                                      f"{', '.join(valid)}")
+                raise ModelInputError(
+                    f"invalid parameter {name!r} for GaussianMixture; valid parameters are {', '.join(valid)}"
+                )
             setattr(self, name, value)
         return self
 
-    def __sklearn_tags__(self):
+    def __sklearn_tags__(self) -> Tags:
         from sklearn.utils import Tags, TargetTags
 
         return Tags(estimator_type="density_estimator", target_tags=TargetTags(required=False))
@@ -190,8 +246,11 @@ class GaussianMixture:
         for name in self._get_param_names():
             value = getattr(self, name)
             default = defaults.get(name, inspect.Parameter.empty)
-            same = value is default or (isinstance(value, (str, int, float, bool, type(None), torch.dtype))
-                                        and type(value) is type(default) and value == default)
+            same = value is default or (
+                isinstance(value, (str, int, float, bool, type(None), torch.dtype))
+                and type(value) is type(default)
+                and value == default
+            )
             if not same:
                 changed.append(f"{name}={value!r}")
         return f"{type(self).__name__}({', '.join(changed)})"
@@ -200,8 +259,9 @@ class GaussianMixture:
         if not isinstance(self.n_components, (int, np.integer)) or self.n_components < 1:
             raise ModelInputError(f"n_components must be a positive integer, got {self.n_components!r}")
         if self.covariance_type not in K_.COV_TYPES:
-            raise ModelInputError(f"covariance_type must be one of {', '.join(K_.COV_TYPES)}, "
-                                  f"got {self.covariance_type!r}")
+            raise ModelInputError(
+                f"covariance_type must be one of {', '.join(K_.COV_TYPES)}, got {self.covariance_type!r}"
+            )
         if self.init_params not in INIT_PARAMS:
             raise ModelInputError(f"init_params must be one of {', '.join(INIT_PARAMS)}, got {self.init_params!r}")
         if self.tol < 0 or self.reg_covar < 0:
@@ -215,7 +275,7 @@ class GaussianMixture:
     def _device(self) -> torch.device:
         return resolve_device(self.device)
 
-    def _to_tensor(self, X, what: str = "X") -> torch.Tensor:
+    def _to_tensor(self, X: DataLike, what: str = "X") -> torch.Tensor:
         if isinstance(X, torch.Tensor):
             t = X.detach()
             if t.is_floating_point() or t.dtype in (torch.int8, torch.uint8, torch.int16, torch.int32, torch.int64):
@@ -224,78 +284,101 @@ class GaussianMixture:
                 raise ModelInputError(f"{what} must hold real numbers, got a tensor of {t.dtype}")
         else:
             if type(X).__module__.startswith("scipy.sparse"):
-                raise ModelInputError(f"{what} is a sparse matrix; sparse input is not supported: pass a dense "
-                                      "array (X.toarray())")
+                raise ModelInputError(
+                    f"{what} is a sparse matrix; sparse input is not supported: pass a dense array (X.toarray())"
+                )
             try:
                 a = np.asarray(X)
             except Exception as exc:  # ragged lists
-                raise ModelInputError(f"{what} could not be read as a numeric array ({exc}); pass an (N, D) "
-                                      "array of numbers") from None
+                raise ModelInputError(
+                    f"{what} could not be read as a numeric array ({exc}); pass an (N, D) array of numbers"
+                ) from None
             if a.dtype == object:  # numbers in an object array convert, as scikit-learn's check_array
                 try:
                     a = a.astype(np.float64)
                 except (TypeError, ValueError) as exc:
-                    raise NonNumericInputError(f"{what} must be a numeric (N, D) array, but an element is not a "
-                                               f"number ({exc}); convert it with np.asarray(X, dtype=float)") from None
+                    raise NonNumericInputError(
+                        f"{what} must be a numeric (N, D) array, but an element is not a "
+                        f"number ({exc}); convert it with np.asarray(X, dtype=float)"
+                    ) from None
             if not (np.issubdtype(a.dtype, np.number) or a.dtype == bool):
-                raise NonNumericInputError(f"{what} must be a numeric (N, D) array, got dtype {a.dtype}; convert it "
-                                           "with np.asarray(X, dtype=float)")
+                raise NonNumericInputError(
+                    f"{what} must be a numeric (N, D) array, got dtype {a.dtype}; convert it "
+                    "with np.asarray(X, dtype=float)"
+                )
             if np.iscomplexobj(a):
-                raise ModelInputError(f"Complex data not supported: {what} holds complex numbers; pass real-valued "
-                                      "data")
+                raise ModelInputError(
+                    f"Complex data not supported: {what} holds complex numbers; pass real-valued data"
+                )
             np_dtype = np.float32 if self.dtype == torch.float32 else np.float64
             a = np.ascontiguousarray(a, dtype=np_dtype)
             t = torch.from_numpy(a).to(self._device)
         return t.contiguous()
 
-    def _validate_X(self, X, *, fitting: bool) -> torch.Tensor:
+    def _validate_X(self, X: DataLike, *, fitting: bool) -> torch.Tensor:
         t = self._to_tensor(X)
         if t.ndim != 2:
-            hint = (" Reshape your data: for one feature use X.reshape(-1, 1); for one sample X.reshape(1, -1)."
-                    if t.ndim == 1 else " Flatten each sample to a row, e.g. X.reshape(len(X), -1).")
-            raise ModelInputError(f"X must be a 2-D array of shape (n_samples, n_features), got {t.ndim}-D with "
-                                  f"shape {tuple(t.shape)}.{hint}")
+            hint = (
+                " Reshape your data: for one feature use X.reshape(-1, 1); for one sample X.reshape(1, -1)."
+                if t.ndim == 1
+                else " Flatten each sample to a row, e.g. X.reshape(len(X), -1)."
+            )
+            raise ModelInputError(
+                f"X must be a 2-D array of shape (n_samples, n_features), got {t.ndim}-D with "
+                f"shape {tuple(t.shape)}.{hint}"
+            )
         n, d = t.shape
         if d == 0:
-            raise ModelInputError(f"X has 0 feature(s) (shape={tuple(t.shape)}) while a minimum of 1 is required; "
-                                  "pass at least one column")
+            raise ModelInputError(
+                f"X has 0 feature(s) (shape={tuple(t.shape)}) while a minimum of 1 is required; "
+                "pass at least one column"
+            )
         # one cheap pass: a NaN/inf anywhere makes the sum non-finite (the exact check only then; a finite sum
         # that overflowed passes it)
         if not math.isfinite(float(t.sum())) and not bool(torch.isfinite(t).all()):
             bad = int((~torch.isfinite(t)).any(1).sum())
-            raise ModelInputError(f"X contains NaN or infinite values in {bad} row(s); remove or impute them "
-                                  "(e.g. X[np.isfinite(X).all(1)]) before fitting")
+            raise ModelInputError(
+                f"X contains NaN or infinite values in {bad} row(s); remove or impute them "
+                "(e.g. X[np.isfinite(X).all(1)]) before fitting"
+            )
         if fitting:
             if n < max(2, self.n_components):
-                raise ModelInputError(f"X has {n} sample(s) but the model has n_components={self.n_components}; "
-                                      "give at least as many samples as components (and at least 2), or lower "
-                                      "n_components")
+                raise ModelInputError(
+                    f"X has {n} sample(s) but the model has n_components={self.n_components}; "
+                    "give at least as many samples as components (and at least 2), or lower "
+                    "n_components"
+                )
         else:
             self._check_fitted()
             if d != self.n_features_in_:
-                raise ModelInputError(f"X has {d} features, but GaussianMixture is expecting {self.n_features_in_} "
-                                      f"features as input (it was fitted on {self.n_features_in_}); pass data with "
-                                      f"{self.n_features_in_} columns (the same space as in fit)")
+                raise ModelInputError(
+                    f"X has {d} features, but GaussianMixture is expecting {self.n_features_in_} "
+                    f"features as input (it was fitted on {self.n_features_in_}); pass data with "
+                    f"{self.n_features_in_} columns (the same space as in fit)"
+                )
         return t
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "_means"):
-            raise _not_fitted_error("this GaussianMixture is not fitted yet; call fit(X) or "
-                                    "GaussianMixture.from_params")
+            raise _not_fitted_error(
+                "this GaussianMixture is not fitted yet; call fit(X) or GaussianMixture.from_params"
+            )
 
     # ------------------------------------------------------------------------------------------------------------
     # state: torch tensors (_weights, _means, _cov, _pchol) mirrored into numpy attributes by _export
     # ------------------------------------------------------------------------------------------------------------
 
-    def _set_state(self, weights, means, cov, pchol) -> None:
+    def _set_state(
+        self, weights: torch.Tensor, means: torch.Tensor, cov: torch.Tensor | None, pchol: torch.Tensor
+    ) -> None:
         self._weights, self._means, self._cov, self._pchol = weights, means, cov, pchol
 
-    def _get_state(self):
+    def _get_state(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor]:
         return (self._weights, self._means, self._cov, self._pchol)
 
     def _export(self) -> None:
-        def np_(t):
-            return None if t is None else t.detach().cpu().numpy().copy()
+        def np_(t: torch.Tensor) -> npt.NDArray[np.floating[Any]]:
+            return t.detach().cpu().numpy().copy()
 
         ct = self.covariance_type
         if self._cov is None:
@@ -309,16 +392,18 @@ class GaussianMixture:
         self.precisions_ = np_(prec)
         self.n_features_in_ = int(self._means.shape[1])
 
-    def _param_tensor(self, value, shape, what: str) -> torch.Tensor:
+    def _param_tensor(self, value: DataLike, shape: tuple[int, ...], what: str) -> torch.Tensor:
         a = value.detach().cpu().numpy() if isinstance(value, torch.Tensor) else np.asarray(value, dtype=np.float64)
         if a.shape != tuple(shape):
-            raise ModelInputError(f"{what} has shape {a.shape} but {tuple(shape)} is needed for "
-                                  f"n_components={self.n_components}, covariance_type={self.covariance_type!r}")
+            raise ModelInputError(
+                f"{what} has shape {a.shape} but {tuple(shape)} is needed for "
+                f"n_components={self.n_components}, covariance_type={self.covariance_type!r}"
+            )
         if not np.isfinite(a).all():
             raise ModelInputError(f"{what} contains NaN or infinite values")
         return torch.as_tensor(np.ascontiguousarray(a), dtype=self.dtype, device=self._device)
 
-    def _user_init(self, d: int):
+    def _user_init(self, d: int) -> tuple[torch.Tensor | None, torch.Tensor | None, torch.Tensor | None]:
         k, ct = self.n_components, self.covariance_type
         w = m = p = None
         if self.weights_init is not None:
@@ -340,7 +425,7 @@ class GaussianMixture:
                 raise ModelInputError(f"{exc}; pass valid precision matrices (inverse covariances)") from None
         return w, m, p
 
-    def _initialize(self, X: torch.Tensor, rng: np.random.RandomState, cache) -> None:
+    def _initialize(self, X: torch.Tensor, rng: np.random.RandomState, cache: K_.DataCache) -> None:
         """Initial parameters as scikit-learn: user-given ones, the rest from initial responsibilities."""
         n, d = X.shape
         k, ct = self.n_components, self.covariance_type
@@ -374,38 +459,46 @@ class GaussianMixture:
         self._set_state(weights, means, cov, pchol)
         self._last_collapsed = tuple(bad)
 
-    def _warn_collapse(self, bad) -> None:
+    def _warn_collapse(self, bad: Sequence[int]) -> None:
         if bad:
-            warnings.warn(f"Gaussian mixture component(s) {list(bad)} collapsed (covariance not positive definite "
-                          f"even with reg_covar={self.reg_covar:g}); kept them with a regularised covariance. "
-                          "Increase reg_covar, lower n_components or scale the data.",
-                          ComponentCollapseWarning, stacklevel=3)
+            warnings.warn(
+                f"Gaussian mixture component(s) {list(bad)} collapsed (covariance not positive definite "
+                f"even with reg_covar={self.reg_covar:g}); kept them with a regularised covariance. "
+                "Increase reg_covar, lower n_components or scale the data.",
+                ComponentCollapseWarning,
+                stacklevel=3,
+            )
 
     # ------------------------------------------------------------------------------------------------------------
     # internal E and M steps on tensors
     # ------------------------------------------------------------------------------------------------------------
 
-    def _e(self, X, cache=None, output="resp"):
+    def _e(
+        self, X: torch.Tensor, cache: K_.DataCache | None = None, output: str = "resp"
+    ) -> tuple[float, torch.Tensor]:
         """(mean log-likelihood, RT (K, N))."""
-        log_norm, RT = K_.e_step(X, torch.log(self._weights), self._means, self._pchol, self.covariance_type,
-                                 output=output, cache=cache)
+        log_norm, RT = K_.e_step(
+            X, torch.log(self._weights), self._means, self._pchol, self.covariance_type, output=output, cache=cache
+        )
         return float(log_norm.mean(dtype=torch.float64)), RT
 
-    def _m(self, X, respT, cache=None) -> tuple[int, ...]:
+    def _m(self, X: torch.Tensor, respT: torch.Tensor, cache: K_.DataCache | None = None) -> tuple[int, ...]:
         return self._set_from_stats(*K_.m_step(X, respT, self.reg_covar, self.covariance_type, cache))
 
-    def _em(self, X, cache) -> float:
+    def _em(self, X: torch.Tensor, cache: K_.DataCache) -> float:
         """One EM iteration; returns the E-step's mean log-likelihood (the lower bound, as scikit-learn)."""
-        if self.covariance_type == "diag" and X.device.type == "cpu":  # memory-bound: one fused pass
-            lb, stats = K_.em_step_diag_fused(cache.XX, torch.log(self._weights), self._means, self._pchol,
-                                              self.reg_covar)
+        # memory-bound: one fused pass ('diag' caches [X, X*X])
+        if self.covariance_type == "diag" and X.device.type == "cpu" and cache.XX is not None:
+            lb, stats = K_.em_step_diag_fused(
+                cache.XX, torch.log(self._weights), self._means, self._pchol, self.reg_covar
+            )
             self._set_from_stats(*stats)
             return lb
         lb, resp = self._e(X, cache, "resp")
         self._m(X, resp, cache)
         return lb
 
-    def _set_from_stats(self, nk, means, cov) -> tuple[int, ...]:
+    def _set_from_stats(self, nk: torch.Tensor, means: torch.Tensor, cov: torch.Tensor) -> tuple[int, ...]:
         pchol, cov, bad = K_.precision_cholesky(cov, self.covariance_type, self.reg_covar)
         tiny = torch.nonzero(nk < 1e-3).flatten().tolist()  # (almost) no points: kept with reg_covar
         bad = sorted(set(bad) | set(tiny)) if self.covariance_type != "tied" else bad
@@ -418,16 +511,22 @@ class GaussianMixture:
     # fitting
     # ------------------------------------------------------------------------------------------------------------
 
-    def fit(self, X, y=None) -> "GaussianMixture":
+    def fit(self, X: DataLike, y: object = None) -> GaussianMixture:
         """Estimate the parameters with EM (``n_init`` starts, the best lower bound kept)."""
         self._fit(X, labels=False)
         return self
 
-    def fit_predict(self, X, y=None) -> np.ndarray:
+    def fit_predict(self, X: DataLike, y: object = None) -> npt.NDArray[np.int64]:
         """Fit, then return the most probable component of each sample (consistent with ``fit(X).predict(X)``)."""
         return self._fit(X, labels=True)
 
-    def _fit(self, X, labels: bool):
+    @overload
+    def _fit(self, X: DataLike, labels: Literal[True]) -> npt.NDArray[np.int64]: ...
+
+    @overload
+    def _fit(self, X: DataLike, labels: Literal[False]) -> None: ...
+
+    def _fit(self, X: DataLike, labels: bool) -> npt.NDArray[np.int64] | None:
         self._check_parameters()
         Xt = self._validate_X(X, fitting=True)
         with K_.elementwise_threads(Xt.device, Xt.shape[1]):
@@ -440,13 +539,15 @@ class GaussianMixture:
             raise ModelInputError(f"warm_start: X has {Xt.shape[1]} features, the model {self.n_features_in_}")
         return do_init
 
-    def _fit_tensor(self, Xt: torch.Tensor, labels: bool):
+    def _fit_tensor(self, Xt: torch.Tensor, labels: bool) -> npt.NDArray[np.int64] | None:
         cache = K_.DataCache(Xt, self.covariance_type)
         do_init = self._start(Xt)
         n_init = self.n_init if do_init else 1
         rng = numpy_rng(self.random_state)
         max_lb = -math.inf
-        best = None
+        best: tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor] | None = None
+        best_n_iter: int
+        best_lbs: list[float]
         self.converged_ = False
         for _ in range(n_init):
             if do_init:
@@ -460,8 +561,13 @@ class GaussianMixture:
                 best, best_n_iter, best_lbs = self._get_state(), n_iter, lbs
                 self.converged_ = converged
         if not self.converged_ and self.max_iter > 0:
-            warnings.warn("Best performing initialization did not converge. Try different init parameters, or "
-                          "increase max_iter, tol, or check for degenerate data.", ConvergenceWarning, stacklevel=2)
+            warnings.warn(
+                "Best performing initialization did not converge. Try different init parameters, or "
+                "increase max_iter, tol, or check for degenerate data.",
+                ConvergenceWarning,
+                stacklevel=2,
+            )
+        assert best is not None  # n_init >= 1, and the first start always sets it
         self._set_state(*best)
         self._record(best_n_iter, max_lb, best_lbs, self.converged_)
         if not labels:
@@ -476,8 +582,18 @@ class GaussianMixture:
         self.history_ = list(lbs)
         self._export()
 
-    def _em_loop(self, Xt: torch.Tensor, cache, max_iter: int, lb: float, *, halves: bool = False,
-                 pending=None, first_iteration: int = 1, show_first_e: bool = True):
+    def _em_loop(
+        self,
+        Xt: torch.Tensor,
+        cache: K_.DataCache,
+        max_iter: int,
+        lb: float,
+        *,
+        halves: bool = False,
+        pending: tuple[float, torch.Tensor] | None = None,
+        first_iteration: int = 1,
+        show_first_e: bool = True,
+    ) -> Generator[EMSnapshot, None, tuple[float, list[float], int, bool]]:
         """The EM iterations that ``fit`` and ``em_steps`` share (a generator; its return value is
         ``(lower bound L, the L per iteration, iterations run, converged)``).
 
@@ -518,47 +634,50 @@ class GaussianMixture:
     # prediction
     # ------------------------------------------------------------------------------------------------------------
 
-    def _weighted(self, X) -> tuple[torch.Tensor, torch.Tensor]:
+    def _weighted(self, X: DataLike) -> tuple[torch.Tensor, torch.Tensor]:
         """(log p(x_n) (N,), log pi_k + log N(x_n | k) as (K, N))."""
         Xt = self._validate_X(X, fitting=False)
-        return K_.e_step(Xt, torch.log(self._weights), self._means, self._pchol, self.covariance_type,
-                         output="weighted")
+        return K_.e_step(
+            Xt, torch.log(self._weights), self._means, self._pchol, self.covariance_type, output="weighted"
+        )
 
-    def log_component_densities(self, X) -> np.ndarray:
+    def log_component_densities(self, X: DataLike) -> npt.NDArray[np.floating[Any]]:
         """log pi_k + log N(x_n; mu_k, Sigma_k), (N, K): the terms of Bayes' rule r_nk ∝ pi_k N(x_n | k)."""
         return self._weighted(X)[1].T.cpu().numpy()
 
-    def score_samples(self, X) -> np.ndarray:
+    def score_samples(self, X: DataLike) -> npt.NDArray[np.floating[Any]]:
         """log p(x_n) = logsumexp_k (log pi_k + log N(x_n; mu_k, Sigma_k)), (N,)."""
         return self._weighted(X)[0].cpu().numpy()
 
-    def score(self, X, y=None) -> float:
+    def score(self, X: DataLike, y: object = None) -> float:
         """Mean log-likelihood per sample."""
         return float(self._weighted(X)[0].mean(dtype=torch.float64))
 
-    def predict(self, X) -> np.ndarray:
+    def predict(self, X: DataLike) -> npt.NDArray[np.int64]:
         """argmax_k r_nk."""
         return self._weighted(X)[1].argmax(0).cpu().numpy()
 
-    def predict_proba(self, X) -> np.ndarray:
+    def predict_proba(self, X: DataLike) -> npt.NDArray[np.floating[Any]]:
         """Responsibilities r_nk (rows sum to 1), (N, K)."""
         Xt = self._validate_X(X, fitting=False)
-        _, RT = K_.e_step(Xt, torch.log(self._weights), self._means, self._pchol, self.covariance_type,
-                          output="log_resp")
+        _, RT = K_.e_step(
+            Xt, torch.log(self._weights), self._means, self._pchol, self.covariance_type, output="log_resp"
+        )
         return RT.exp_().T.cpu().numpy()
 
-    def posterior(self, X) -> tuple[np.ndarray, np.ndarray]:
+    def posterior(self, X: DataLike) -> tuple[npt.NDArray[np.floating[Any]], npt.NDArray[np.floating[Any]]]:
         """One E-step's two results: ``(resp (N, K), log p(x_n) (N,))`` with resp r_nk = p(z=k | x_n) =
         pi_k N(x_n | k) / p(x_n) (rows sum to 1) and log p(x_n) = logsumexp_k (log pi_k + log N(x_n | k)), numpy
         arrays of the model's dtype. Runs on one thread for low-dimensional data on the CPU (see
         ``gmm_kernels.elementwise_threads``)."""
         Xt = self._validate_X(X, fitting=False)
         with K_.elementwise_threads(Xt.device, Xt.shape[1]):
-            log_px, RT = K_.e_step(Xt, torch.log(self._weights), self._means, self._pchol, self.covariance_type,
-                                   output="resp")
+            log_px, RT = K_.e_step(
+                Xt, torch.log(self._weights), self._means, self._pchol, self.covariance_type, output="resp"
+            )
             return RT.T.contiguous().cpu().numpy(), log_px.cpu().numpy()
 
-    def sample(self, n_samples: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    def sample(self, n_samples: int = 1) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.int64]]:
         """Draw ``n_samples`` points: component counts ~ Multinomial(n, pi), then x ~ N(mu_k, Sigma_k).
 
         Returns ``(X (n, D) float64, y (n,) int64)`` ordered by component, as scikit-learn.
@@ -586,16 +705,17 @@ class GaussianMixture:
     def _n_parameters(self) -> int:
         d = self.n_features_in_
         k = self.n_components
-        cov_params = {"full": k * d * (d + 1) / 2.0, "diag": k * d, "tied": d * (d + 1) / 2.0,
-                      "spherical": k}[self.covariance_type]
+        cov_params = {"full": k * d * (d + 1) / 2.0, "diag": k * d, "tied": d * (d + 1) / 2.0, "spherical": k}[
+            self.covariance_type
+        ]
         return int(cov_params + d * k + k - 1)
 
-    def bic(self, X) -> float:
+    def bic(self, X: SizedData) -> float:
         """-2 N L + p log N (lower is better)."""
         n = len(X)
         return -2 * self.score(X) * n + self._n_parameters() * math.log(n)
 
-    def aic(self, X) -> float:
+    def aic(self, X: SizedData) -> float:
         """-2 N L + 2 p (lower is better)."""
         n = len(X)
         return -2 * self.score(X) * n + 2 * self._n_parameters()
@@ -604,7 +724,7 @@ class GaussianMixture:
     # teaching API
     # ------------------------------------------------------------------------------------------------------------
 
-    def e_step(self, X):
+    def e_step(self, X: DataLike) -> tuple[float, torch.Tensor | npt.NDArray[np.floating[Any]]]:
         """One E-step: ``(mean log-likelihood, log_resp (N, K))`` under the current parameters.
 
         log_resp is a numpy array for numpy input, a tensor (on the model's device) for tensor input.
@@ -613,7 +733,7 @@ class GaussianMixture:
         ll, RT = self._e(Xt, None, "log_resp")
         return ll, (RT.T if isinstance(X, torch.Tensor) else np.ascontiguousarray(RT.T.cpu().numpy()))
 
-    def m_step(self, X, log_resp) -> tuple[int, ...]:
+    def m_step(self, X: DataLike, log_resp: DataLike) -> tuple[int, ...]:
         """One M-step from log responsibilities; returns the indices of collapsed (repaired) components."""
         Xt = self._validate_X(X, fitting=False)
         lr = self._to_tensor(log_resp, "log_resp")
@@ -623,19 +743,30 @@ class GaussianMixture:
         self._export()
         return bad
 
-    def _snapshot(self, iteration: int, half: str, ll: float, resp, collapsed=()) -> EMSnapshot:
-        def f64(t):
+    def _snapshot(
+        self, iteration: int, half: str, ll: float, resp: torch.Tensor | None, collapsed: Iterable[int] = ()
+    ) -> EMSnapshot:
+        def f64(t: torch.Tensor) -> npt.NDArray[np.float64]:
             return t.detach().to("cpu", torch.float64).numpy().copy()
 
         cov = self._cov if self._cov is not None else K_.covariance_from_pchol(self._pchol, self.covariance_type)
         r = None
         if resp is not None and resp.shape[1] <= RESP_SNAPSHOT_LIMIT:  # resp is (K, N)
             r = np.ascontiguousarray(resp.detach().T.to("cpu", torch.float32).numpy())
-        return EMSnapshot(iteration, half, f64(self._weights), f64(self._means), f64(cov), float(ll), r,
-                          tuple(int(i) for i in collapsed))
+        return EMSnapshot(
+            iteration,
+            half,
+            f64(self._weights),
+            f64(self._means),
+            f64(cov),
+            float(ll),
+            r,
+            tuple(int(i) for i in collapsed),
+        )
 
-    def em_steps(self, X, max_iter: int | None = None, *, resume: str | None = None,
-                 iteration: int = 0) -> Iterator[EMSnapshot]:
+    def em_steps(
+        self, X: DataLike, max_iter: int | None = None, *, resume: str | None = None, iteration: int = 0
+    ) -> Iterator[EMSnapshot]:
         """Run EM, yielding an :class:`EMSnapshot` after every half step (the same loop as ``fit``).
 
         ``resume=None``: from the initialisation (or, fitted and ``warm_start``, from the current parameters),
@@ -671,12 +802,26 @@ class GaussianMixture:
         lb0 = -math.inf if do_init else getattr(self, "lower_bound_", -math.inf)
         after_e = resume == "E"
         lb, lbs, n_iter, converged = yield from self._em_loop(
-            Xt, cache, max_iter, lb0, halves=True, pending=pending,
-            first_iteration=iteration if after_e else iteration + 1, show_first_e=not after_e)
+            Xt,
+            cache,
+            max_iter,
+            lb0,
+            halves=True,
+            pending=pending,
+            first_iteration=iteration if after_e else iteration + 1,
+            show_first_e=not after_e,
+        )
         self._record(n_iter, lb, lbs, converged)
 
     @classmethod
-    def from_params(cls, weights, means, covariances, covariance_type: str = "full", **kwargs) -> "GaussianMixture":
+    def from_params(
+        cls,
+        weights: DataLike,
+        means: DataLike,
+        covariances: DataLike,
+        covariance_type: str = "full",
+        **kwargs: Any,
+    ) -> GaussianMixture:
         """A fitted model with the given parameters (e.g. after the user dragged a mean), ready for ``predict``,
         ``score``, ``e_step`` or ``em_steps`` with ``warm_start=True``."""
         means_a = np.asarray(means.detach().cpu() if isinstance(means, torch.Tensor) else means, dtype=np.float64)
@@ -694,13 +839,15 @@ class GaussianMixture:
         cov = gm._param_tensor(covariances, _shape_of_precisions(covariance_type, k, d), "covariances")
         pchol, cov, bad = K_.precision_cholesky(cov, covariance_type, gm.reg_covar)
         if bad:
-            raise ModelInputError(f"covariances of component(s) {bad} are not positive definite; pass symmetric "
-                                  "positive definite matrices (or positive variances)")
+            raise ModelInputError(
+                f"covariances of component(s) {bad} are not positive definite; pass symmetric "
+                "positive definite matrices (or positive variances)"
+            )
         gm._set_state(w, m, cov, pchol)
         gm._last_collapsed = ()
         gm._export()
         gm.converged_ = False
         gm.n_iter_ = 0
         gm.lower_bound_ = -math.inf
-        gm.lower_bounds_ = gm.history_ = []
+        gm.lower_bounds_, gm.history_ = [], []  # (two lists: appending to one must not change the other)
         return gm

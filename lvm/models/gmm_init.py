@@ -8,12 +8,17 @@ chosen so far, keeping the best of ``2 + floor(log k)`` candidates.
 from __future__ import annotations
 
 import math
+from typing import Any, TypeAlias
 
 import numpy as np
+import numpy.typing as npt
 import torch
 
+# what ``random_state`` may be (scikit-learn's convention)
+RandomStateLike: TypeAlias = int | np.integer[Any] | np.random.RandomState | np.random.Generator | None
 
-def numpy_rng(random_state) -> np.random.RandomState:
+
+def numpy_rng(random_state: RandomStateLike) -> np.random.RandomState:
     """scikit-learn's ``check_random_state``: None -> global RNG, int -> RandomState(int), instances pass."""
     if random_state is None:
         return np.random.mtrand._rand
@@ -34,7 +39,9 @@ def sq_distances(X: torch.Tensor, C: torch.Tensor, x_sq: torch.Tensor | None = N
     return d.add_(x_sq.unsqueeze(1)).clamp_min_(0.0)
 
 
-def kmeans_plusplus(X: torch.Tensor, k: int, rng: np.random.RandomState, x_sq: torch.Tensor | None = None):
+def kmeans_plusplus(
+    X: torch.Tensor, k: int, rng: np.random.RandomState, x_sq: torch.Tensor | None = None
+) -> tuple[torch.Tensor, npt.NDArray[np.int64]]:
     """Greedy k-means++ seeding. Returns ``(centres (k, D), indices (k,) numpy)``."""
     N = X.shape[0]
     if x_sq is None:
@@ -63,7 +70,9 @@ def kmeans_plusplus(X: torch.Tensor, k: int, rng: np.random.RandomState, x_sq: t
     return X[torch.as_tensor(idx, device=X.device)].clone(), idx
 
 
-def kmeans(X: torch.Tensor, k: int, rng: np.random.RandomState, max_iter: int = 300, tol: float = 1e-4):
+def kmeans(
+    X: torch.Tensor, k: int, rng: np.random.RandomState, max_iter: int = 300, tol: float = 1e-4
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Lloyd's algorithm from k-means++ seeds. Stops when sum_k ||c_k^new - c_k||^2 <= tol * mean_d var(X_d).
 
     Empty clusters are moved to the points farthest from their centres. Returns ``(centres, labels)``.

@@ -22,6 +22,7 @@ takes 460-555 ms per iteration there.
 from __future__ import annotations
 
 import math
+from contextlib import AbstractContextManager
 
 import torch
 
@@ -30,7 +31,7 @@ COV_TYPES = ("full", "tied", "diag", "spherical")
 _CHUNK_ELEMS = 1 << 18  # elements of a chunk's (rows, K*D) block: ~1 MB in float32
 
 
-def elementwise_threads(device: torch.device, n_features: int, max_features: int = 8):
+def elementwise_threads(device: torch.device, n_features: int, max_features: int = 8) -> AbstractContextManager[None]:
     """One intra-op thread (``lvm.threads.single_thread``) while EM runs on low-dimensional data on the CPU.
 
     There EM is bound by elementwise passes over (K, N) arrays, each an OpenMP parallel region with a barrier;
@@ -52,20 +53,29 @@ class DataCache:
     """Per-fit derived copies of X reused by every iteration: X^T (contiguous, for the centred scatter of
     'full'/'tied'), X*X ('diag', 'spherical') and the squared row norms ('spherical')."""
 
-    def __init__(self, X: torch.Tensor, cov_type: str):
+    def __init__(self, X: torch.Tensor, cov_type: str) -> None:
         self.X = X
         self.Xt = X.T.contiguous() if cov_type in ("full", "tied") else None
-        # 'diag': [X, X*X] side by side, so the fused EM pass makes one GEMM each way per chunk of rows
-        self.XX = torch.cat([X, X * X], 1) if cov_type == "diag" else None
-        self.X2 = self.XX[:, X.shape[1]:] if cov_type == "diag" else X * X if cov_type == "spherical" else None
-        self.sqnorm = self.X2.sum(1) if cov_type == "spherical" else None
+        self.XX: torch.Tensor | None = None
+        self.X2: torch.Tensor | None = None
+        self.sqnorm: torch.Tensor | None = None
+        if cov_type == "diag":
+            # [X, X*X] side by side, so the fused EM pass makes one GEMM each way per chunk of rows
+            self.XX = torch.cat([X, X * X], 1)
+            self.X2 = self.XX[:, X.shape[1] :]
+        elif cov_type == "spherical":
+            self.X2 = X * X
+            self.sqnorm = self.X2.sum(1)
 
 
 # ----------------------------------------------------------------------------------------------------------------
 # precision Cholesky factors
 # ----------------------------------------------------------------------------------------------------------------
 
-def precision_cholesky(cov: torch.Tensor, cov_type: str, reg_covar: float = 0.0):
+
+def precision_cholesky(
+    cov: torch.Tensor, cov_type: str, reg_covar: float = 0.0
+) -> tuple[torch.Tensor, torch.Tensor, list[int]]:
     """P with P P^T = cov^{-1} (upper triangular for 'full'/'tied'), and the indices of components whose
     covariance was not positive definite and had to be repaired (diagonal jitter, growing from reg_covar).
 
@@ -128,7 +138,7 @@ def covariance_from_pchol(pchol: torch.Tensor, cov_type: str) -> torch.Tensor:
     if cov_type in ("full", "tied"):
         D = pchol.shape[-1]
         eye = torch.eye(D, dtype=pchol.dtype, device=pchol.device).expand_as(pchol)
-        Pinv = torch.linalg.solve_triangular(pchol, eye, upper=True)  # P^{-1}
+        Pinv: torch.Tensor = torch.linalg.solve_triangular(pchol, eye, upper=True)  # P^{-1}
         return Pinv.transpose(-1, -2) @ Pinv
     return 1.0 / (pchol * pchol)
 
@@ -146,8 +156,10 @@ def log_det_cholesky(pchol: torch.Tensor, cov_type: str, n_features: int) -> tor
 # E-step
 # ----------------------------------------------------------------------------------------------------------------
 
-def mahalanobis_t(X: torch.Tensor, means: torch.Tensor, pchol: torch.Tensor, cov_type: str,
-                  cache: DataCache | None = None) -> torch.Tensor:
+
+def mahalanobis_t(
+    X: torch.Tensor, means: torch.Tensor, pchol: torch.Tensor, cov_type: str, cache: DataCache | None = None
+) -> torch.Tensor:
     """M^T[k, n] = ||x_n P_k - mu_k P_k||^2 as a (K, N) array (components first: every later reduction over k
     then runs along long contiguous rows).
 
@@ -160,7 +172,7 @@ def mahalanobis_t(X: torch.Tensor, means: torch.Tensor, pchol: torch.Tensor, cov
     MT = torch.empty((K, N), dtype=X.dtype, device=X.device)
     if cov_type in ("full", "tied"):
         P = pchol if cov_type == "full" else pchol.unsqueeze(0).expand(K, D, D)
-        WT = P.permute(0, 2, 1).reshape(K * D, D).contiguous()             # rows: columns of P_1 ... P_K
+        WT = P.permute(0, 2, 1).reshape(K * D, D).contiguous()  # rows: columns of P_1 ... P_K
         b = torch.einsum("kd,kde->ke", means, P).reshape(K * D, 1).contiguous()  # mu_k P_k
         XT = X.T
         step = chunk_rows(N, K * D)
@@ -184,8 +196,14 @@ def mahalanobis_t(X: torch.Tensor, means: torch.Tensor, pchol: torch.Tensor, cov
     return MT
 
 
-def weighted_log_prob_t(X: torch.Tensor, log_weights: torch.Tensor, means: torch.Tensor, pchol: torch.Tensor,
-                        cov_type: str, cache: DataCache | None = None) -> torch.Tensor:
+def weighted_log_prob_t(
+    X: torch.Tensor,
+    log_weights: torch.Tensor,
+    means: torch.Tensor,
+    pchol: torch.Tensor,
+    cov_type: str,
+    cache: DataCache | None = None,
+) -> torch.Tensor:
     """(K, N): log pi_k + log N(x_n; mu_k, Sigma_k) = log pi_k - 1/2 (D log 2 pi + M_kn) + sum_d log P_k,dd."""
     D = X.shape[1]
     W = mahalanobis_t(X, means, pchol, cov_type, cache)
@@ -193,8 +211,16 @@ def weighted_log_prob_t(X: torch.Tensor, log_weights: torch.Tensor, means: torch
     return W.mul_(-0.5).add_(const.reshape(-1, 1))
 
 
-def e_step(X: torch.Tensor, log_weights: torch.Tensor, means: torch.Tensor, pchol: torch.Tensor, cov_type: str,
-           *, output: str = "resp", cache: DataCache | None = None):
+def e_step(
+    X: torch.Tensor,
+    log_weights: torch.Tensor,
+    means: torch.Tensor,
+    pchol: torch.Tensor,
+    cov_type: str,
+    *,
+    output: str = "resp",
+    cache: DataCache | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """One E-step over all rows.
 
     ``output``: 'resp' (responsibilities r_kn), 'log_resp' (log r_kn) or 'weighted' (log pi_k + log N, not
@@ -219,6 +245,7 @@ def e_step(X: torch.Tensor, log_weights: torch.Tensor, means: torch.Tensor, pcho
 # M-step
 # ----------------------------------------------------------------------------------------------------------------
 
+
 def scatter_full(XT: torch.Tensor, respT: torch.Tensor, means: torch.Tensor) -> torch.Tensor:
     """S_k = sum_n r_kn (x_n - mu_k)(x_n - mu_k)^T, (K, D, D), from X^T (D, N) and r (K, N).
 
@@ -242,7 +269,9 @@ def scatter_full(XT: torch.Tensor, respT: torch.Tensor, means: torch.Tensor) -> 
     return S
 
 
-def m_step(X: torch.Tensor, respT: torch.Tensor, reg_covar: float, cov_type: str, cache: DataCache | None = None):
+def m_step(
+    X: torch.Tensor, respT: torch.Tensor, reg_covar: float, cov_type: str, cache: DataCache | None = None
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Maximum-likelihood parameters given responsibilities r (K, N) (scikit-learn's estimator).
 
     n_k = sum_n r_kn + 10 eps, mu_k = sum_n r_kn x_n / n_k, Sigma_k = S_k / n_k + reg I ('tied': sum_k S_k / N;
@@ -269,8 +298,14 @@ def m_step(X: torch.Tensor, respT: torch.Tensor, reg_covar: float, cov_type: str
     return nk, means, var.mean(1)
 
 
-def em_step_diag_fused(XX: torch.Tensor, log_weights: torch.Tensor, means: torch.Tensor, pchol: torch.Tensor,
-                       reg_covar: float, rows: int = 512):
+def em_step_diag_fused(
+    XX: torch.Tensor,
+    log_weights: torch.Tensor,
+    means: torch.Tensor,
+    pchol: torch.Tensor,
+    reg_covar: float,
+    rows: int = 512,
+) -> tuple[float, tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
     """One EM iteration for 'diag' in a single pass over the rows of XX = [X, X*X] (N, 2D): per chunk of rows, the
     E-step r_kn with the current parameters (one GEMM: [-2 mu_k prec_k, prec_k] . [x_n, x_n^2]), then the M-step
     statistics n_k = sum_n r_kn and sum_n r_kn [x_n, x_n^2] (one GEMM) while the chunk is still in cache: X is read

@@ -10,33 +10,34 @@ With the contingency table n_ck = #{n : cluster c, label k}, N = sum n_ck:
 from __future__ import annotations
 
 import numpy as np
+import numpy.typing as npt
 
 
-def contingency(pred, labels) -> np.ndarray:
+def contingency(pred: npt.ArrayLike, labels: npt.ArrayLike) -> npt.NDArray[np.int64]:
     """(n_clusters, n_labels) counts over the distinct values of ``pred`` and ``labels``."""
-    pred = np.asarray(pred).ravel()
-    labels = np.asarray(labels).ravel()
-    if pred.shape != labels.shape:
-        raise ValueError(f"pred and labels differ in length: {pred.shape[0]} vs {labels.shape[0]}")
-    _, pi = np.unique(pred, return_inverse=True)
-    _, li = np.unique(labels, return_inverse=True)
+    p = np.asarray(pred).ravel()
+    y = np.asarray(labels).ravel()
+    if p.shape != y.shape:
+        raise ValueError(f"pred and labels differ in length: {p.shape[0]} vs {y.shape[0]}")
+    _, pi = np.unique(p, return_inverse=True)
+    _, li = np.unique(y, return_inverse=True)
     table = np.zeros((pi.max() + 1 if pi.size else 0, li.max() + 1 if li.size else 0), dtype=np.int64)
     np.add.at(table, (pi, li), 1)
     return table
 
 
-def purity(pred, labels) -> float:
+def purity(pred: npt.ArrayLike, labels: npt.ArrayLike) -> float:
     """Fraction of samples whose cluster's majority label is their own label."""
     t = contingency(pred, labels)
     return float(t.max(1).sum() / t.sum()) if t.size else 0.0
 
 
-def _entropy(counts: np.ndarray) -> float:
+def _entropy(counts: npt.NDArray[np.float64]) -> float:
     p = counts[counts > 0] / counts.sum()
     return float(-(p * np.log(p)).sum())
 
 
-def normalized_mutual_info(pred, labels) -> float:
+def normalized_mutual_info(pred: npt.ArrayLike, labels: npt.ArrayLike) -> float:
     """I(C; Y) / mean(H(C), H(Y)); 1.0 when both partitions are a single class."""
     t = contingency(pred, labels).astype(np.float64)
     n = t.sum()

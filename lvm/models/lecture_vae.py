@@ -22,13 +22,21 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import torch
 from torch import nn
 
 from lvm.errors import ModelInputError
-from lvm.models.base import LOG_2PI, diagonal_gaussian_log_likelihood, standard_normal_log_prob
+from lvm.models.base import (
+    LOG_2PI,
+    GaussianDecoderModule,
+    diagonal_gaussian_log_likelihood,
+    standard_normal_log_prob,
+)
 
 DATA_DIM = 2
 QUADRATURE_METHODS = ("gauss-hermite", "midpoint")
@@ -49,30 +57,44 @@ class OutputRanges:
         return self == OutputRanges()
 
     @classmethod
-    def for_data(cls, x: np.ndarray, margin: float = 0.1) -> "OutputRanges":
+    def for_data(cls, x: np.ndarray, margin: float = 0.1) -> OutputRanges:
         """Means range over the data's bounding box (widened by ``margin`` of its size); log variances from
         (smallest axis std / 30)^2 to the largest axis variance."""
         x = np.asarray(x, dtype=np.float64)
         lo, hi = x.min(0), x.max(0)
         pad = margin * (hi - lo)
         std = x.std(0)
-        return cls(tuple((lo - pad).tolist()), tuple((hi + pad).tolist()),
-                   float(2 * np.log(std.min() / 30.0)), float(2 * np.log(std.max())))
+        return cls(
+            tuple((lo - pad).tolist()),
+            tuple((hi + pad).tolist()),
+            float(2 * np.log(std.min() / 30.0)),
+            float(2 * np.log(std.max())),
+        )
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {"m_lo": list(self.m_lo), "m_hi": list(self.m_hi), "v_lo": self.v_lo, "v_hi": self.v_hi}
 
     @classmethod
-    def from_dict(cls, d: dict) -> "OutputRanges":
-        return cls(tuple(float(v) for v in d["m_lo"]), tuple(float(v) for v in d["m_hi"]), float(d["v_lo"]),
-                   float(d["v_hi"]))
+    def from_dict(cls, d: dict[str, Any]) -> OutputRanges:
+        return cls(_pair(d["m_lo"]), _pair(d["m_hi"]), float(d["v_lo"]), float(d["v_hi"]))
+
+
+def _pair(values: Any) -> tuple[float, float]:
+    """Two floats (one per data axis) from a list."""
+    a, b = (float(v) for v in values)
+    return a, b
 
 
 class LectureVAE(nn.Module):
     """The lecture's decoder as a latent model (``lvm.models.base``) with the ``gaussian_params`` fast path."""
 
-    def __init__(self, latent_dim: int = 1, ranges: OutputRanges | None = None, theta: dict | None = None,
-                 dtype: torch.dtype = torch.float64):
+    def __init__(
+        self,
+        latent_dim: int = 1,
+        ranges: OutputRanges | None = None,
+        theta: Mapping[str, npt.ArrayLike] | None = None,
+        dtype: torch.dtype = torch.float64,
+    ) -> None:
         super().__init__()
         if latent_dim not in (1, 2):
             raise ModelInputError(f"the lecture VAE has a 1-D or 2-D latent; got latent_dim={latent_dim}")
@@ -87,21 +109,32 @@ class LectureVAE(nn.Module):
 
     # -- theta -----------------------------------------------------------------------------------------------------
     @torch.no_grad()
-    def set_theta(self, A=None, B=None, c=None, d=None) -> None:
+    def set_theta(
+        self,
+        A: npt.ArrayLike | None = None,
+        B: npt.ArrayLike | None = None,
+        c: npt.ArrayLike | None = None,
+        d: npt.ArrayLike | None = None,
+    ) -> None:
         """Set any of A (2 x Dz), B (2 x Dz), c (2), d (2) from arrays/lists; shapes are checked."""
-        for name, value, shape in (("A", A, (2, self.latent_dim)), ("B", B, (2, self.latent_dim)),
-                                   ("c", c, (2,)), ("d", d, (2,))):
+        for name, value, shape in (
+            ("A", A, (2, self.latent_dim)),
+            ("B", B, (2, self.latent_dim)),
+            ("c", c, (2,)),
+            ("d", d, (2,)),
+        ):
             if value is None:
                 continue
             t = torch.as_tensor(np.asarray(value, dtype=np.float64))
             if tuple(t.shape) != shape:
-                raise ModelInputError(f"{name} must have shape {shape} for latent_dim={self.latent_dim}; "
-                                      f"got {tuple(t.shape)}")
+                raise ModelInputError(
+                    f"{name} must have shape {shape} for latent_dim={self.latent_dim}; got {tuple(t.shape)}"
+                )
             if not torch.isfinite(t).all():
                 raise ModelInputError(f"{name} contains NaN or inf")
             getattr(self, name).copy_(t)
 
-    def theta(self) -> dict[str, np.ndarray]:
+    def theta(self) -> dict[str, npt.NDArray[np.float64]]:
         """{'A', 'B', 'c', 'd'} as float64 numpy copies."""
         return {k: getattr(self, k).detach().cpu().double().numpy().copy() for k in ("A", "B", "c", "d")}
 
@@ -151,18 +184,33 @@ class LectureVAE(nn.Module):
         return mean + (0.5 * log_var).exp() * eps.to(mean.dtype)
 
 
-def default_theta(latent_dim: int) -> dict[str, np.ndarray]:
+def default_theta(latent_dim: int) -> dict[str, npt.NDArray[np.float64]]:
     """A starting theta whose mean curve bends visibly (1-D) or whose mean sheet folds (2-D)."""
     if latent_dim == 1:
-        return {"A": np.array([[2.0], [-1.2]]), "B": np.array([[1.5], [-1.5]]), "c": np.array([0.0, 1.0]),
-                "d": np.array([0.0, 0.0])}
-    return {"A": np.array([[3.0, 0.0], [-1.0, 2.0]]), "B": np.array([[1.0, 0.0], [0.0, -1.0]]),
-            "c": np.array([0.0, 0.5]), "d": np.array([0.0, 0.0])}
+        return {
+            "A": np.array([[2.0], [-1.2]]),
+            "B": np.array([[1.5], [-1.5]]),
+            "c": np.array([0.0, 1.0]),
+            "d": np.array([0.0, 0.0]),
+        }
+    return {
+        "A": np.array([[3.0, 0.0], [-1.0, 2.0]]),
+        "B": np.array([[1.0, 0.0], [0.0, -1.0]]),
+        "c": np.array([0.0, 0.5]),
+        "d": np.array([0.0, 0.0]),
+    }
 
 
 # ------------------------------------------------------------------------------------------------ quadrature
-def quadrature_nodes(latent_dim: int, n_z: int, method: str = "gauss-hermite", limit: float = 5.0,
-                     shift: torch.Tensor | None = None, dtype=torch.float64, device=None) -> tuple[torch.Tensor, torch.Tensor]:
+def quadrature_nodes(
+    latent_dim: int,
+    n_z: int,
+    method: str = "gauss-hermite",
+    limit: float = 5.0,
+    shift: torch.Tensor | None = None,
+    dtype: torch.dtype = torch.float64,
+    device: torch.device | str | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Nodes z_g (n_z^Dz, Dz) and log-weights log w_g with sum_g w_g f(z_g) ~= E_{z~N(0,I)} f(z).
 
     'gauss-hermite': tensor-product Gauss-Hermite rule (exact for polynomials of degree <= 2 n_z - 1 per axis).
@@ -176,8 +224,10 @@ def quadrature_nodes(latent_dim: int, n_z: int, method: str = "gauss-hermite", l
         raise ModelInputError(f"n_z must be positive; got {n_z}")
     if method == "gauss-hermite":
         if n_z > MAX_GAUSS_HERMITE:
-            raise ModelInputError(f"at most {MAX_GAUSS_HERMITE} Gauss-Hermite nodes per axis (the weights underflow "
-                                  f"beyond); got {n_z}. Use method='midpoint' for finer rules")
+            raise ModelInputError(
+                f"at most {MAX_GAUSS_HERMITE} Gauss-Hermite nodes per axis (the weights underflow "
+                f"beyond); got {n_z}. Use method='midpoint' for finer rules"
+            )
         t, w = np.polynomial.hermite.hermgauss(n_z)
         axis = torch.tensor(t * math.sqrt(2.0), dtype=dtype, device=device)
         logw = torch.tensor(np.log(w / math.sqrt(math.pi)), dtype=dtype, device=device)
@@ -186,7 +236,7 @@ def quadrature_nodes(latent_dim: int, n_z: int, method: str = "gauss-hermite", l
         h = 2.0 * limit / n_z
         base = -limit + (torch.arange(n_z, dtype=dtype, device=device) + 0.5) * h
         axes = [base + (0.0 if shift is None else float(shift[j]) * h - 0.5 * h) for j in range(latent_dim)]
-        lws = [-0.5 * (a ** 2 + LOG_2PI) + math.log(h) for a in axes]
+        lws = [-0.5 * (a**2 + LOG_2PI) + math.log(h) for a in axes]
     else:
         raise ModelInputError(f"method must be one of {QUADRATURE_METHODS}; got {method!r}")
     if latent_dim == 1:
@@ -196,8 +246,15 @@ def quadrature_nodes(latent_dim: int, n_z: int, method: str = "gauss-hermite", l
     return torch.stack([g1.reshape(-1), g2.reshape(-1)], -1), (w1 + w2).reshape(-1)
 
 
-def log_marginal_quadrature(model, x: torch.Tensor, n_z: int = 64, method: str = "gauss-hermite",
-                            limit: float = 5.0, shift: torch.Tensor | None = None, chunk: int = 4096) -> torch.Tensor:
+def log_marginal_quadrature(
+    model: GaussianDecoderModule,
+    x: torch.Tensor,
+    n_z: int = 64,
+    method: str = "gauss-hermite",
+    limit: float = 5.0,
+    shift: torch.Tensor | None = None,
+    chunk: int = 4096,
+) -> torch.Tensor:
     """log p(x) ~= logsumexp_g [log w_g + log N(x; mu(z_g), Sigma(z_g))], (B,); differentiable in theta.
 
     Works for any model with ``gaussian_params`` and a 1-D/2-D standard-normal latent (this model, or
@@ -205,17 +262,19 @@ def log_marginal_quadrature(model, x: torch.Tensor, n_z: int = 64, method: str =
     """
     p = next(iter(model.parameters()))
     nodes, logw = quadrature_nodes(model.latent_dim, n_z, method, limit, shift, dtype=p.dtype, device=p.device)
-    mean, log_var = model.gaussian_params(nodes)                   # (G, D)
+    mean, log_var = model.gaussian_params(nodes)  # (G, D)
     x = torch.as_tensor(x).to(device=p.device, dtype=mean.dtype)
     prec = torch.exp(-log_var)
     # log N(x; m_g, v_g) = [x^2, x] @ [-prec/2, m prec]^T + const_g : one GEMM per chunk of x
-    T = torch.cat([-0.5 * prec, mean * prec], -1)                  # (G, 2D)
+    T = torch.cat([-0.5 * prec, mean * prec], -1)  # (G, 2D)
     const = (-0.5 * (mean.pow(2) * prec + log_var + LOG_2PI)).sum(-1) + logw
-    out = [torch.logsumexp(torch.cat([xb * xb, xb], -1) @ T.T + const, -1) for xb in x.split(chunk)]
+    out = [torch.logsumexp(torch.cat([xb * xb, xb], -1) @ T.T + const, -1) for xb in torch.split(x, chunk)]
     return torch.cat(out)
 
 
-def lecture_params(theta: dict, ranges: OutputRanges, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def lecture_params(
+    theta: Mapping[str, npt.ArrayLike], ranges: OutputRanges, z: npt.ArrayLike
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
     """NumPy twin of ``LectureVAE.gaussian_params`` for drawing on the GUI thread: (mean, log_var) (..., 2) for
     z (..., Dz). Tiny element-wise NumPy work avoids waking torch's intra-op thread pool, which stalls for
     milliseconds per op on a loaded CPU."""
@@ -230,16 +289,25 @@ def lecture_params(theta: dict, ranges: OutputRanges, z: np.ndarray) -> tuple[np
 
 
 @functools.lru_cache(maxsize=16)
-def _nodes_numpy(latent_dim: int, n_z: int, method: str, limit: float) -> tuple[np.ndarray, np.ndarray]:
+def _nodes_numpy(
+    latent_dim: int, n_z: int, method: str, limit: float
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
     """Cached read-only NumPy copies of ``quadrature_nodes`` (redraws reuse them)."""
-    z, logw = quadrature_nodes(latent_dim, n_z, method, limit, dtype=torch.float64)
-    z, logw = z.numpy(), logw.numpy()
+    zt, logwt = quadrature_nodes(latent_dim, n_z, method, limit, dtype=torch.float64)
+    z, logw = zt.numpy(), logwt.numpy()
     z.flags.writeable = False
     logw.flags.writeable = False
     return z, logw
 
 
-def density_on_grid(model, xs, ys, n_z: int = 32, method: str = "gauss-hermite", limit: float = 5.0) -> np.ndarray:
+def density_on_grid(
+    model: GaussianDecoderModule,
+    xs: npt.ArrayLike,
+    ys: npt.ArrayLike,
+    n_z: int = 32,
+    method: str = "gauss-hermite",
+    limit: float = 5.0,
+) -> npt.NDArray[np.float64]:
     """p(x) on the tensor grid (xs (nx,), ys (ny,)) -> (ny, nx) float64, by quadrature over z.
 
     p(x) ~= sum_g w_g N(x1; m_g1, v_g1) N(x2; m_g2, v_g2) = (E2^T diag(w) E1)[iy, ix] with E_k[g, i] the 1-D
@@ -254,12 +322,12 @@ def density_on_grid(model, xs, ys, n_z: int = 32, method: str = "gauss-hermite",
         with torch.no_grad():
             m, v = model.gaussian_params(torch.as_tensor(nodes, dtype=p.dtype, device=p.device))
         mean, log_var = m.double().cpu().numpy(), v.double().cpu().numpy()
-    xs = np.asarray(xs, dtype=np.float64)
-    ys = np.asarray(ys, dtype=np.float64)
+    gx = np.asarray(xs, dtype=np.float64)
+    gy = np.asarray(ys, dtype=np.float64)
 
-    def axis_table(grid, k):                                       # (G, n): N(grid; m_gk, v_gk)
-        prec = np.exp(-log_var[:, k:k + 1])
-        return np.exp(-0.5 * ((grid - mean[:, k:k + 1]) ** 2 * prec + log_var[:, k:k + 1] + LOG_2PI))
+    def axis_table(grid: npt.NDArray[np.float64], k: int) -> npt.NDArray[np.float64]:  # (G, n): N(grid; m_gk, v_gk)
+        prec = np.exp(-log_var[:, k : k + 1])
+        return np.exp(-0.5 * ((grid - mean[:, k : k + 1]) ** 2 * prec + log_var[:, k : k + 1] + LOG_2PI))
 
-    e1, e2 = axis_table(xs, 0), axis_table(ys, 1)
+    e1, e2 = axis_table(gx, 0), axis_table(gy, 1)
     return e2.T @ (np.exp(logw)[:, None] * e1)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 
 import torch
-from torch.distributions import MultivariateNormal
+from torch.distributions import Distribution, MultivariateNormal
 
 from lvm.models.base import diagonal_gaussian_log_likelihood, standard_normal_log_prob
 
@@ -19,7 +19,7 @@ class LinearGaussianModel:
 
     standard_normal_prior = True
 
-    def __init__(self, W: torch.Tensor, b: torch.Tensor | None = None, s: float = 1.0):
+    def __init__(self, W: torch.Tensor, b: torch.Tensor | None = None, s: float = 1.0) -> None:
         W = torch.as_tensor(W)
         if W.dim() != 2:
             raise ValueError(f"W must be (data_dim, latent_dim); got shape {tuple(W.shape)}")
@@ -51,7 +51,8 @@ class LinearGaussianModel:
 
     def log_marginal(self, x: torch.Tensor) -> torch.Tensor:
         """log p(x) for x (B, D) -> (B,)."""
-        return self.marginal().log_prob(x.to(self.W.dtype))
+        marginal: Distribution = self.marginal()  # MultivariateNormal.log_prob has no annotations
+        return marginal.log_prob(x.to(self.W.dtype))
 
     def posterior(self, x: torch.Tensor) -> MultivariateNormal:
         """p(z|x) = N(Sigma W^T (x - b) / s^2, Sigma), batch shape (B,)."""
@@ -69,8 +70,9 @@ class LinearGaussianModel:
         return z @ self.W.T + self.b + self.s * eps
 
     @classmethod
-    def random(cls, data_dim: int = 5, latent_dim: int = 2, s: float = 0.5, seed: int = 0,
-               dtype: torch.dtype = torch.float64) -> "LinearGaussianModel":
+    def random(
+        cls, data_dim: int = 5, latent_dim: int = 2, s: float = 0.5, seed: int = 0, dtype: torch.dtype = torch.float64
+    ) -> LinearGaussianModel:
         """A random instance for tests and demos."""
         g = torch.Generator().manual_seed(seed)
         W = torch.randn(data_dim, latent_dim, generator=g, dtype=dtype)

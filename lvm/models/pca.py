@@ -20,8 +20,9 @@ def pca_fit(X: torch.Tensor, n: int) -> tuple[torch.Tensor, torch.Tensor]:
         raise ModelInputError(f"PCA needs a 2-D (N, D) array, got shape {tuple(X.shape)}")
     N, D = X.shape
     if not 1 <= n <= min(N, D):
-        raise ModelInputError(f"cannot keep {n} principal components of {N} samples with {D} features; "
-                              f"choose 1..{min(N, D)}")
+        raise ModelInputError(
+            f"cannot keep {n} principal components of {N} samples with {D} features; choose 1..{min(N, D)}"
+        )
     X64 = X.to(torch.float64)
     mean = X64.mean(0)
     Xc = X64 - mean
@@ -33,7 +34,8 @@ def pca_fit(X: torch.Tensor, n: int) -> tuple[torch.Tensor, torch.Tensor]:
     signs[signs == 0] = 1
     comps = comps * signs.unsqueeze(1)
     return mean.to(X.dtype if X.is_floating_point() else torch.float64), comps.to(
-        X.dtype if X.is_floating_point() else torch.float64)
+        X.dtype if X.is_floating_point() else torch.float64
+    )
 
 
 def pca_transform(X: torch.Tensor, mean: torch.Tensor, components: torch.Tensor) -> torch.Tensor:

@@ -1,4 +1,5 @@
-"""The variational autoencoder: z ~ N(0, I), x | z ~ Bernoulli(sigmoid(f_theta(z))) or N(mu_theta(z), diag sigma_theta(z)^2).
+"""The variational autoencoder: z ~ N(0, I), x | z ~ Bernoulli(sigmoid(f_theta(z))) or
+N(mu_theta(z), diag sigma_theta(z)^2).
 
 The encoder q_phi(z|x) = N(mu_phi(x), diag sigma_phi(x)^2) is returned as a ``torch.distributions`` object.
 It is a latent model (see ``lvm.models.base``) with the fast paths ``bernoulli_logits`` / ``gaussian_params``.
@@ -8,6 +9,8 @@ from __future__ import annotations
 
 import dataclasses
 import numbers
+from collections.abc import Callable
+from typing import Any
 
 import torch
 from torch import nn
@@ -32,7 +35,7 @@ class VAEConfig:
     image_shape: tuple[int, int] | None = (28, 28)
     min_log_var: float = -9.0  # soft floor of the Gaussian decoder's log variance
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         if self.decoder not in DECODERS:
             raise ModelInputError(f"decoder must be one of {DECODERS}, got {self.decoder!r}")
         if self.activation not in ACTIVATIONS:
@@ -45,14 +48,14 @@ class VAEConfig:
         if not isinstance(self.min_log_var, numbers.Real) or isinstance(self.min_log_var, bool):
             raise ModelInputError(f"min_log_var must be a number, got {self.min_log_var!r}")
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
         d["hidden"] = list(self.hidden)
         d["image_shape"] = None if self.image_shape is None else list(self.image_shape)
         return d
 
     @classmethod
-    def from_dict(cls, d: dict) -> "VAEConfig":
+    def from_dict(cls, d: dict[str, Any]) -> VAEConfig:
         d = dict(d)
         for key in ("data_dim", "latent_dim"):
             if key in d:
@@ -66,7 +69,7 @@ class VAEConfig:
 
 def mlp(sizes: list[int], activation: str) -> nn.Sequential:
     layers: list[nn.Module] = []
-    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
+    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:], strict=False)):
         layers.append(nn.Linear(a, b))
         if i < len(sizes) - 2:
             layers.append(ACTIVATIONS[activation]())
@@ -76,7 +79,7 @@ def mlp(sizes: list[int], activation: str) -> nn.Sequential:
 class VAE(nn.Module):
     """VAE with a Gaussian encoder and a Bernoulli or diagonal-Gaussian decoder."""
 
-    def __init__(self, config: VAEConfig | None = None, **kwargs):
+    def __init__(self, config: VAEConfig | None = None, **kwargs: Any) -> None:
         super().__init__()
         self.config = config or VAEConfig(**kwargs)
         c = self.config
@@ -90,11 +93,11 @@ class VAE(nn.Module):
     def encoder_params(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(mu_phi(x), log sigma_phi(x)), each (B, latent_dim)."""
         self._check_x(x)
-        h = self.encoder(x)
+        h: torch.Tensor = self.encoder(x)
         mu, log_sigma = h.chunk(2, dim=-1)
         return mu, log_sigma.clamp(-12.0, 6.0)
 
-    def encode(self, x: torch.Tensor) -> Independent:
+    def encode(self, x: torch.Tensor) -> Independent[Normal]:
         """q_phi(z|x) = N(mu_phi(x), diag sigma_phi(x)^2), batch shape (B,), event shape (latent_dim,)."""
         mu, log_sigma = self.encoder_params(x)
         return Independent(Normal(mu, log_sigma.exp()), 1)
@@ -103,14 +106,14 @@ class VAE(nn.Module):
     # The fast paths of the latent-model protocol exist only for the decoder this VAE has, so that
     # ``hasattr(model, "bernoulli_logits")`` tells estimators which one to use.
     @property
-    def bernoulli_logits(self):
+    def bernoulli_logits(self) -> Callable[[torch.Tensor], torch.Tensor]:
         """Logits f_theta(z) of the pixel-factorised Bernoulli decoder: z (..., latent_dim) -> (..., data_dim)."""
         if self.config.decoder != "bernoulli":
             raise AttributeError("bernoulli_logits: this VAE has a Gaussian decoder; use gaussian_params")
         return self.decoder
 
     @property
-    def gaussian_params(self):
+    def gaussian_params(self) -> Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
         """z (..., latent_dim) -> (mu_theta(z), log sigma_theta(z)^2) of the diagonal Gaussian decoder."""
         if self.config.decoder != "gaussian":
             raise AttributeError("gaussian_params: this VAE has a Bernoulli decoder; use bernoulli_logits")
@@ -118,11 +121,12 @@ class VAE(nn.Module):
 
     def _gaussian_params(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """mu = first half of the decoder output; log sigma^2 = m + softplus(raw - m), a soft floor m."""
-        mean, raw = self.decoder(z).chunk(2, dim=-1)
+        out: torch.Tensor = self.decoder(z)
+        mean, raw = out.chunk(2, dim=-1)
         m = self.config.min_log_var
         return mean, m + nn.functional.softplus(raw - m)
 
-    def decode(self, z: torch.Tensor) -> Independent:
+    def decode(self, z: torch.Tensor) -> Independent[Bernoulli] | Independent[Normal]:
         """p_theta(x|z) as a distribution with event shape (data_dim,)."""
         if self.config.decoder == "bernoulli":
             return Independent(Bernoulli(logits=self.bernoulli_logits(z)), 1)

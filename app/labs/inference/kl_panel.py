@@ -1,0 +1,348 @@
+"""KL gap explorer: the exact p(z|x) in the latent plane, a draggable q(z) = N(mu, Sigma), and the live split
+log p(x) = ELBO(q) + KL(q || p(z|x)) (ELBO by 16 x 16 Gauss-Hermite nodes; log p(x) once per x)."""
+
+from __future__ import annotations
+
+import csv
+import math
+import time
+
+import numpy as np
+import pyqtgraph as pg
+import torch
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import (
+    QDoubleSpinBox,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QSizePolicy,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.core.workspace import GaussianQ
+from app.labs.inference.plots import (
+    CONTOUR_PENS,
+    POSTERIOR_CMAP,
+    SHOWN_UPSAMPLE,
+    ellipse_points,
+    gaussian_extent,
+    latent_plot,
+    set_image,
+    union_rect,
+)
+from app.labs.inference.readouts import kl_info
+from app.widgets.contours import ContourLines
+from app.widgets.data_point_card import DataPointCard
+from app.widgets.elbo_kl_bar import ElboKLBar
+from app.widgets.gaussian_ellipse_roi import GaussianEllipseROI
+from lvm.gaussian_q import cov_to_tril, encoder_q, gaussian_elbo, model_x, params_to_tril, tril_to_params
+from lvm.posterior_grid import hpd_extent
+from lvm.threads import single_thread
+
+VI_STEPS = 300
+VI_LR = 0.05
+
+
+class KLGapPanel(QWidget):
+    """The lab's first panel. It reads ``lab.picture`` (the exact posterior of the selected x) and edits q, which
+    lives in the lab's state (``lab.state.q_mean``, ``lab.state.q_tril``)."""
+
+    title = "KL gap explorer"
+
+    def __init__(self, lab):
+        super().__init__()
+        self.lab = lab
+        self.ws = lab.workspace
+        self.elbo: float | None = None
+        self.update_ms: list[float] = []  # drag/edit update times (ELBO + readout), for measurement
+
+        self.plot = latent_plot("p(z|x) (exact) and q(z) — drag the ellipse; handles: scale + rotate")
+        self.coarse_img = pg.ImageItem()
+        self.coarse_img.setOpacity(0.55)
+        self.coarse_img.setLookupTable(POSTERIOR_CMAP.getLookupTable(nPts=256))
+        self.fine_img = pg.ImageItem()
+        self.fine_img.setLookupTable(POSTERIOR_CMAP.getLookupTable(nPts=256))
+        self.plot.addItem(self.coarse_img)
+        self.plot.addItem(self.fine_img)
+        self.contours = ContourLines(self.plot, CONTOUR_PENS)  # highest-density regions, traced in the worker
+        self.enc_curve = pg.PlotCurveItem(pen=pg.mkPen((90, 90, 90), width=1.5, style=Qt.PenStyle.DashLine))
+        self.plot.addItem(self.enc_curve)
+        self.roi = GaussianEllipseROI(n_sigma=2.0)
+        self.roi.setZValue(20)
+        self.roi.setVisible(False)
+        self.plot.addItem(self.roi)
+        self.roi.sigGaussianChanged.connect(self._on_roi)
+        legend = self.plot.addLegend(offset=(8, 8))
+        legend.addItem(pg.PlotDataItem(pen=CONTOUR_PENS[0]), "p(z|x): 50 / 90 / 99 % regions")
+        legend.addItem(pg.PlotDataItem(pen=pg.mkPen((230, 60, 40), width=2.5)), "q(z): 2σ ellipse (dashed: 1σ)")
+        legend.addItem(
+            pg.PlotDataItem(pen=pg.mkPen((90, 90, 90), width=1.5, style=Qt.PenStyle.DashLine)), "encoder q(z|x), 2σ"
+        )
+
+        self.bar = ElboKLBar()
+
+        # fields
+        self.fields = {}
+        form = QFormLayout()
+        specs = [
+            ("mu1", "μ₁", -20, 20),
+            ("mu2", "μ₂", -20, 20),
+            ("sigma1", "σ₁ (std)", 1e-4, 20),
+            ("sigma2", "σ₂ (std)", 1e-4, 20),
+            ("rho", "ρ (correlation)", -0.99, 0.99),
+        ]
+        for key, label, lo, hi in specs:
+            box = QDoubleSpinBox()
+            box.setObjectName(f"q-{key}")
+            box.setRange(lo, hi)
+            box.setDecimals(4)
+            box.setSingleStep(0.01)
+            box.setKeyboardTracking(False)
+            box.valueChanged.connect(self._on_fields)
+            self.fields[key] = box
+            form.addRow(label, box)
+        fields_box = QGroupBox("q(z) = N(μ, Σ)")
+        fields_box.setLayout(form)
+
+        self.enc_button = QPushButton("q = encoder q(z|x)")
+        self.best_button = QPushButton("q = best Gaussian (optimise)")
+        self.prior_button = QPushButton("q = prior N(0, I)")
+        self.fit_button = QPushButton("Fit view")
+        self.enc_button.clicked.connect(self.set_encoder)
+        self.best_button.clicked.connect(self.toggle_optimise)
+        self.prior_button.clicked.connect(self.set_prior)
+        self.fit_button.clicked.connect(self.fit_view)
+        self.info = QLabel()
+        self.info.setWordWrap(True)
+        self.info.setObjectName("kl-info")
+
+        self.card = DataPointCard()  # the x analysed
+        side = QVBoxLayout()
+        side.addWidget(self.card)
+        side.addWidget(fields_box)
+        for b in (self.enc_button, self.best_button, self.prior_button, self.fit_button):
+            side.addWidget(b)
+        side.addWidget(self.info)
+        side.addStretch(1)
+        side_w = QWidget()
+        side_w.setLayout(side)
+        side_w.setFixedWidth(260)  # the readout's text changes with x: a fixed width keeps the plot's size
+        side_w.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Expanding)
+
+        left = QVBoxLayout()
+        left.addWidget(self.plot, 1)
+        left.addWidget(self.bar)
+        top = QHBoxLayout(self)
+        top.setContentsMargins(2, 2, 2, 2)
+        top.addLayout(left, 1)
+        top.addWidget(side_w)
+        self.ws.events.q.connect(self._on_workspace_q)
+        self._set_enabled(False)
+
+    # -- state from the lab ----------------------------------------------------------------------------------------
+    @property
+    def mean(self) -> np.ndarray | None:
+        return self.lab.state.q_mean
+
+    @property
+    def tril(self) -> np.ndarray | None:
+        return self.lab.state.q_tril
+
+    def _set_enabled(self, on: bool) -> None:
+        for w in (*self.fields.values(), self.enc_button, self.best_button, self.prior_button):
+            w.setEnabled(on)
+
+    def on_selection(self, keep_workspace_q: bool = False) -> None:
+        """A new x: q resets to the encoder's q(z|x) (or, with ``keep_workspace_q``, keeps the workspace's q: a restored
+        session's, when the lab is first built); the old picture is cleared until the new one arrives."""
+        self.cancel_optimise()
+        self.fine_img.clear()
+        self.coarse_img.clear()
+        self.contours.clear()
+        self.enc_curve.setData([], [])
+        ok = self.lab.can_compute()
+        self._set_enabled(ok)
+        if not ok:
+            self.roi.setVisible(False)
+            self.bar.set_values(None, None)
+            self.info.setText(self.lab.why_not())
+            return
+        enc = encoder_q(self.ws.model, self.ws.selected_x)
+        if enc is not None:
+            m, L = enc
+            self.enc_curve.setData(*ellipse_points(m, L @ L.T, 2.0))
+        kept = self.ws.q if keep_workspace_q else None
+        if kept is not None:
+            self.set_q(np.array(kept.mean), np.array(kept.scale_tril), publish=False)
+        elif enc is not None:
+            self.set_q(*enc)
+        else:
+            self.set_q(np.zeros(2), np.eye(2))
+        self.info.setText("computing the exact posterior…")
+
+    def on_picture(self, pic, contours) -> None:
+        set_image(self.coarse_img, pic.coarse_density, pic.coarse_extent)
+        set_image(self.fine_img, pic.density, pic.extent, upsample=SHOWN_UPSAMPLE)
+        self.contours.set_segments(list(contours))
+        self._update_readout()
+        self.info.setText(kl_info(pic, self.lab.context.size))
+        self.fit_view()
+
+    def fit_view(self) -> None:
+        pic = self.lab.picture
+        rects = [hpd_extent(pic.density, pic.extent) if pic is not None else None]
+        q = self.lab.state.q()
+        if q is not None:
+            rects.append(gaussian_extent(q[0], q[1] @ q[1].T, 2.6))
+        r = union_rect(*rects)
+        if r is not None:
+            self.plot.getViewBox().setRange(r, padding=0.08)
+
+    # -- q ---------------------------------------------------------------------------------------------------------
+    def set_q(self, mean, tril, publish: bool = True, move_roi: bool = True) -> None:
+        """Make q = N(mean, tril tril^T): ellipse, fields, readout and (``publish``) the workspace's q."""
+        t0 = time.perf_counter()
+        try:
+            m, L = self.lab.state.set_q(mean, tril)
+        except ValueError:
+            return
+        if move_roi:
+            self.roi.set_gaussian(m, L @ L.T)
+        self.roi.setVisible(True)
+        self._show_fields(m, L)
+        self._update_readout()
+        if publish:
+            try:
+                self.ws.set_q(GaussianQ.from_arrays(m, L))
+            except ValueError:
+                pass
+        self.update_ms.append((time.perf_counter() - t0) * 1000)
+        del self.update_ms[:-500]
+
+    def _show_fields(self, mean: np.ndarray, tril: np.ndarray) -> None:
+        vals = tril_to_params(mean, tril)
+        for key, v in zip(("mu1", "mu2", "sigma1", "sigma2", "rho"), vals, strict=False):
+            box = self.fields[key]
+            box.blockSignals(True)
+            box.setValue(v)
+            box.blockSignals(False)
+
+    def _update_readout(self) -> None:
+        x, q = self.ws.selected_x, self.lab.state.q()
+        if x is None or q is None or not self.lab.can_compute():
+            self.bar.set_values(None, None)
+            return
+        key = (id(self.ws.model), np.asarray(x).tobytes(), q[0].tobytes(), q[1].tobytes())
+        if key != getattr(self, "_elbo_key", None):  # the picture's arrival alone does not change ELBO(q)
+            with single_thread():
+                self.elbo = gaussian_elbo(self.ws.model, x, *q)
+            self._elbo_key = key
+        pic = self.lab.picture
+        log_px = pic.log_px if pic is not None and pic.index == self.ws.selected_index else None
+        self.bar.set_values(log_px, self.elbo)
+
+    def _on_roi(self, mean, cov) -> None:
+        self.cancel_optimise()
+        try:
+            L = cov_to_tril(cov)
+        except np.linalg.LinAlgError:
+            return
+        self.set_q(mean, L, move_roi=False)
+
+    def _on_fields(self, _=None) -> None:
+        if self.mean is None:
+            return
+        v = {k: b.value() for k, b in self.fields.items()}
+        m, L = params_to_tril(v["mu1"], v["mu2"], v["sigma1"], v["sigma2"], v["rho"])
+        self.cancel_optimise()
+        self.set_q(m, L)
+
+    def _on_workspace_q(self, q) -> None:
+        mine = self.lab.state.q()
+        if q is None or len(q.mean) != 2 or mine is None:
+            return
+        m, L = np.asarray(q.mean), np.asarray(q.scale_tril)
+        if np.allclose(m, mine[0], atol=1e-9) and np.allclose(L, mine[1], atol=1e-9):
+            return
+        self.set_q(m, L, publish=False)
+
+    def set_encoder(self) -> None:
+        if not self.lab.can_compute():
+            return
+        self.cancel_optimise()
+        enc = encoder_q(self.ws.model, self.ws.selected_x)
+        if enc is not None:
+            self.set_q(*enc)
+            self.fit_view()
+
+    def set_prior(self) -> None:
+        if not self.lab.can_compute():
+            return
+        self.cancel_optimise()
+        self.set_q(np.zeros(2), np.eye(2))
+        self.fit_view()
+
+    # -- best Gaussian ---------------------------------------------------------------------------------------------
+    def is_optimising(self) -> bool:
+        return self.lab.runner.is_busy(self.lab.channel("optimise"))
+
+    def toggle_optimise(self) -> None:
+        if self.is_optimising():
+            self.cancel_optimise()
+        else:
+            self.optimise()
+
+    def optimise(self, steps: int = VI_STEPS, lr: float = VI_LR) -> None:
+        """Fit the best full-covariance Gaussian q* = argmax ELBO from the current q, animated by snapshots."""
+        if not self.lab.can_compute() or self.mean is None:
+            return
+        from lvm.estimators import vi_steps
+
+        model, index = self.ws.model, self.ws.selected_index
+        x = model_x(model, self.ws.selected_x)
+        init = (torch.as_tensor(self.mean), torch.as_tensor(self.tril))
+
+        def run():
+            with single_thread():
+                yield from vi_steps(model, x, steps=steps, lr=lr, init=init, every=2)
+
+        def snapshot(s):
+            if self.ws.selected_index != index:
+                return
+            self.set_q(s.mean.double().numpy(), s.scale_tril.double().numpy())
+            self.best_button.setText(f"Stop optimising (step {s.step}/{steps})")
+
+        self.best_button.setText("Stop optimising")
+        self.lab.runner.submit(
+            self.lab.channel("optimise"),
+            run,
+            on_snapshot=snapshot,
+            on_finished=self._optimise_done,
+            on_error=lambda m: self._optimise_done(),
+        )
+
+    def _optimise_done(self) -> None:
+        self.best_button.setText("q = best Gaussian (optimise)")
+
+    def cancel_optimise(self) -> None:
+        if self.is_optimising():
+            self.lab.runner.cancel(self.lab.channel("optimise"))
+            self._optimise_done()
+
+    # -- export ----------------------------------------------------------------------------------------------------
+    def export_csv(self, path: str) -> None:
+        pic, q = self.lab.picture, self.lab.state.q()
+        if q is None or self.elbo is None:
+            raise NotImplementedError("no q yet: select a data point first")
+        mu1, mu2, s1, s2, rho = tril_to_params(*q)
+        log_px = pic.log_px if pic is not None else math.nan
+        from lvm.io import atomic_open_text
+
+        with atomic_open_text(path) as f:
+            w = csv.writer(f)
+            w.writerow(["index", "log_px", "elbo", "kl", "mu1", "mu2", "sigma1", "sigma2", "rho"])
+            w.writerow([self.ws.selected_index, log_px, self.elbo, log_px - self.elbo, mu1, mu2, s1, s2, rho])

@@ -1,0 +1,260 @@
+"""The Inference lab: how good are the ELBO and Monte Carlo estimates of log p(x), seen against the exact answer.
+
+Panels (tabs): KL gap explorer, the 1-D picture, estimator convergence, Jensen made visible, ELBO vs log p(x).
+The lab owns what they share: its Qt-free ``state`` (``app.labs.inference.state``: the x analysed, q, the panels'
+settings), the model's decoded coarse latent grid (``context``, once per model and data set) and the exact posterior
+of the selected x (``picture``, computed in a worker on every selection). It listens to the workspace's selection /
+model / dataset events and never calls other labs. The maths is in ``lvm`` (``lvm.posterior_grid``,
+``lvm.gaussian_q``, ``lvm.estimators.convergence``, ``lvm.estimators.encoder_gap``).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from PySide6.QtCore import Signal
+from PySide6.QtWidgets import QTabWidget, QVBoxLayout
+
+from app.labs.inference.estimators_panel import ConvergencePanel, JensenPanel
+from app.labs.inference.kl_panel import KLGapPanel
+from app.labs.inference.onedim_panel import OneDPanel
+from app.labs.inference.plots import drawn_posterior
+from app.labs.inference.scatter_panel import ScatterPanel
+from app.labs.inference.state import InferenceState, analysis_problem
+from app.widgets.lab_view import LabView
+from lvm.errors import SessionError
+from lvm.posterior_grid import CoarseGrid
+
+EXPLANATION = r"""
+<h3>Inference: how well do we know log p(x)?</h3>
+<p><b>The marginal likelihood</b> is an integral over the latent $z$:
+<br>&nbsp;&nbsp;$p(x) = \int\, p(x \mid z)\, p(z)\, dz$.
+<br>With a 2-D latent it is computed here <i>exactly</i> by quadrature on a grid
+($\log p(x) = \log V$ $+\ \mathrm{logsumexp}_g$ $[\log p(x \mid z_g) + \log p(z_g)]$).</p>
+<p><b>Naive Monte Carlo</b> draws $z_i$ without looking at $x$ (uniform on a box, or from the prior):
+<br>&nbsp;&nbsp;$$p(x) \approx \frac{1}{k} \sum_{i=1}^{k} p(x \mid z_i)$$, $z_i \sim p(z)$.
+<br>Almost every sample misses the tiny region where $p(z \mid x)$ lives, so it needs astronomically many samples.</p>
+<p><b>Importance sampling</b> draws from a proposal $q(z)$ close to the posterior and reweights:
+<br>&nbsp;&nbsp;$$\hat{p}(x) = \frac{1}{k} \sum_{i=1}^{k} w_i$$,
+$$w_i = \frac{p(x \mid z_i)\, p(z_i)}{q(z_i)}$$, $z_i \sim q$.
+<br>$\mathbb{E}_q[\hat{p}(x)] = p(x)$: unbiased. The effective sample size
+$\mathrm{ESS} = (\sum_i w_i)^2 / \sum_i w_i^2$ says how many samples really count.
+<br>The proposal must <i>cover</i> the posterior: where $q$ is tiny but $p(z \mid x)$ is not, rare draws carry huge
+weights that $k$ draws mostly miss, and the estimate falls short, however good the measured ESS looks. Then even
+naive MC from the broad prior can be closer at the same $k$ (the estimator-convergence panel says when, and why).</p>
+<p><b>Jensen's inequality</b>: $\log$ is concave, so
+<br>&nbsp;&nbsp;$\mathcal{L}_k = \mathbb{E}[\log \hat{p}(x)]$ $\leq \log \mathbb{E}[\hat{p}(x)] = \log p(x)$.
+<br>$\mathcal{L}_k$ is the IWAE bound; it rises with $k$ towards $\log p(x)$.</p>
+<p><b>The ELBO</b> is the case $k = 1$:
+<br>&nbsp;&nbsp;$\mathrm{ELBO}(q) = \mathbb{E}_q[\log p(x \mid z)]$ $-\ \mathrm{KL}(q(z)\, \Vert\, p(z))$
+$= \mathbb{E}_q[\log p(x, z) - \log q(z)]$.</p>
+<p><b>The gap</b> is exactly a KL divergence:
+<br>&nbsp;&nbsp;$\log p(x) = \mathrm{ELBO}(q)$ $+\ \mathrm{KL}(q(z)\, \Vert\, p(z \mid x))$.
+<br>Maximising the ELBO over $q$ minimises this <i>reverse</i> KL, which is mode seeking.
+The encoder $q_\phi(z \mid x)$ is one amortised guess; the best Gaussian $q^*$ closes part of the gap
+(amortisation gap); what remains is the approximation gap.</p>
+<p><b>Numbers</b>: in the KL explorer the ELBO uses $16 \times 16$ Gauss-Hermite nodes in $q$'s own coordinates;
+$\log p(x)$ comes from a coarse grid over the latent box plus a fine grid on the posterior's support.</p>
+"""
+
+
+class InferenceLab(LabView):
+    name = "inference"
+    title = "Inference lab"
+    explanation = EXPLANATION
+
+    picture_changed = Signal(object)
+
+    def __init__(self, workspace, runner, parent=None):
+        super().__init__(workspace, runner, parent)
+        self.state = InferenceState()
+        self.context: CoarseGrid | None = None
+        self.picture = None
+        self.contours: tuple = ()  # the picture's HPD contours (segment endpoints), traced in the worker
+        self.active = False
+        self.refresh_ms: list[float] = []  # selection -> exact posterior shown, for measurement
+        self._t_select: float | None = None
+
+        self.tabs = QTabWidget()
+        self.tabs.setObjectName("inference-tabs")
+        self.kl = KLGapPanel(self)
+        self.onedim = OneDPanel(self)
+        self.convergence = ConvergencePanel(self)
+        self.jensen = JensenPanel(self)
+        self.scatter = ScatterPanel(self)
+        self.panels: dict[str, Any] = {
+            "kl": self.kl,
+            "onedim": self.onedim,
+            "convergence": self.convergence,
+            "jensen": self.jensen,
+            "scatter": self.scatter,
+        }
+        for p in self.panels.values():
+            self.tabs.addTab(p, p.title)
+        self.x_cards = [p.card for p in self.panels.values() if hasattr(p, "card")]  # every panel analysing the x
+        self.tabs.currentChanged.connect(self._on_tab)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.with_explanation(self.tabs))
+
+        ev = workspace.events
+        ev.selection.connect(self._on_selection)
+        ev.model.connect(self._on_model)
+        ev.dataset.connect(self._on_dataset)
+        self.state.select(workspace.selected_index)
+        self.show_x()
+
+    # -- what can be computed --------------------------------------------------------------------------------------
+    def can_compute(self) -> bool:
+        return not self.why_not()
+
+    def why_not(self) -> str:
+        """What stops the lab from analysing the selected x ("" when nothing does)."""
+        ws = self.workspace
+        return analysis_problem(ws.model, ws.data, ws.selected_index)
+
+    def is_panel_visible(self, panel) -> bool:
+        return self.active and self.tabs.currentWidget() is panel
+
+    # -- lifecycle -------------------------------------------------------------------------------------------------
+    def activate(self) -> None:
+        self.active = True
+        if self._select_first_if_none():
+            return  # the selection event refreshes everything
+        if self.kl.mean is None:  # first shown: a q already in the workspace (a restored session's) is kept
+            self.kl.on_selection(keep_workspace_q=True)
+        self.ensure_context()
+        self._on_tab(self.tabs.currentIndex())
+
+    def deactivate(self) -> None:
+        self.active = False
+        super().deactivate()
+
+    def _on_tab(self, _index: int) -> None:
+        self.state.panel = self.current_panel_name()
+        w = self.tabs.currentWidget()
+        if self.active and hasattr(w, "ensure"):
+            w.ensure()
+
+    # -- shared computations ---------------------------------------------------------------------------------------
+    def ensure_context(self) -> None:
+        ws = self.workspace
+        if self.context is not None or ws.model is None or ws.data is None:
+            if self.context is not None and self.picture is None:
+                self.request_picture()
+            return
+        if analysis_problem(ws.model, ws.data, 0):
+            return
+        model, data_x = ws.model, ws.data.x
+
+        def done(ctx):
+            if ws.model is model:
+                self.context = ctx
+                self.request_picture()
+                if self.scatter.stale and self.is_panel_visible(self.scatter):
+                    self.scatter.run()
+
+        self.runner.submit(self.channel("context"), lambda: CoarseGrid.build(model, data_x), on_result=done)
+
+    def request_picture(self) -> None:
+        if self.context is None or not self.can_compute():
+            return
+        ctx, x, index = self.context, self.workspace.selected_x, self.workspace.selected_index
+
+        def work():  # all cores: the fine grid's decoder pass is the GEMM-heavy part; workers run at a lower
+            return drawn_posterior(ctx, x, index)  # priority than the GUI thread (app.core.workers)
+
+        self.runner.submit(self.channel("posterior"), work, on_result=self._on_picture)
+
+    def _on_picture(self, result) -> None:
+        pic, contours = result
+        if pic.index != self.workspace.selected_index or self.context is None:
+            return
+        self.picture, self.contours = pic, contours
+        self.kl.on_picture(pic, contours)
+        self.picture_changed.emit(pic)
+        cur = self.tabs.currentWidget()
+        if hasattr(cur, "ensure") and self.active:
+            cur.ensure()
+        if self._t_select is not None:
+            self.refresh_ms.append((time.perf_counter() - self._t_select) * 1000)
+            self._t_select = None
+
+    # -- workspace events ------------------------------------------------------------------------------------------
+    def show_x(self) -> None:
+        """Every panel analysing the selected x shows it: its image, index and label."""
+        ws = self.workspace
+        data, index = ws.data, ws.selected_index
+        x = None if data is None or index is None else data.x[index]
+        label = None if x is None or data.y is None else int(data.y[index])
+        shape = None if ws.dataset is None else ws.dataset.image_shape
+        for card in self.x_cards:
+            card.set_point(x, shape, index, label)
+
+    def _on_selection(self, index) -> None:
+        self._t_select = time.perf_counter()
+        self.state.select(index)
+        self.show_x()
+        self.picture = None
+        self.runner.cancel(self.channel("posterior"))
+        self.kl.on_selection()
+        for p in (self.convergence, self.jensen):
+            p.stale = True
+            self.runner.cancel(self.channel(p.chan))
+            p.clear()
+        self.scatter.show_selection()
+        if index is None and self._select_first_if_none():
+            return
+        if self.active:
+            if self.context is None:
+                self.ensure_context()
+            else:
+                self.request_picture()
+
+    def _reset_model_data(self) -> None:
+        self.runner.cancel(self.name + "/")
+        self.context = None
+        self.picture = None
+        self.show_x()
+        for p in (self.convergence, self.jensen, self.scatter):
+            p.stale = True
+            p.clear()
+        self.kl.on_selection()
+        if self.active and not self._select_first_if_none():
+            self.ensure_context()
+
+    def _on_model(self, _model) -> None:
+        self._reset_model_data()
+
+    def _on_dataset(self, _ds) -> None:
+        self._reset_model_data()
+
+    # -- export and state ------------------------------------------------------------------------------------------
+    def current_panel_name(self) -> str:
+        w = self.tabs.currentWidget()
+        return next(k for k, p in self.panels.items() if p is w)
+
+    def set_panel(self, name: str) -> None:
+        if name in self.panels:
+            self.tabs.setCurrentWidget(self.panels[name])
+
+    def export_csv(self, path: str) -> None:
+        self.panels[self.current_panel_name()].export_csv(path)
+
+    def view_state(self) -> dict:
+        return self.state.to_dict()
+
+    def restore_view_state(self, state: dict) -> None:
+        """A session's settings (``InferenceState.from_dict``); a damaged entry is reported and changes nothing."""
+        if not state:
+            return
+        try:
+            restored = InferenceState.from_dict(state)
+        except SessionError as exc:
+            self.workspace.message(f"The session's Inference lab settings were not restored: {exc}")
+            return
+        self.state = self.state.with_settings_of(restored)
+        for panel in (self.onedim, self.convergence, self.jensen, self.scatter):
+            panel.show_settings()
+        self.set_panel(restored.panel)

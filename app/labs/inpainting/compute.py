@@ -1,0 +1,107 @@
+"""The Inpainting lab's computations, Qt-free. Each runs in a worker (``app.core.workers.TaskRunner``) on copies of
+the drawing and returns, or yields, results that are never changed afterwards."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from lvm.inpainting import DEFAULT_SIZE, InpaintGrid, InpaintResult, meanfield_elbo, optimise_phi
+from lvm.inpainting.local_posterior import LocalPosteriorGrid, Rect, mass_box
+from lvm.inpainting.meanfield import MeanFieldSnapshot
+from lvm.threads import single_thread
+
+GRID_SIZE = DEFAULT_SIZE
+N_SAMPLES = 16  # sampled completions shown
+ELBO_SAMPLES = 256  # completions per ELBO(phi) estimate
+OPTIMISE_SAMPLES = 32  # completions per optimiser step
+REPORT_EVERY = 5  # optimiser steps per snapshot
+
+
+@dataclass(frozen=True)
+class Inference:
+    """The exact inference for one drawing, and the rectangle holding 99.9 % of p(z | x_O) (2-D latents)."""
+
+    result: InpaintResult
+    mass_box: Rect | None
+    seconds: float
+
+
+def model_problem(model: object) -> str | None:
+    """Why ``model`` cannot inpaint here (None: it can)."""
+    if model is None:
+        return "open a model (File → Open model…) to inpaint"
+    if getattr(model, "latent_dim", 0) not in (1, 2) or getattr(getattr(model, "config", None), "decoder", "") != (
+        "bernoulli"
+    ):
+        return "exact inpainting needs a 1-D or 2-D latent model with a Bernoulli decoder"
+    return None
+
+
+def build_grid(model: Any) -> InpaintGrid:
+    return InpaintGrid.build(model, size=GRID_SIZE)
+
+
+def grid_text(grid: InpaintGrid) -> str:
+    box = grid.box
+    square = "²" if grid.latent_dim == 2 else ""
+    return (
+        f"grid {grid.size}² over [{float(box[0, 0]):.1f}, {float(box[0, 1]):.1f}]{square}; "
+        f"tables {grid.nbytes / 1e6:.0f} MB, decoded in {grid.build_seconds * 1000:.0f} ms"
+    )
+
+
+def infer(grid: InpaintGrid, x: np.ndarray, mask: np.ndarray, seed: int, n_samples: int = N_SAMPLES) -> Inference:
+    """p(z | x_O) on the grid, log p(x_O), the predictive and ``n_samples`` completions drawn with ``seed``."""
+    t0 = time.perf_counter()
+    gen = torch.Generator(device="cpu").manual_seed(int(seed))
+    result = grid.infer(x, mask, n_samples=n_samples, generator=gen)
+    box = None
+    if grid.latent_dim == 2:
+        w = np.exp(result.log_post.cpu().numpy()).reshape(grid.shape)
+        box = mass_box(w, grid.box.cpu().numpy())
+    return Inference(result, box, time.perf_counter() - t0)
+
+
+def local_posterior(grid: InpaintGrid, rect: Rect, n: int = 48) -> LocalPosteriorGrid:
+    """The fine heatmap's tables for ``rect`` (n^2 decoder calls, ~100 ms on one thread)."""
+    local = LocalPosteriorGrid(n)
+    with single_thread():
+        local.set_rect(grid, rect)
+    return local
+
+
+def elbo_steps(
+    grid: InpaintGrid,
+    x: np.ndarray,
+    mask: np.ndarray,
+    phis: dict[str, np.ndarray],
+    seed: int,
+    n_samples: int = ELBO_SAMPLES,
+) -> Iterator[tuple[dict[str, tuple[float, float]], float]]:
+    """ELBO(phi) +- stderr for each phi, with ``seed``: yields (the estimates so far, log p(x_O)) after each."""
+    gen = torch.Generator(device="cpu").manual_seed(int(seed))
+    lp = grid.infer(x, mask, n_samples=0).log_p_obs
+    out: dict[str, tuple[float, float]] = {}
+    for key, phi in phis.items():
+        if (~np.asarray(mask, bool)).sum() == 0:  # nothing missing: q is the empty product, ELBO = log p(x_O)
+            out[key] = (lp, 0.0)
+        else:
+            with single_thread():
+                est = meanfield_elbo(grid, x, mask, phi, n_samples=n_samples, generator=gen)
+            out[key] = (est.elbo, est.stderr)
+        yield dict(out), lp
+
+
+def optimise_steps(
+    grid: InpaintGrid, x: np.ndarray, mask: np.ndarray, phi0: np.ndarray | None, steps: int, seed: int
+) -> Iterator[MeanFieldSnapshot]:
+    """``lvm.inpainting.optimise_phi`` from ``phi0`` (None: the predictive) with ``seed``."""
+    yield from optimise_phi(
+        grid, x, mask, phi0=phi0, steps=steps, n_samples=OPTIMISE_SAMPLES, seed=int(seed), report_every=REPORT_EVERY
+    )

@@ -1,0 +1,280 @@
+"""The Inpainting lab's widgets: the drawing panel (canvas, pen tools, digit, mask preset, seed), the plots, and the
+mean-field (phi) panel with its chart. They show what they are given; the lab binds them to its state."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import QRectF, Qt
+from PySide6.QtWidgets import (
+    QButtonGroup,
+    QCheckBox,
+    QComboBox,
+    QDoubleSpinBox,
+    QGridLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QProgressBar,
+    QPushButton,
+    QRadioButton,
+    QSizePolicy,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.labs.inpainting.images import composite_rgb, phi_rgb, tile_rgb
+from app.labs.inpainting.state import BRUSH_RANGE, MASK_CHOICES
+from app.widgets.digit_canvas import DigitCanvas
+from app.widgets.grid_lines import GridLines
+from app.widgets.lab_view import spin_box
+
+
+def qrect(rect: tuple[float, float, float, float]) -> QRectF:
+    """An ``lvm.inpainting.local_posterior`` rectangle (x0, y0, width, height) as a QRectF."""
+    return QRectF(*rect)
+
+
+def image_view(
+    layout: pg.GraphicsLayoutWidget, row: int, col: int, title: str, **kw
+) -> tuple[pg.ViewBox, pg.ImageItem]:
+    """A locked-aspect, y-down ViewBox holding one ImageItem (row-major images), with a title label above it."""
+    layout.addLabel(title, row=row, col=col, **kw)
+    vb = layout.addViewBox(row=row + 1, col=col, lockAspect=True, invertY=True, enableMouse=False, **kw)
+    item = pg.ImageItem(axisOrder="row-major")
+    vb.addItem(item)
+    vb.setMenuEnabled(False)
+    return vb, item
+
+
+def set_rgb(vb: pg.ViewBox, item: pg.ImageItem, rgb: np.ndarray) -> None:
+    first = item.image is None or item.image.shape != rgb.shape
+    item.setImage(rgb, autoLevels=False, levels=(0, 255))
+    if first:
+        vb.setRange(QRectF(0, 0, rgb.shape[1], rgb.shape[0]), padding=0.02)
+
+
+class ElboChart:
+    """ELBO(phi) for each phi as bars, with log p(x_O) as a dashed line and the numbers written on the bars."""
+
+    def __init__(self, plot: pg.PlotItem):
+        self.plot = plot
+        plot.setLabel("left", "nats")
+        plot.setLabel("bottom", "φ")
+        self.grid_lines = GridLines(plot, x=False, alpha=0.3)
+        plot.setMouseEnabled(False, False)
+        plot.setMenuEnabled(False)
+        self.bars = pg.BarGraphItem(x=[], height=[], width=0.6, brush=pg.mkBrush(90, 140, 210))
+        plot.addItem(self.bars)
+        self.line = pg.InfiniteLine(angle=0, pen=pg.mkPen((220, 60, 60), width=2, style=Qt.PenStyle.DashLine))
+        plot.addItem(self.line)
+        self.line_label = pg.TextItem("", color=(200, 40, 40), anchor=(0, 1))
+        plot.addItem(self.line_label)
+        self.texts: list[pg.TextItem] = []
+
+    def set_values(self, names: Sequence[str], elbos: Sequence[float | None], log_p_obs: float | None) -> None:
+        xs = np.arange(len(names), dtype=float)
+        h = np.array([np.nan if v is None else v for v in elbos], dtype=float)
+        ok = np.isfinite(h)
+        self.bars.setOpts(x=xs[ok], height=h[ok], width=0.6)
+        self.plot.getAxis("bottom").setTicks([[(i, n) for i, n in enumerate(names)]])
+        finite = list(h[ok]) + ([log_p_obs] if log_p_obs is not None else [])
+        low = min(finite) if finite else -1.0
+        while len(self.texts) < len(names):  # the value labels are reused, never recreated
+            t = pg.TextItem("", color=(20, 20, 20), anchor=(0.5, 1.1))
+            self.plot.addItem(t)
+            self.texts.append(t)
+        for k, t in enumerate(self.texts):
+            if k < len(names) and np.isfinite(h[k]):
+                t.setText(f"{h[k]:.1f}")
+                t.setPos(xs[k], h[k])
+                t.show()
+            else:
+                t.hide()
+        if log_p_obs is not None:
+            self.line.setValue(log_p_obs)
+            self.line.show()
+            self.line_label.setText(f"log p(x_O) = {log_p_obs:.1f}")
+            self.line_label.setPos(-0.45, log_p_obs)
+            self.line_label.show()
+        else:
+            self.line.hide()
+            self.line_label.hide()
+        self.plot.setXRange(-0.6, max(len(names), 1) - 0.4, padding=0)
+        self.plot.setYRange(1.12 * low, -0.1 * low, padding=0)  # room above 0 for the log p(x_O) label
+
+
+# -- the lab's three parts -------------------------------------------------------------------------------------------
+TOOL_BUTTONS = (
+    ("brush", "Brush", "draw ink (right button: erase)"),
+    ("eraser", "Eraser", "erase ink (right button: draw)"),
+    ("observe", "Paint observed", "mark pixels as observed (right button: hide)"),
+    ("hide", "Paint missing", "mark pixels as missing (right button: observe)"),
+)
+SEED_MAX = 2**31 - 1  # (a QSpinBox holds a C int)
+SUMMARY_LINES = 3  # the ELBO summary: wraps within this many lines, never widens the window
+
+
+def _row(*items: QWidget | tuple[QWidget, int]) -> QHBoxLayout:
+    row = QHBoxLayout()
+    for item in items:
+        widget, stretch = item if isinstance(item, tuple) else (item, 0)
+        row.addWidget(widget, stretch)
+    return row
+
+
+def set_quietly(box: QSpinBox, value: int) -> None:
+    """Show ``value`` in ``box`` without its valueChanged."""
+    if box.value() != value:
+        was = box.blockSignals(True)
+        box.setValue(value)
+        box.blockSignals(was)
+
+
+class DrawingPanel(QWidget):
+    """The canvas and what is drawn with it: the pen tools, the digit, the missing-pixel preset and the seed."""
+
+    def __init__(self, mask: np.ndarray, tool: str, brush: float, follow: bool, seed: int):
+        super().__init__()
+        self.canvas = DigitCanvas()
+        self.canvas.setObjectName("inpainting-canvas")
+        self.canvas.set_mask(mask)
+        self.canvas.brush_radius = brush
+        self.canvas.tool = tool
+        tools = QGridLayout()
+        self.tool_group = QButtonGroup(self)
+        for i, (name, text, tip) in enumerate(TOOL_BUTTONS):
+            b = QRadioButton(text)
+            b.setToolTip(tip)
+            b.setProperty("tool", name)
+            self.tool_group.addButton(b, i)
+            tools.addWidget(b, i // 2, i % 2)
+        self.check_tool(tool)
+        self.brush_spin = QDoubleSpinBox()
+        self.brush_spin.setRange(*BRUSH_RANGE)
+        self.brush_spin.setSingleStep(0.25)
+        self.brush_spin.setValue(brush)
+        self.brush_spin.setToolTip("brush radius in pixels")
+        self.clear_button = QPushButton("Clear ink")
+        self.clear_button.clicked.connect(self.canvas.clear)
+        self.index_spin = QSpinBox()
+        self.index_spin.setRange(0, 0)
+        self.index_spin.setToolTip("index in the current dataset split")
+        self.follow_check = QCheckBox("follow selection")
+        self.follow_check.setChecked(follow)
+        self.follow_check.setToolTip("load the image selected in the other labs")
+        self.mask_combo = QComboBox()
+        self.mask_combo.addItems(list(MASK_CHOICES))
+        self.mask_combo.setToolTip("which pixels are hidden (then paint the mask to adjust)")
+        self.seed_spin = spin_box(0, SEED_MAX, min(seed, SEED_MAX), "inpainting-seed")
+        self.seed_spin.setToolTip(
+            "seed of this lab's random numbers: the sampled completions, the ELBO estimates, the optimiser and "
+            "the random masks (the same seed gives the same numbers)"
+        )
+        self.status = QLabel("")
+        self.status.setWordWrap(True)
+        self.status.setObjectName("inpainting-status")
+        self.status.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(4, 4, 4, 4)
+        layout.addWidget(self.canvas, 1)
+        layout.addLayout(tools)
+        layout.addLayout(_row(QLabel("size"), self.brush_spin, self.clear_button))
+        layout.addLayout(_row(QLabel("digit #"), self.index_spin, self.follow_check))
+        layout.addLayout(_row(QLabel("missing:"), (self.mask_combo, 1)))
+        layout.addLayout(_row(QLabel("seed"), (self.seed_spin, 1)))
+        layout.addWidget(self.status)
+
+    def check_tool(self, tool: str) -> None:
+        for b in self.tool_group.buttons():
+            b.setChecked(b.property("tool") == tool)
+
+
+class InpaintingPlots:
+    """The completion, the sampled completions, the posterior heatmap with the samples' z, phi and ELBO(phi)."""
+
+    def __init__(self, n_samples: int):
+        self.glw = glw = pg.GraphicsLayoutWidget()
+        glw.setBackground("w")
+        glw.ci.setSpacing(4)
+        self.completion_vb, self.completion_img = image_view(
+            glw, 0, 0, "observed + predictive p(x<sub>j</sub>=1|x<sub>O</sub>)"
+        )
+        self.samples_vb, self.samples_img = image_view(glw, 0, 1, f"{n_samples} sampled completions")
+        glw.addLabel("posterior p(z | x<sub>O</sub>)", row=0, col=2)
+        self.post_plot = glw.addPlot(row=1, col=2)
+        self.post_plot.setLabel("bottom", "z<sub>1</sub>")
+        self.post_plot.setLabel("left", "z<sub>2</sub>")
+        self.post_plot.setAspectLocked(True)
+        for ax in ("left", "bottom"):
+            self.post_plot.getAxis(ax).enableAutoSIPrefix(False)  # a narrow posterior: plain z, not "(x0.001)"
+        self.post_img = pg.ImageItem()
+        self.post_img.setLookupTable(pg.colormap.get("viridis").getLookupTable(nPts=256))
+        self.post_plot.addItem(self.post_img)
+        self.post_scatter = pg.ScatterPlotItem(size=7, pen=pg.mkPen("k"), brush=pg.mkBrush(255, 255, 255, 220))
+        self.post_plot.addItem(self.post_scatter)
+        self.phi_vb, self.phi_img = image_view(glw, 2, 0, "mean-field φ (missing pixels)")
+        glw.addLabel("ELBO(φ) against log p(x<sub>O</sub>)", row=2, col=1, colspan=2)
+        self.elbo_plot = glw.addPlot(row=3, col=1, colspan=2)
+        self.chart = ElboChart(self.elbo_plot)
+        self.phi_lut = pg.colormap.get("inferno").getLookupTable(nPts=256)
+
+    def show_completions(self, x: np.ndarray, mask: np.ndarray, predictive: np.ndarray, samples: np.ndarray) -> None:
+        set_rgb(self.completion_vb, self.completion_img, composite_rgb(x, mask, predictive))
+        set_rgb(self.samples_vb, self.samples_img, tile_rgb([composite_rgb(x, mask, s) for s in samples], 4))
+
+    def show_posterior(self, density: np.ndarray, rect: tuple[float, float, float, float], z: np.ndarray) -> None:
+        self.post_img.setImage(density, autoLevels=False, levels=(0, 1))
+        self.post_img.setRect(qrect(rect))
+        self.post_scatter.setData(z[:, 0], z[:, 1])
+
+    def show_phi(self, x: np.ndarray, mask: np.ndarray, phi: np.ndarray | None) -> None:
+        set_rgb(self.phi_vb, self.phi_img, phi_rgb(x, mask, phi, self.phi_lut))
+
+
+class MeanFieldPanel(QGroupBox):
+    """The phi presets, Optimise / Cancel with progress, and the ELBO of each phi in a few wrapped lines."""
+
+    def __init__(self, names: dict[str, str]):
+        super().__init__("Mean-field q(x_M; φ)")
+        self.phi_buttons: dict[str, QPushButton] = {}
+        for key in ("half", "ones", "template", "predictive"):
+            button = QPushButton(names[key])
+            button.setObjectName(f"inpainting-phi-{key}")
+            self.phi_buttons[key] = button
+        self.phi_buttons["template"].setToolTip(
+            "φ = another test-set 9 clipped to [0.02, 0.98] over the missing pixels"
+        )
+        self.optimise_button = QPushButton("Optimise φ")
+        self.optimise_button.setObjectName("inpainting-optimise")
+        self.optimise_button.setToolTip(
+            "maximise ELBO(φ): natural-gradient steps logit φ ← logit φ + ρ(E_q[Δ] − logit φ)"
+        )
+        self.cancel_button = QPushButton("Cancel")
+        self.progress = QProgressBar()
+        self.progress.setRange(0, 1000)
+        # wraps between entries within SUMMARY_LINES lines of a fixed height, so that no number of entries (or
+        # their lengths) changes the window's size; the whole text is also the tooltip
+        self.summary = QLabel("")
+        self.summary.setObjectName("inpainting-elbo-summary")
+        self.summary.setTextFormat(Qt.TextFormat.RichText)
+        self.summary.setWordWrap(True)
+        self.summary.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop)
+        self.summary.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
+        self.summary.setFixedHeight(SUMMARY_LINES * self.summary.fontMetrics().lineSpacing() + 4)
+        layout = QVBoxLayout(self)
+        layout.addLayout(_row(*self.phi_buttons.values()))
+        layout.addLayout(_row(self.optimise_button, self.cancel_button, (self.progress, 1)))
+        layout.addWidget(self.summary)
+        self.set_running(False)
+
+    def set_running(self, running: bool) -> None:
+        self.optimise_button.setEnabled(not running)
+        self.cancel_button.setEnabled(running)
+
+    def show_summary(self, html: str) -> None:
+        self.summary.setText(html)
+        self.summary.setToolTip(html)

@@ -1,0 +1,482 @@
+"""The Inpainting lab: draw or load a digit, hide part of it, and see the exact posterior and completions live.
+
+The model's decoder is evaluated once on a latent grid (a worker builds ``lvm.inpainting.InpaintGrid``); then every
+pen stamp is a few matrix-vector products (~1-15 ms) in a worker, coalesced so that a burst of mouse moves costs one
+update. The mean-field panel estimates ELBO(phi) for the lecture's presets and optimises phi in a worker
+(cancellable). What the user made lives in ``state.InpaintingState`` (Qt-free), the computations in ``compute``.
+"""
+
+from __future__ import annotations
+
+import csv
+import time
+
+import numpy as np
+import shiboken6
+from PySide6.QtCore import QTimer
+from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QSizePolicy, QVBoxLayout, QWidget
+
+from app.labs.inpainting import compute
+from app.labs.inpainting.panels import (
+    SEED_MAX,
+    DrawingPanel,
+    InpaintingPlots,
+    MeanFieldPanel,
+    qrect,
+    set_quietly,
+)
+from app.labs.inpainting.state import PHI_NAMES, InpaintingState
+from app.widgets.lab_view import LabView
+from lvm.errors import LVMError, SessionError
+from lvm.inpainting.local_posterior import LocalPosteriorGrid, needs_refit
+
+EXPLANATION = r"""
+<p>Observe part of an image, $x_O$ (the mask); the rest, $x_M$, is missing (shaded blue).
+The decoder factorises over pixels, so the missing pixels integrate out exactly:</p>
+<p>$$\log p(x_O \mid z) = \sum_{j \in O} x_j \log \sigma(l_j(z))$$ $+\ (1 - x_j) \log \sigma(-l_j(z))$</p>
+<p>On a latent grid $z_g$ (decoded once) with cell area $V$:</p>
+<ul>
+<li><b>evidence</b> $\log p(x_O) = \log V$ $+\ \mathrm{logsumexp}_g$ $[\log p(x_O \mid z_g) + \log p(z_g)]$</li>
+<li><b>posterior</b> $p(z \mid x_O) \propto p(x_O \mid z)\, p(z)$ (the heatmap; white dots: the samples' $z$)</li>
+<li><b>predictive</b> $p(x_j = 1 \mid x_O) =$ $\sum_g p(z_g \mid x_O)\, \sigma(l_j(z_g))$
+(orange in the missing region)</li>
+<li><b>samples</b>: $z \sim p(z \mid x_O)$, then $x_j \sim \mathrm{Bernoulli}(\sigma(l_j(z)))$</li>
+</ul>
+<p>Each pen stroke costs two matrix-vector products for the posterior and one for the predictive.</p>
+<h4>Mean-field q over the missing pixels</h4>
+<p>$q(x_M; \phi) = \prod_i \phi_i^{x_i} (1 - \phi_i)^{1 - x_i}$</p>
+<p>$\mathrm{ELBO}(\phi) = \mathbb{E}_q[\log p(x_O, x_M)]$ $+\ H(q) \leq \log p(x_O)$, and
+$\log p(x_O) - \mathrm{ELBO}(\phi)$ $= \mathrm{KL}(q\, \Vert\, p(x_M \mid x_O))$.
+The expectation uses sampled completions, each scored by its exact $\log p(x)$ (quadrature); $H(q)$ is closed form.</p>
+<p>The lecture's question "is this a good q?": $\phi = 0.5$ everywhere (noise: no), $\phi = 1$ everywhere (a white
+block: no), $\phi$ close to 1 on the top of a 9 (yes, for a 9). <b>Optimise &phi;</b> ascends the ELBO by
+natural-gradient steps in logit space: with $\Delta_i(x) = \log p(x \mathrm{\ with\ } x_i = 1)$
+$-\ \log p(x \mathrm{\ with\ } x_i = 0)$,
+the gradient is exactly $\phi_i (1 - \phi_i) (\mathbb{E}_q[\Delta_i] - \mathrm{logit}\, \phi_i)$, so each step moves
+$\mathrm{logit}\, \phi_i$ towards $\mathbb{E}_q[\Delta_i]$; the best $\phi$ seen (scored on common random numbers)
+is kept.</p>
+<p><b>Seed.</b> The sampled completions, the ELBO estimates, the optimiser and the random masks draw their random
+numbers from the seed under the pen tools: the same seed gives the same numbers.</p>
+"""
+
+
+class InpaintingLab(LabView):
+    name = "inpainting"
+    title = "Inpainting lab"
+    explanation = EXPLANATION
+    optimise_steps = 150
+
+    def __init__(self, workspace, runner, parent=None):
+        super().__init__(workspace, runner, parent)
+        self.state = InpaintingState()
+        self.grid = None  # lvm.inpainting.InpaintGrid of the current model
+        self._grid_model = None
+        self.result = None  # lvm.inpainting.InpaintResult of the drawing shown
+        self.local_post = LocalPosteriorGrid()  # the fine grid under the posterior heatmap
+        self.update_ms: list[float] = []  # from the canvas change to the drawn completion, per update
+        self.infer_ms = float("nan")
+        self.n_updates = 0
+        self._update_scheduled = False  # a coalescing single-shot is queued
+        self._started = False
+        self._building = False
+        self._build_ui()
+        self._elbo_timer = QTimer(self)
+        self._elbo_timer.setSingleShot(True)
+        self._elbo_timer.setInterval(300)
+        self._elbo_timer.timeout.connect(self.evaluate_elbos)
+        ws = workspace.events
+        ws.model.connect(self._on_model)
+        ws.dataset.connect(self._on_dataset)
+        ws.selection.connect(self._on_selection)
+        ws.seeds.connect(self._on_seeds)
+
+    def seed(self) -> int:
+        """The seed of this lab's random numbers (the workspace keeps it; sessions save it)."""
+        return self.workspace.seed(self.name)
+
+    # -- UI --------------------------------------------------------------------------------------------------------
+    def _build_ui(self) -> None:
+        st = self.state
+        self.drawing = d = DrawingPanel(st.mask, st.tool, st.brush, st.follow, self.seed())
+        self.plots = p = InpaintingPlots(compute.N_SAMPLES)
+        self.meanfield = mf = MeanFieldPanel(PHI_NAMES)
+        # (the widgets other tests and the GUI benchmark drive)
+        self.canvas, self.tool_group = d.canvas, d.tool_group
+        self.phi_buttons, self.optimise_button = mf.phi_buttons, mf.optimise_button
+
+        d.canvas.changed.connect(self._on_canvas_changed)
+        d.canvas.stroke_finished.connect(self._elbo_timer_start)
+        d.tool_group.buttonClicked.connect(lambda b: self._set_tool(b.property("tool")))
+        d.brush_spin.valueChanged.connect(self._set_brush)
+        d.index_spin.valueChanged.connect(self.load_index)
+        d.follow_check.toggled.connect(lambda on: setattr(self.state, "follow", bool(on)))
+        d.mask_combo.textActivated.connect(self.set_mask_preset)
+        d.seed_spin.valueChanged.connect(lambda v: self.workspace.set_seed(self.name, int(v)))
+        for key, button in mf.phi_buttons.items():
+            button.clicked.connect(lambda checked=False, k=key: self.set_phi_preset(k))
+        mf.optimise_button.clicked.connect(self.optimise)
+        mf.cancel_button.clicked.connect(self.cancel_optimise)
+
+        self.logp_label = QLabel("log p(x<sub>O</sub>) = …")
+        self.logp_label.setObjectName("inpainting-logp")
+        f = self.logp_label.font()
+        f.setPointSizeF(f.pointSizeF() * 1.35)
+        self.logp_label.setFont(f)
+        self.logp_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)  # no relayout
+        self.means_check = QCheckBox("show p(x|z) means")
+        self.means_check.setChecked(st.show_means)
+        self.means_check.setToolTip("show the decoder means p(x|z) of the sampled z instead of pixel samples")
+        self.means_check.toggled.connect(self._set_show_means)
+        header = QHBoxLayout()
+        header.addWidget(self.logp_label, 1)
+        header.addWidget(self.means_check)
+        right = QWidget()
+        rv = QVBoxLayout(right)
+        rv.setContentsMargins(2, 2, 2, 2)
+        rv.addLayout(header)
+        rv.addWidget(p.glw, 1)
+        rv.addWidget(mf)
+        content = QWidget()
+        h = QHBoxLayout(content)
+        h.setContentsMargins(0, 0, 0, 0)
+        h.addWidget(d, 3)
+        h.addWidget(right, 7)
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(0, 0, 0, 0)
+        outer.addWidget(self.with_explanation(content))
+
+    def _set_tool(self, tool: str) -> None:
+        self.state.tool = self.canvas.tool = tool
+
+    def _set_brush(self, radius: float) -> None:
+        self.state.brush = self.canvas.brush_radius = float(radius)
+
+    def _set_show_means(self, on: bool) -> None:
+        self.state.show_means = bool(on)
+        self._render()
+
+    def _set_logp_text(self, text: str) -> None:
+        self.logp_label.setText(text)
+        self.logp_label.setToolTip(text)
+
+    # -- workspace -------------------------------------------------------------------------------------------------
+    def activate(self) -> None:
+        if not self._started:
+            self._started = True
+            self._on_dataset(self.workspace.dataset)
+        if self.grid is None or self._grid_model is not self.workspace.model:
+            self._on_model(self.workspace.model)
+        if self.state.follow_pending is not None:
+            index, self.state.follow_pending = self.state.follow_pending, None
+            self.load_index(index)
+        if self.state.pending is not None:
+            self._apply_pending()
+
+    def _image_data(self):
+        data = self.workspace.data
+        if data is None or data.x.shape[1] != 784:
+            return None
+        return data
+
+    def _on_dataset(self, ds) -> None:
+        data = self._image_data()
+        if data is None:
+            self.drawing.index_spin.setRange(0, 0)
+            if ds is not None:
+                self.drawing.status.setText("this lab needs 28 x 28 images; load the digits or an MNIST-layout folder")
+            return
+        self.drawing.index_spin.blockSignals(True)
+        self.drawing.index_spin.setRange(0, len(data) - 1)
+        self.drawing.index_spin.blockSignals(False)
+        if self._started:
+            self.load_index(min(self.state.index, len(data) - 1))
+
+    def _on_selection(self, index) -> None:
+        if self._image_data() is not None and self.state.follow_selection(index, self.isVisible()):
+            self.load_index(int(index))
+
+    def _on_seeds(self, name) -> None:
+        """The seed changed (here, or restored with a session): show it and draw new random numbers with it."""
+        if name not in (self.name, "global"):
+            return
+        seed = self.seed()
+        if seed > SEED_MAX:  # the seed used is always the one shown
+            self.workspace.set_seed(self.name, SEED_MAX)
+            return
+        set_quietly(self.drawing.seed_spin, seed)
+        if self.grid is not None:  # (an optimisation under way goes on with the seed it started with)
+            self.schedule_update(drawing_changed=False)
+            self._elbo_timer_start()
+
+    def _on_model(self, model) -> None:
+        self.runner.cancel(self.channel(""))
+        self._building = False
+        self._opt_finished()
+        self.grid = None
+        self.result = None  # it belonged to the old model
+        self.local_post = LocalPosteriorGrid()
+        self._grid_model = model
+        problem = compute.model_problem(model)
+        if problem is not None:
+            self._set_logp_text(problem)
+            return
+        if not self._started:
+            return
+        self._set_logp_text("decoding the latent grid…")
+
+        def done():
+            self._building = False
+
+        self._building = True
+        self.runner.submit(
+            self.channel("grid"),
+            lambda: compute.build_grid(model),
+            on_result=self._grid_ready,
+            on_finished=done,
+            on_error=lambda m: done(),
+        )
+
+    def _grid_ready(self, grid) -> None:
+        if not self._alive() or self._grid_model is not grid.model:
+            return
+        self.grid = grid
+        self.drawing.status.setText(compute.grid_text(grid))
+        self.update_now()
+        if self.state.phi is None:
+            self.set_phi_preset("template")
+            return
+        self.evaluate_elbos()
+
+    # -- image and mask --------------------------------------------------------------------------------------------
+    def load_index(self, index: int) -> None:
+        data = self._image_data()
+        if data is None or not 0 <= index < len(data):
+            return
+        self.state.index = int(index)
+        set_quietly(self.drawing.index_spin, index)
+        self.canvas.set_image(data.x[index])
+        self._elbo_timer_start()
+
+    def set_mask_preset(self, name: str) -> None:
+        try:
+            mask = self.state.mask_for(name, self.seed())
+        except LVMError as exc:
+            self.workspace.message(str(exc))
+            return
+        if self.drawing.mask_combo.currentText() != name:
+            self.drawing.mask_combo.setCurrentText(name)
+        self.canvas.set_mask(mask)
+        self._elbo_timer_start()
+
+    def _on_canvas_changed(self) -> None:
+        self.state.set_drawing(self.canvas.image, self.canvas.mask)
+        self.schedule_update()
+
+    # -- live update -----------------------------------------------------------------------------------------------
+    def schedule_update(self, drawing_changed: bool = True) -> None:
+        """Coalesce a burst of canvas changes into one update after the pending events are processed."""
+        if drawing_changed and self.runner.is_busy(self.channel("optimise")):
+            self.cancel_optimise()  # its φ belongs to the image and mask it started from, which just changed
+        if not self._update_scheduled:
+            self._update_scheduled = True
+            QTimer.singleShot(0, self.update_now)
+
+    def is_updating(self) -> bool:
+        """True from a canvas change until its completion is drawn."""
+        return (
+            self._update_scheduled
+            or self.runner.is_busy(self.channel("update"))
+            or self.runner.is_busy(self.channel("local"))
+        )
+
+    def update_now(self) -> None:
+        """Infer from what is drawn now, in the worker; the GUI thread only draws the result.
+
+        Two channels, both "keep running" (a running job finishes and is drawn; only the newest request waits), so
+        results flow while the pen moves: ``update`` computes the posterior on the grid, log p(x_O), the predictive
+        and the samples (~10 ms); when the posterior left the fine heatmap's rectangle, ``local`` then decodes the
+        new rectangle (48 x 48 decoder calls, ~100 ms on one thread) and the heatmap follows when it is ready."""
+        self._update_scheduled = False
+        if self.grid is None:
+            return
+        t0 = time.perf_counter()
+        grid, x, mask, seed = self.grid, self.state.image.copy(), self.state.mask.copy(), self.seed()
+
+        def done(out: compute.Inference) -> None:
+            if not self._alive() or grid is not self.grid:
+                return
+            self.result, self.infer_ms = out.result, 1000 * out.seconds
+            self.state.log_p_obs = out.result.log_p_obs
+            if out.mass_box is not None and needs_refit(self.local_post.rect, out.mass_box):
+                self._refit_local(grid, out.mass_box)
+            self._render()  # (the next update already runs in the worker: keep_running)
+            self.update_ms.append(1000 * (time.perf_counter() - t0))
+            del self.update_ms[:-50]
+            self.n_updates += 1
+
+        self.runner.submit(
+            self.channel("update"), lambda: compute.infer(grid, x, mask, seed), on_result=done, keep_running=True
+        )
+
+    def _refit_local(self, grid, rect) -> None:
+        """Decode the fine heatmap's new rectangle in the worker; swap it in (and refit the view) when ready."""
+        n = self.local_post.n
+
+        def done(local: LocalPosteriorGrid) -> None:
+            if not self._alive() or grid is not self.grid:
+                return
+            self.local_post = local
+            self.plots.post_plot.getViewBox().setRange(qrect(rect), padding=0)
+            self._render()
+
+        self.runner.submit(
+            self.channel("local"), lambda: compute.local_posterior(grid, rect, n), on_result=done, keep_running=True
+        )
+
+    def _render(self) -> None:
+        r, grid = self.result, self.grid
+        if r is None or grid is None:  # no result yet, or the model changed and its grid is being rebuilt
+            return
+        x, mask = self.state.image, self.state.mask
+        samples = r.sample_means if self.state.show_means else r.samples
+        self.plots.show_completions(x, mask, r.predictive.cpu().numpy(), samples.cpu().numpy())
+        self.canvas.set_overlay(None)
+        if grid.latent_dim == 2 and self.local_post.rect is not None:
+            density = self.local_post.density(grid, x, mask)
+            self.plots.show_posterior(density, self.local_post.rect, r.sample_z.cpu().numpy())
+        ms = np.median(self.update_ms[-10:]) if self.update_ms else self.infer_ms
+        self.logp_label.setText(
+            f"log p(x<sub>O</sub>) = <b>{r.log_p_obs:.2f}</b> nats "
+            f"<small>({int(mask.sum())}/{mask.size} observed)</small>"
+        )
+        self.logp_label.setToolTip(f"update {self.infer_ms:.1f} ms, + drawing {ms:.1f} ms (median of the last 10)")
+        self._render_phi()
+
+    # -- mean field ------------------------------------------------------------------------------------------------
+    def _template(self) -> np.ndarray | None:
+        data = self._image_data()
+        return None if data is None else self.state.template(data.x, data.y)
+
+    def set_phi_preset(self, key: str) -> None:
+        predictive = None if self.result is None else self.result.predictive.cpu().numpy()
+        phi = self.state.preset(key, self._template(), predictive)
+        if phi is None:
+            return
+        self.state.set_phi(phi, key)
+        self._render_phi()
+        self.evaluate_elbos()
+
+    def _render_phi(self) -> None:
+        self.plots.show_phi(self.state.image, self.state.mask, self.state.phi)
+
+    def _elbo_timer_start(self) -> None:
+        self._elbo_timer.start()
+
+    def evaluate_elbos(self) -> None:
+        """ELBO(phi) for the presets (and the current phi) in a worker (latest wins)."""
+        if self.grid is None:
+            return
+        grid, x, mask, seed = self.grid, self.state.image.copy(), self.state.mask.copy(), self.seed()
+        phis = self.state.phis_to_score(self._template())
+        self.runner.submit(
+            self.channel("elbo"),
+            lambda: compute.elbo_steps(grid, x, mask, phis, seed),
+            on_snapshot=self._elbos_ready,
+        )
+
+    def _alive(self) -> bool:
+        return shiboken6.isValid(self) and shiboken6.isValid(self.plots.elbo_plot)
+
+    def _elbos_ready(self, item) -> None:
+        if not self._alive():
+            return
+        values, lp = item
+        self.state.merge_elbos(values, lp)
+        self._render_elbos()
+
+    def _render_elbos(self) -> None:
+        self.plots.chart.set_values(*self.state.chart_values())
+        self.meanfield.show_summary(self.state.summary_html())
+
+    def optimise(self) -> None:
+        if self.grid is None or self.state.mask.all():
+            return
+        grid, x, mask = self.grid, self.state.image.copy(), self.state.mask.copy()
+        phi0, seed, steps = self.state.optimiser_start(), self.seed(), self.optimise_steps
+        self.meanfield.set_running(True)
+        self.meanfield.progress.setValue(0)
+        self.runner.submit(
+            self.channel("optimise"),
+            lambda: compute.optimise_steps(grid, x, mask, phi0, steps, seed),
+            on_snapshot=self._opt_snapshot,
+            on_finished=self._opt_finished,
+            on_error=lambda m: self._opt_finished(),
+        )
+
+    def _opt_snapshot(self, s) -> None:
+        if not self._alive():
+            return
+        self.meanfield.progress.setValue(int(1000 * s.progress))
+        self.state.set_optimised(s.phi, s.elbo, s.stderr)
+        self._render_phi()
+        self._render_elbos()
+
+    def cancel_optimise(self) -> None:
+        self.runner.cancel(self.channel("optimise"))
+        self._opt_finished()
+
+    def _opt_finished(self) -> None:
+        if shiboken6.isValid(self.meanfield):
+            self.meanfield.set_running(False)
+
+    def is_busy(self) -> bool:
+        return super().is_busy() or self._building or self._elbo_timer.isActive() or self._update_scheduled
+
+    def deactivate(self) -> None:
+        super().deactivate()
+        self._opt_finished()
+
+    # -- export and state ------------------------------------------------------------------------------------------
+    def export_csv(self, path: str) -> None:
+        from lvm.io import atomic_path
+
+        predictive = None if self.result is None else self.result.predictive.cpu().numpy()
+        with atomic_path(path) as tmp, open(tmp, "w", newline="") as fh:
+            csv.writer(fh).writerows(self.state.pixel_rows(predictive))
+
+    def view_state(self) -> dict:
+        return self.state.to_dict()
+
+    def restore_view_state(self, state: dict) -> None:
+        try:
+            restored = InpaintingState.from_dict(state)
+        except SessionError as exc:
+            self.workspace.message(f"Inpainting lab: the session's state was not restored ({exc})")
+            return
+        st = self.state
+        st.index, st.follow, st.show_means = restored.index, restored.follow, restored.show_means
+        self.drawing.mask_combo.setCurrentText(restored.mask_name)
+        self.canvas.set_mask(st.mask_for(restored.mask_name, self.seed()))
+        self.drawing.brush_spin.setValue(restored.brush)  # (its slot sets the state and the canvas)
+        self._set_tool(restored.tool)
+        self.drawing.check_tool(restored.tool)
+        self.drawing.follow_check.setChecked(st.follow)
+        self.means_check.setChecked(st.show_means)
+        if restored.pending is None and self._started:
+            self.load_index(st.index)
+        if restored.pending is not None:
+            st.pending = restored.pending
+            st.follow_pending = None  # the drawing wins over the selection it was made from
+            if self._started:
+                self._apply_pending()
+
+    def _apply_pending(self) -> None:
+        """Put a drawing restored from a session on the canvas (after the lab's own first load of its digit)."""
+        drawing = self.state.take_pending()
+        if drawing is None:
+            return
+        self.canvas.set_image(drawing.image)
+        self.canvas.set_mask(drawing.mask)
+        self.state.set_phi(drawing.phi, drawing.phi_name)
+        self._render_phi()
+        self._elbo_timer_start()

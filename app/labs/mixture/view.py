@@ -1,0 +1,792 @@
+"""The Mixture lab: a Gaussian mixture fitted by EM, one half step at a time, on 2-D points or handwritten digits.
+
+Points are coloured by their posterior p(z=k|x) (colours blended by an N x K @ K x 3 product and rasterised into one
+ImageItem by ``app.widgets.raster_scatter``, whose docstring has the figures); ellipses show the 1- and 2-sigma
+contours; the means are draggable targets.
+EM runs in the worker on channel ``mixture/em`` (``engine.em_run``); every half step is stored, so the history slider
+scrubs them all. What the lab holds is ``state.MixtureState`` (Qt-free); this module builds the widgets, binds them to
+it and draws it.
+"""
+
+from __future__ import annotations
+
+import csv
+import time
+from typing import cast
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import QPointF, Qt, QTimer
+from PySide6.QtGui import QColor, QStandardItemModel
+from PySide6.QtWidgets import (
+    QButtonGroup,
+    QComboBox,
+    QLabel,
+    QPushButton,
+    QRadioButton,
+    QSizePolicy,
+    QSlider,
+    QSpinBox,
+    QSplitter,
+    QStackedWidget,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.labs.mixture.engine import (
+    COV_TYPES,
+    INITS,
+    EMConfig,
+    Step,
+    detect_collapse,
+    em_run,
+    log_density_grid,
+    sample_model,
+    step_full_covs,
+)
+from app.widgets.flow_layout import flow, group
+from app.labs.mixture.panels import BICPanel, LogLikelihoodPlot, PosteriorPanel
+from app.labs.mixture.state import (
+    BIC_KS,
+    BIC_SEEDS,
+    DATA_SEED_RANGE,
+    DENSITY_MODES,
+    DIGITS,
+    GREY,
+    K_RANGE,
+    N_RANGE,
+    SEED_RANGE,
+    SOURCES,
+    USER_POINTS,
+    WORKSPACE,
+    MixtureState,
+    collapse_text,
+    fit_range,
+    ll_curve,
+    step_text,
+    subsample,
+)
+from app.widgets.click_viewbox import ClickViewBox
+from app.widgets.contours import ContourLines
+from app.widgets.ellipses import EllipseSet
+from app.widgets.grid_lines import GridLines
+from app.widgets.lab_view import LabView, spin_box
+from app.widgets.palette import component_colours, component_hex, qcolor
+from app.widgets.raster_scatter import RasterScatter
+from app.widgets.steady_plots import steady_tick_column
+from lvm.data.toy import TOY_SETS
+from lvm.models.gmm_selection import information_criteria
+
+SPEED_MAX = 61  # slider value meaning "as fast as possible"
+CONTOUR_DROPS = (1.0, 2.5, 4.5, 7.0, 10.0)  # log p(x) contours this far below the maximum in view
+SCATTER_MIN = (260, 220)  # the smallest the scatter may become (the controls wrap, the right column's plots scroll)
+
+EXPLANATION = r"""
+<h3>A mixture of Gaussians</h3>
+<p><b>Generative model.</b> Pick a component, then a point from it:</p>
+<p>&nbsp;&nbsp;$z \sim \mathrm{Cat}(\pi)$, &nbsp;$x \mid z = k \sim \mathcal{N}(\mu_k, \Sigma_k)$</p>
+<p>so $p(x) = \sum_k \pi_k\, \mathcal{N}(x; \mu_k, \Sigma_k)$: simple pieces combine into a
+complex density (choose <i>log p(x) heatmap</i> or <i>contours</i> in the box above the plot). <i>Sample</i> runs
+this process; each sample has the colour of the component that produced it.</p>
+<p><b>Posterior (Bayes' rule).</b> Which component made $x$?</p>
+<p>
+$$p(z = k \mid x) = \frac{\pi_k\, \mathcal{N}(x; \mu_k, \Sigma_k)}{\sum_j \pi_j\, \mathcal{N}(x; \mu_j, \Sigma_j)}$$</p>
+<p>Each point's colour mixes the component colours by these probabilities. Click a point (<i>select</i> mode) to see the
+numbers.</p>
+<p><b>EM</b> maximises the log-likelihood $\sum_n \log p(x_n)$ by alternating</p>
+<ul>
+<li><b>E-step</b>: responsibilities $r_{nk} = p(z = k \mid x_n)$ under the current parameters
+(the colours change, the ellipses stay);</li>
+<li><b>M-step</b>: $N_k = \sum_n r_{nk}$, $\pi_k = N_k / N$,
+$\mu_k = \frac{1}{N_k} \sum_n r_{nk}\, x_n$,
+$\Sigma_k = \frac{1}{N_k} \sum_n r_{nk}$ $(x_n - \mu_k)(x_n - \mu_k)^\top$
+(the ellipses move, the colours stay).</li>
+</ul>
+<p>The log-likelihood <b>never decreases</b> from one iteration to the next (the curve on the right), but EM only finds
+a local maximum: change the seed or drag a mean (a target) to restart from elsewhere.</p>
+<p><b>Collapse.</b> A component that shrinks onto one point has $\Sigma_k \to 0$ and an unbounded
+likelihood; it is flagged in red (a small ridge reg_covar keeps it finite).</p>
+<p><b>How many components?</b> $\mathrm{BIC} = -2 \log L + p \log N$ and $\mathrm{AIC} = -2 \log L + 2p$ penalise the
+$p$ free parameters; lower is better. Press <i>Compute BIC/AIC</i>, then click a point of the plot to adopt its
+$K$. A grid computed for other points (or another covariance type) is greyed and marked stale.</p>
+<p><b>Digits.</b> Choose <i>digits</i> to cluster images: pixels with diagonal covariances, 50 principal components,
+or the VAE's latent means. Purity and NMI compare clusters with the true labels.</p>
+"""
+
+
+def _spin(lo_hi: tuple[int, int], value: int, name: str, tip: str) -> QSpinBox:
+    box = spin_box(*lo_hi, value, name)
+    box.setToolTip(tip)
+    return box
+
+
+class MixtureLab(LabView):
+    name = "mixture"
+    title = "Mixture lab"
+    explanation = EXPLANATION
+
+    def __init__(self, workspace, runner, parent=None):
+        super().__init__(workspace, runner, parent)
+        self.state = MixtureState()
+        self.running = False
+        self._activated = False
+        self._bic_job = None
+        self.timings: dict[str, float] = {}
+        self._build()
+        self._connect()
+        self._load_source(refit=False)
+        workspace.events.dataset.connect(self._on_workspace_dataset)
+        self._on_workspace_dataset(workspace.dataset)
+
+    # -- what tests, the benchmark and the session probe read --------------------------------------------------------
+    @property
+    def X(self) -> np.ndarray:
+        return self.state.X
+
+    @property
+    def labels(self) -> np.ndarray | None:
+        return self.state.labels
+
+    @property
+    def history(self) -> list[Step]:
+        return self.state.history.steps
+
+    @property
+    def shown(self) -> int:
+        return self.state.history.shown
+
+    @property
+    def selected_point(self) -> int | None:
+        return self.state.selected_point
+
+    # ------------------------------------------------------------------------------------------------------------
+    # construction
+    # ------------------------------------------------------------------------------------------------------------
+    def _build(self) -> None:
+        st = self.state
+        # -- data controls
+        self.source_combo = QComboBox()
+        self.source_combo.addItems(list(SOURCES))
+        self.source_combo.setToolTip("the points to fit; 'digits' clusters the workspace images")
+        self.n_spin = _spin(N_RANGE, st.n, "n", "number of toy points")
+        self.n_spin.setSingleStep(500)
+        self.data_seed = _spin(DATA_SEED_RANGE, st.data_seed, "data-seed", "seed of the toy data")
+        self.mode_select = QRadioButton("select")
+        self.mode_add = QRadioButton("add points")
+        self.mode_select.setChecked(True)
+        self.mode_select.setToolTip("click a point to see p(z=k|x)")
+        self.mode_add.setToolTip("click to add a point; shift-click or right-click removes the nearest")
+        self.mode_group = QButtonGroup(self)
+        self.mode_group.addButton(self.mode_select)
+        self.mode_group.addButton(self.mode_add)
+        self.density_combo = QComboBox()
+        self.density_combo.addItems(list(DENSITY_MODES))
+        self.density_combo.setToolTip("show the mixture density log p(x) = log sum_k pi_k N(x; mu_k, Sigma_k)")
+        self.sample_button = QPushButton("Sample")
+        self.sample_button.setCheckable(True)
+        self.sample_button.setToolTip("draw points from the fitted model: z ~ Cat(pi), x ~ N(mu_z, Sigma_z)")
+        self._twod_groups = [
+            group(QLabel("n"), self.n_spin, QLabel("data seed"), self.data_seed),
+            group(QLabel("Click:"), self.mode_select, self.mode_add),
+            group(self.density_combo, self.sample_button),
+        ]
+        data_row = flow(group(QLabel("Data:"), self.source_combo), *self._twod_groups)
+
+        # -- EM controls
+        self.k_spin = _spin(K_RANGE, st.config.k, "k", "number of components K")
+        self.cov_combo = QComboBox()
+        self.cov_combo.addItems(list(COV_TYPES))
+        self.cov_combo.setToolTip("covariance type: full, tied (shared), diag (axis-aligned), spherical")
+        self.init_combo = QComboBox()
+        self.init_combo.addItems(list(INITS))
+        self.init_combo.setCurrentText(st.config.init)
+        self.init_combo.setToolTip("how the parameters start")
+        self.seed_spin = _spin(SEED_RANGE, st.config.seed, "seed", "seed of the initialisation")
+        self.e_button = QPushButton("E-step")
+        self.e_button.setToolTip("compute the responsibilities p(z=k|x) (recolours the points)")
+        self.m_button = QPushButton("M-step")
+        self.m_button.setToolTip("re-estimate pi, mu, Sigma from the responsibilities (moves the ellipses)")
+        self.run_button = QPushButton("Run")
+        self.run_button.setToolTip("run EM until it converges; press again to pause")
+        self.reset_button = QPushButton("Reset")
+        self.reset_button.setToolTip("start again from a new initialisation")
+        self.speed = QSlider(Qt.Orientation.Horizontal)
+        self.speed.setRange(1, SPEED_MAX)
+        self.speed.setValue(24)
+        self.speed.setFixedWidth(110)
+        self.speed_label = QLabel()
+        self.speed_label.setFixedWidth(self.speed_label.fontMetrics().horizontalAdvance("60 steps/s") + 6)
+        self.em_row = flow(
+            group(QLabel("K"), self.k_spin, QLabel("covariance"), self.cov_combo),
+            group(QLabel("init"), self.init_combo, QLabel("seed"), self.seed_spin),
+            group(self.e_button, self.m_button, self.run_button, self.reset_button),
+        )
+
+        # -- scatter
+        self.scatter_widget = pg.GraphicsLayoutWidget()
+        self.scatter_widget.setBackground("w")
+        self.scatter_widget.setMinimumSize(*SCATTER_MIN)
+        self.vb = ClickViewBox()
+        self.plot = self.scatter_widget.addPlot(viewBox=self.vb)
+        self.plot.setLabel("bottom", "x\u2081")
+        self.plot.setLabel("left", "x\u2082")
+        self.grid_lines = GridLines(self.plot, alpha=0.15)
+        steady_tick_column(self.plot)  # panning, zooming and new data move the ticks, not the plot's layout
+        self.vb.setAspectLocked(False)
+        self.vb.disableAutoRange()
+        self.heat = pg.ImageItem(axisOrder="col-major")
+        self.heat.setZValue(-10)
+        self.heat.setOpacity(0.85)
+        self.heat.setLookupTable(pg.ColorMap([0.0, 1.0], [(255, 255, 255), (120, 135, 175)]).getLookupTable(nPts=256))
+        self.vb.addItem(self.heat, ignoreBounds=True)
+        self.contours = ContourLines(self.vb, [pg.mkPen((90, 100, 140), width=1)] * len(CONTOUR_DROPS), z=-5)
+        self.points = RasterScatter(self.vb, z=0)
+        self.ellipses = EllipseSet(self.vb, z=5)
+        self.targets: list[pg.TargetItem] = []
+        self.samples = pg.ScatterPlotItem(size=7, symbol="x", pxMode=True)
+        self.samples.setZValue(8)
+        self.vb.addItem(self.samples, ignoreBounds=True)
+        self.sel_marker = pg.ScatterPlotItem(size=16, symbol="o", pen=pg.mkPen("k", width=2.5), brush=None)
+        self.sel_marker.setZValue(12)
+        self.vb.addItem(self.sel_marker, ignoreBounds=True)
+
+        self.history_slider = QSlider(Qt.Orientation.Horizontal)
+        self.history_slider.setRange(0, 0)
+        self.history_slider.setToolTip("scrub through every half step computed so far")
+        self.step_label = QLabel()
+        # its own line, as wide as the column: the text's length changes every half step, the slider's width must not
+        # (a column too narrow for it cuts it: the tooltip holds the whole text)
+        self.step_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
+        self.warn_label = QLabel()
+        self.warn_label.setStyleSheet("color: #c0392b; font-weight: bold;")
+        self.warn_label.setWordWrap(True)
+        left = QWidget()
+        lv = QVBoxLayout(left)
+        lv.setContentsMargins(0, 0, 0, 0)
+        lv.addWidget(self.scatter_widget, 1)
+        history_row = group(QLabel("History"), self.history_slider, QLabel("  speed"), self.speed, self.speed_label)
+        lv.addWidget(history_row)
+        lv.addWidget(self.step_label)
+        lv.addWidget(self.warn_label)
+
+        # -- right column: log-likelihood, posterior bars, BIC/AIC
+        self.ll_plot = LogLikelihoodPlot()
+        self.posterior = PosteriorPanel()
+        self.post_plot = self.posterior.plot
+        self.bic = BICPanel()
+        self.bic_plot = self.bic.plot
+
+        right = QSplitter(Qt.Orientation.Vertical)
+        right.setChildrenCollapsible(False)  # no plot can be dragged away to nothing
+        for w in (self.ll_plot, self.posterior, self.bic):
+            right.addWidget(w)
+        right.setSizes([220, 360, 240])  # (the posterior's bars and Bayes' table share the middle)
+
+        page2d = QSplitter(Qt.Orientation.Horizontal)
+        page2d.setChildrenCollapsible(False)
+        page2d.addWidget(left)
+        page2d.addWidget(right)
+        page2d.setStretchFactor(0, 3)
+        page2d.setStretchFactor(1, 2)
+        page2d.setSizes([640, 380])
+
+        from app.labs.mixture.digits import DigitsPanel
+
+        self.digits = DigitsPanel(self)
+        self.stack = QStackedWidget()
+        self.stack.addWidget(page2d)
+        self.stack.addWidget(self.digits)
+
+        content = QWidget()
+        cv = QVBoxLayout(content)
+        cv.setContentsMargins(4, 4, 4, 4)
+        cv.addWidget(data_row)
+        cv.addWidget(self.em_row)
+        cv.addWidget(self.stack, 1)
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(0, 0, 0, 0)
+        splitter = self.with_explanation(content)
+        splitter.setSizes([1100, 260])
+        outer.addWidget(splitter)
+        self._update_speed_label()
+        self._draw_bic()
+
+    def _connect(self) -> None:
+        self.source_combo.currentTextChanged.connect(lambda _t: self._load_source())
+        self.n_spin.valueChanged.connect(lambda _v: self._load_source())
+        self.data_seed.valueChanged.connect(lambda _v: self._load_source())
+        for spin in (self.k_spin, self.seed_spin):
+            spin.valueChanged.connect(lambda _v: self._config_changed())
+        for combo in (self.cov_combo, self.init_combo):
+            combo.currentTextChanged.connect(lambda _t: self._config_changed())
+        self.e_button.clicked.connect(lambda: self.step_half("E"))
+        self.m_button.clicked.connect(lambda: self.step_half("M"))
+        self.run_button.clicked.connect(self.toggle_run)
+        self.reset_button.clicked.connect(lambda: self.reset(run=False))
+        self.speed.valueChanged.connect(lambda _v: self._update_speed_label())
+        self.history_slider.valueChanged.connect(self.show_step)
+        self.vb.clicked.connect(self._on_click)
+        self.vb.sigRangeChanged.connect(lambda *_: self._density_timer.start())
+        self.density_combo.currentIndexChanged.connect(self._on_density_mode)
+        self.sample_button.toggled.connect(lambda _c: self._update_samples())
+        self.bic.button.clicked.connect(self.compute_bic)
+        self.bic.k_chosen.connect(self.k_spin.setValue)
+        self._density_timer: QTimer = QTimer(self)
+        self._density_timer.setSingleShot(True)
+        self._density_timer.setInterval(30)
+        self._density_timer.timeout.connect(self._update_density)
+
+    # ------------------------------------------------------------------------------------------------------------
+    # configuration
+    # ------------------------------------------------------------------------------------------------------------
+    def _config_changed(self) -> None:
+        """K, covariance type, initialisation or seed changed: a new fit."""
+        self.state.config = EMConfig(
+            k=self.k_spin.value(),
+            cov_type=self.cov_combo.currentText(),
+            init=self.init_combo.currentText(),
+            seed=self.seed_spin.value(),
+        )
+        self._draw_bic()  # (a grid for another covariance type is stale)
+        self.reset(run=True)
+
+    def _sync_widgets(self) -> None:
+        """Widgets from the state (after a session restore), without their signals."""
+        st, cfg = self.state, self.state.config
+        widgets: list[QWidget] = [self.k_spin, self.cov_combo, self.init_combo, self.seed_spin, self.source_combo]
+        widgets += [self.n_spin, self.data_seed, self.density_combo]
+        for w in widgets:
+            w.blockSignals(True)
+        try:
+            self.k_spin.setValue(cfg.k)
+            self.cov_combo.setCurrentText(cfg.cov_type)
+            self.init_combo.setCurrentText(cfg.init)
+            self.seed_spin.setValue(cfg.seed)
+            self.source_combo.setCurrentText(st.source)
+            self.n_spin.setValue(st.n)
+            self.data_seed.setValue(st.data_seed)
+            self.density_combo.setCurrentIndex(st.density)
+        finally:
+            for w in widgets:
+                w.blockSignals(False)
+
+    def delay(self) -> float:
+        v = self.speed.value()
+        return 0.0 if v >= SPEED_MAX else 1.0 / v
+
+    def _update_speed_label(self) -> None:
+        v = self.speed.value()
+        self.speed_label.setText("max" if v >= SPEED_MAX else f"{v} steps/s")
+
+    # ------------------------------------------------------------------------------------------------------------
+    # data
+    # ------------------------------------------------------------------------------------------------------------
+    def _on_workspace_dataset(self, ds) -> None:
+        model = cast(QStandardItemModel, self.source_combo.model())
+        two_d = ds is not None and ds.dim == 2
+        model.item(self.source_combo.findText(WORKSPACE)).setEnabled(two_d)
+        model.item(self.source_combo.findText(DIGITS)).setEnabled(ds is not None and ds.is_image)
+        if self.state.source == WORKSPACE:
+            if two_d:
+                self._load_source()
+            else:
+                self.source_combo.setCurrentText("blobs")
+        self.digits.on_dataset(ds)
+
+    def _load_source(self, refit: bool = True) -> None:
+        st = self.state
+        st.source, st.n, st.data_seed = self.source_combo.currentText(), self.n_spin.value(), self.data_seed.value()
+        self.n_spin.setEnabled(st.is_toy)
+        self.data_seed.setEnabled(st.is_toy)
+        two_d = st.source != DIGITS
+        self.stack.setCurrentIndex(0 if two_d else 1)
+        self.em_row.setVisible(two_d)
+        for w in self._twod_groups:
+            w.setVisible(two_d)
+        if not two_d:
+            self.runner.cancel(self.channel("em"))
+            self.digits.activate()
+            return
+        if st.is_toy:
+            st.set_points(*st.toy_points())
+        elif st.source == WORKSPACE:
+            data = self.workspace.data
+            if data is None or data.x.shape[1] != 2:
+                self.workspace.message("the workspace dataset is not 2-D; load a toy set (File > Built-in datasets)")
+                return
+            x, y, message = subsample(data.x, data.y, self.workspace.seed(self.name))
+            if message:
+                self.workspace.message(message)
+            st.set_points(x, y)
+        # (user points: the points shown stay, and so do their BIC/AIC grid and tables)
+        self._points_changed(keep_view=False)
+        if refit:
+            self.reset(run=True)
+
+    def _points_changed(self, keep_view: bool) -> None:
+        """Draw new points; the BIC/AIC grid of the previous ones is stale (a running one is stopped)."""
+        self.points.set_data(self.state.X)
+        if not keep_view:
+            (x0, x1), (y0, y1) = fit_range(self.state.X)
+            self.vb.setRange(xRange=(x0, x1), yRange=(y0, y1), padding=0)
+        self.runner.cancel(self.channel("bic"))
+        self._draw_bic()
+        self._show_selection()
+
+    # ------------------------------------------------------------------------------------------------------------
+    # EM control
+    # ------------------------------------------------------------------------------------------------------------
+    def reset(self, run: bool = False) -> None:
+        """Forget the history and start from a fresh initialisation (in the worker); ``run``: continue EM."""
+        if self.state.source == DIGITS:
+            return
+        self.runner.cancel(self.channel("em"))
+        self.state.history.clear()
+        self._set_running(False)
+        if not self.state.can_fit():
+            self._refresh_controls()
+            self._draw_empty(f"{len(self.X)} point(s): add at least K = {self.state.config.k} to fit")
+            return
+        self._submit(None, None if run else 0)
+
+    def _draw_empty(self, text: str) -> None:
+        self.ellipses.clear()
+        for t in self.targets:
+            t.setVisible(False)
+        self.points.set_colours(np.tile(GREY, (len(self.X), 1)))
+        self.ll_plot.show_curve(ll_curve([]))
+        self._set_step_text(text)
+        self.history_slider.setRange(0, 0)
+
+    def _submit(self, start: Step | None, n_halves: int | None) -> None:
+        """Run EM in the worker from ``start`` (None: initialise first) for ``n_halves`` half steps (None: converge);
+        the status bar shows what it does (``Job.report``)."""
+        X, cfg, delay = self.X.copy(), self.state.config, self.delay()
+        palette = component_colours(cfg.k if start is None else start.k)
+        submitted: list = []  # the Job, once submit returns (the first report may come before)
+
+        def report(fraction: float, text: str) -> None:
+            if submitted:
+                submitted[0].report(fraction, text)
+
+        def job(token):
+            yield from em_run(X, cfg, start, n_halves, palette, delay=delay, token=token, report=report)
+
+        self._set_running(n_halves is None)
+        submitted.append(
+            self.runner.submit(
+                self.channel("em"),
+                job,
+                on_snapshot=self._on_step,
+                on_error=self._on_em_error,
+                on_finished=self._em_finished,
+                keep_all=True,
+            )
+        )
+        self._refresh_controls()
+
+    def _em_finished(self) -> None:
+        self._set_running(False)
+        st = self.state
+        if st.first_fit and st.history.steps:
+            # the first fit after opening: show Bayes' rule for the most ambiguous point and compare K by BIC/AIC
+            st.first_fit = False
+            if st.selected_point is None:
+                self.select_point(st.most_ambiguous_point())
+            if not st.bic.points and len(self.X) <= 20000:
+                self.compute_bic()
+
+    def step_half(self, half: str) -> None:
+        """One E-step or M-step from the shown step (an M-step right after an M or init first needs an E)."""
+        if self.is_em_running():
+            return
+        plan = self.state.step_plan(half)
+        if plan is not None:
+            self._submit(*plan)
+
+    def toggle_run(self) -> None:
+        if self.is_em_running():
+            self.pause()
+            return
+        start = self.state.history.branch_here()
+        if start is None:
+            self.reset(run=True)
+        else:
+            self._submit(start, None)
+
+    def pause(self) -> None:
+        self.runner.cancel(self.channel("em"))
+        self._set_running(False)
+
+    def is_em_running(self) -> bool:
+        return self.runner.is_busy(self.channel("em"))
+
+    def _set_running(self, running: bool) -> None:
+        self.running = running
+        self.run_button.setText("Pause" if running else "Run")
+        self._refresh_controls()
+
+    def _refresh_controls(self) -> None:
+        busy = self.is_em_running()
+        have = bool(self.state.history.steps)
+        self.e_button.setEnabled(have and not busy)
+        self.m_button.setEnabled(have and not busy)
+        self.sample_button.setEnabled(have)
+
+    def _on_em_error(self, message: str) -> None:
+        self._set_running(False)
+        self._set_step_text(message)
+
+    def _on_step(self, item: tuple[Step, np.ndarray | None]) -> None:
+        step, colours = item
+        show = self.state.receive(step, colours)
+        self._sync_slider()
+        self.ll_plot.show_curve(ll_curve(self.state.history.steps))
+        if show:
+            self.show_step(self.state.history.shown)
+        self._refresh_controls()
+
+    def _history_changed(self) -> None:
+        """The history was replaced or cut (an edit): draw it and its shown step."""
+        self._sync_slider()
+        self.ll_plot.show_curve(ll_curve(self.state.history.steps))
+        self.show_step(self.state.history.shown)
+
+    def _sync_slider(self) -> None:
+        h = self.state.history
+        self.history_slider.blockSignals(True)
+        self.history_slider.setRange(0, max(h.newest, 0))
+        self.history_slider.setValue(max(h.shown, 0))
+        self.history_slider.blockSignals(False)
+
+    # ------------------------------------------------------------------------------------------------------------
+    # drawing
+    # ------------------------------------------------------------------------------------------------------------
+    def show_step(self, i: int) -> None:
+        """Show stored step i (the slider, and the newest step while following); following iff i is the newest."""
+        h = self.state.history
+        if not 0 <= i < len(h):
+            return
+        t0 = time.perf_counter()
+        step = h.scrub(i)
+        self._sync_slider()
+        K = step.k
+        self.points.set_colours(h.colours(i, self.X))
+        self.timings["recolour_ms"] = (time.perf_counter() - t0) * 1000
+        flagged = detect_collapse(step, len(self.X), self.state.data_scale())
+        self.ellipses.set(step.means, step_full_covs(step), [qcolor(k) for k in range(K)], flagged)
+        self._set_targets(step)
+        self.ll_plot.now.setValue(i)
+        self._set_step_text(step_text(i, step))
+        self.warn_label.setText(collapse_text(flagged))
+        self._show_selection()
+        self._update_density()
+        if self.sample_button.isChecked():
+            self._update_samples()
+        self._refresh_controls()
+        self.timings["show_ms"] = (time.perf_counter() - t0) * 1000
+
+    def _set_step_text(self, text: str) -> None:
+        self.step_label.setText(text)
+        self.step_label.setToolTip(text)  # (a narrow column cuts the line)
+
+    def _set_targets(self, step: Step) -> None:
+        for k in range(step.k):
+            if k >= len(self.targets):
+                t = pg.TargetItem(
+                    size=16, symbol="crosshair", movable=True, label=str(k), labelOpts={"color": "k", "offset": (8, -6)}
+                )
+                t.setZValue(10)
+                t.sigPositionChangeFinished.connect(lambda item, k=k: self._on_mean_dragged(k, item))
+                self.vb.addItem(t, ignoreBounds=True)
+                self.targets.append(t)
+            t = self.targets[k]
+            t.setPen(pg.mkPen(QColor(component_hex(k)).darker(140), width=3))
+            t.setBrush(pg.mkBrush(qcolor(k)))
+            t.blockSignals(True)
+            t.setPos(QPointF(float(step.means[k, 0]), float(step.means[k, 1])))
+            t.blockSignals(False)
+            t.setToolTip(f"mean of component {k}: drag it, EM continues from there")
+            t.setVisible(True)
+        for t in self.targets[step.k :]:
+            t.setVisible(False)
+
+    def _on_mean_dragged(self, k: int, item) -> None:
+        if not self.state.history.steps:
+            return
+        self.runner.cancel(self.channel("em"))
+        p = item.pos()
+        moved = self.state.drag_mean(k, (p.x(), p.y()))
+        self._history_changed()
+        self._submit(moved, None)
+
+    # -- selection: Bayes' rule for one point
+    def select_point(self, index: int | None) -> None:
+        self.state.selected_point = index
+        self._show_selection()
+
+    def _show_selection(self) -> None:
+        res = self.state.selected_posterior()
+        if res is None:
+            self.sel_marker.setData([], [])
+            self.posterior.clear()
+            return
+        x = self.X[self.state.selected_point]
+        self.sel_marker.setData([float(x[0])], [float(x[1])])
+        self.posterior.show_posterior(x, *res)
+
+    # -- density
+    def _on_density_mode(self, mode: int) -> None:
+        self.state.density = mode
+        self._update_density()
+
+    def _update_density(self) -> None:
+        mode = self.density_combo.currentIndex()
+        step = self.state.history.current
+        if mode == 0 or step is None:
+            self.heat.setVisible(False)
+            self.contours.clear()
+            return
+        (x0, x1), (y0, y1) = self.vb.viewRange()
+        lp = log_density_grid(step, (x0, x1), (y0, y1), 150)
+        top = float(np.max(lp))
+        lo = top - 12.0
+        clipped = np.clip(lp, lo, top)
+        self.heat.setImage(clipped, autoLevels=False, levels=(lo, top))
+        self.heat.setRect(pg.QtCore.QRectF(x0, y0, x1 - x0, y1 - y0))
+        self.heat.setVisible(True)
+        self.heat.setOpacity(0.85 if mode == 1 else 0.0)
+        if mode == 2:
+            self.contours.set(clipped, [top - d for d in CONTOUR_DROPS], (x0, x1, y0, y1))
+        else:
+            self.contours.clear()
+
+    # -- samples from the generative process
+    def _update_samples(self) -> None:
+        step = self.state.history.current
+        if not self.sample_button.isChecked() or step is None:
+            self.samples.setData([], [])
+            return
+        n = int(min(max(len(self.X), 200), 1000))
+        x, z = sample_model(step, n, seed=self.state.config.seed + 7919 * self.shown)
+        pens = [pg.mkPen(QColor(component_hex(k)).darker(130), width=2) for k in range(step.k)]
+        self.samples.setData(x[:, 0], x[:, 1], pen=[pens[k] for k in z], brush=None)
+
+    # -- clicks
+    def _on_click(self, pos: QPointF, button, modifiers) -> None:
+        x, y = pos.x(), pos.y()
+        if self.mode_add.isChecked():
+            if button == Qt.MouseButton.RightButton or modifiers & Qt.KeyboardModifier.ShiftModifier:
+                i = self.points.nearest(x, y, max_pixels=None)
+                if i is not None:
+                    self._edit_points(np.delete(self.X, i, axis=0))
+            else:
+                self._edit_points(np.concatenate([self.X, np.array([[x, y]], np.float32)]))
+            return
+        self.select_point(self.points.nearest(x, y))
+
+    def _edit_points(self, x: np.ndarray) -> None:
+        """The user changed the points: they become 'your points'; EM continues from the shown model, and the view
+        follows the new run (``MixtureState.edit_points``)."""
+        self.runner.cancel(self.channel("em"))
+        self.source_combo.blockSignals(True)
+        self.source_combo.setCurrentText(USER_POINTS)
+        self.source_combo.blockSignals(False)
+        self.n_spin.setEnabled(False)
+        self.data_seed.setEnabled(False)
+        restart = self.state.edit_points(x)
+        self._points_changed(keep_view=True)
+        if restart is None:
+            self.reset(run=True)
+            return
+        self._history_changed()
+        self._submit(restart, None)
+
+    # -- BIC / AIC
+    def compute_bic(self) -> None:
+        st = self.state
+        if len(st.X) < 2:
+            return
+        X, cov = st.X.copy(), st.config.cov_type  # k-means starts: robust comparisons
+        st.bic.start(st.data_version, cov)
+        submitted: list = []
+
+        def job(token):
+            yield from information_criteria(X, BIC_KS, BIC_SEEDS, cov, "kmeans", should_stop=lambda: token.cancelled)
+
+        def done():  # (finished, failed or cancelled; a newer grid may have started meanwhile)
+            if submitted and self._bic_job is submitted[0]:
+                self._bic_job = None
+                self._draw_bic()
+
+        self._bic_job = self.runner.submit(
+            self.channel("bic"), job, on_snapshot=self._on_bic, on_done=done, keep_all=True
+        )
+        submitted.append(self._bic_job)
+        self._draw_bic()
+
+    def _on_bic(self, point) -> None:
+        self.state.bic.add(point)
+        self._draw_bic()
+
+    def _draw_bic(self) -> None:
+        """The grid, greyed with a note when it was computed for other data or another covariance type."""
+        self.bic.draw(self.state.bic, self.state.bic_stale_reason(), computing=self._bic_job is not None)
+
+    # ------------------------------------------------------------------------------------------------------------
+    # LabView
+    # ------------------------------------------------------------------------------------------------------------
+    def activate(self) -> None:
+        if self.state.source == DIGITS:
+            self.digits.activate()
+            return
+        if not self.state.history.steps and not self.is_em_running() and self.state.can_fit():
+            self.reset(run=True)
+
+    def export_csv(self, path: str) -> None:
+        if self.state.source == DIGITS:
+            self.digits.export_csv(path)
+            return
+        from lvm.io import atomic_open_text
+
+        with atomic_open_text(path) as fh:
+            csv.writer(fh).writerows(self.state.export_rows())
+
+    def view_state(self) -> dict:
+        (x0, x1), (y0, y1) = self.vb.viewRange()
+        self.state.view_range = ((x0, x1), (y0, y1))
+        self.state.digits = self.digits.settings()
+        return self.state.to_dict()
+
+    def session_losses(self) -> list[str]:
+        """What a saved session would not keep (said before saving: MainWindow.save_session)."""
+        return self.state.session_losses()
+
+    def restore_view_state(self, state: dict) -> None:
+        if not isinstance(state, dict) or not state:
+            return
+        self.runner.cancel(self.channel("em"))
+        problems = self.state.update_from_dict(state)
+        if problems:
+            self.workspace.message("the session's Mixture lab settings were not all taken: " + "; ".join(problems))
+        self._sync_widgets()
+        self.digits.apply(self.state.digits)
+        self._load_source(refit=False)
+        if self.state.view_range is not None:
+            (x0, x1), (y0, y1) = self.state.view_range
+            self.vb.setRange(xRange=(x0, x1), yRange=(y0, y1), padding=0)
+        self.state.take_restored_selection()
+        self._show_selection()
+        if self._activated or self.isVisible():
+            self.activate()
+
+    def deactivate(self) -> None:
+        super().deactivate()
+        self._set_running(False)
+
+    def showEvent(self, event) -> None:
+        self._activated = True
+        super().showEvent(event)
+
+
+__all__ = ["MixtureLab", "SOURCES", "TOY_SETS"]

@@ -1,0 +1,239 @@
+"""Paint economy: a pan or zoom paints a plot once, a tab switch paints each plot of the new page once, moving ticks and
+a new selection in the Inference lab do not re-lay out a plot. Counted as the Paint events plot viewports receive and
+as the plots' sizes."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+
+pytest.importorskip("pytestqt")
+
+import pyqtgraph as pg  # noqa: E402
+from PySide6.QtCore import QEvent, QObject, QPoint, QPointF, Qt  # noqa: E402
+from PySide6.QtGui import QFontMetrics, QMouseEvent, QWheelEvent  # noqa: E402
+from PySide6.QtTest import QTest  # noqa: E402
+from PySide6.QtWidgets import QApplication  # noqa: E402
+
+from app.labs import LABS  # noqa: E402
+from app.widgets.steady_plots import (
+    settle_view_transforms,
+    steady_tick_column,  # noqa: E402
+    transform_follows_range,
+)
+
+
+class PaintCounter(QObject):
+    """Counts Paint events per watched widget."""
+
+    def __init__(self, widgets):
+        super().__init__()
+        self.counts = {w: 0 for w in widgets}
+        for w in widgets:
+            w.installEventFilter(self)
+
+    def eventFilter(self, obj, event):
+        if event.type() == QEvent.Paint and obj in self.counts:
+            self.counts[obj] += 1
+        return False
+
+
+class _AnyPaint(QObject):
+    """Counts every Paint event of the application (an application-wide event filter)."""
+
+    def __init__(self):
+        super().__init__()
+        self.n = 0
+
+    def eventFilter(self, obj, event):
+        if event.type() == QEvent.Paint:
+            self.n += 1
+        return False
+
+
+def settle(quiet_turns: int = 3, quiet_s: float = 0.05, timeout_s: float = 30.0) -> None:
+    """Turn the event loop until painting has settled: ``quiet_turns`` turns in a row, spanning at least ``quiet_s``,
+    without a Paint event anywhere. Each turn delivers every posted event (update and layout requests) and every due
+    timer, so a pending paint is always flushed however slow the machine; on a loaded machine this only takes longer.
+    Fails after ``timeout_s`` of continuous painting."""
+    app = QApplication.instance()
+    probe = _AnyPaint()
+    app.installEventFilter(probe)
+    try:
+        deadline = time.monotonic() + timeout_s
+        last, quiet, quiet_since = -1, 0, time.monotonic()
+        while quiet < quiet_turns or time.monotonic() - quiet_since < quiet_s:
+            QApplication.sendPostedEvents()
+            QApplication.processEvents()
+            if probe.n != last:
+                last, quiet, quiet_since = probe.n, 0, time.monotonic()
+            else:
+                quiet += 1
+            assert time.monotonic() < deadline, f"painting did not settle within {timeout_s} s"
+            time.sleep(0.002)
+    finally:
+        app.removeEventFilter(probe)
+
+
+def scatter_plot(qtbot) -> pg.PlotWidget:
+    w = pg.PlotWidget(background="w")
+    qtbot.addWidget(w)
+    xy = np.random.default_rng(0).normal(size=(2000, 2))
+    w.plot(xy[:, 0], xy[:, 1], pen=None, symbol="o", symbolSize=4, symbolBrush=(30, 90, 200))
+    w.resize(420, 320)
+    w.show()
+    qtbot.waitExposed(w)
+    return w
+
+
+def pan_and_zoom(qtbot, w: pg.PlotWidget, steps: int) -> None:
+    """``steps`` real mouse actions on the plot's viewport: a left-button drag, one move a step, then wheel turns."""
+    vp = w.viewport()
+    centre = vp.rect().center()
+    drags = steps - steps // 3
+    QTest.mousePress(vp, Qt.LeftButton, Qt.NoModifier, centre)
+    for i in range(1, drags + 1):
+        p = centre + QPoint(int(40 * np.sin(i / 2.0)), 3 * i)
+        QApplication.sendEvent(
+            vp,
+            QMouseEvent(
+                QEvent.MouseMove, QPointF(p), QPointF(vp.mapToGlobal(p)), Qt.NoButton, Qt.LeftButton, Qt.NoModifier
+            ),
+        )
+        settle()  # each step's paints done before the next step (not coalesced with it)
+    QTest.mouseRelease(vp, Qt.LeftButton, Qt.NoModifier, p)
+    settle()
+    for i in range(steps - drags):
+        QApplication.sendEvent(
+            vp,
+            QWheelEvent(
+                QPointF(centre),
+                QPointF(vp.mapToGlobal(centre)),
+                QPoint(0, 0),
+                QPoint(0, 120 if i % 2 else -120),
+                Qt.NoButton,
+                Qt.NoModifier,
+                Qt.NoScrollPhase,
+                False,
+            ),
+        )
+        settle()
+
+
+def test_a_pan_or_zoom_paints_the_plot_once_and_draws_the_same_pixels(qtbot):
+    followed, plain = scatter_plot(qtbot), scatter_plot(qtbot)
+    transform_follows_range(followed.getViewBox())
+    transform_follows_range(followed.getViewBox())  # idempotent: one connection
+    settle()
+    counter = PaintCounter([followed.viewport(), plain.viewport()])
+    steps = 12
+    pan_and_zoom(qtbot, followed, steps)
+    pan_and_zoom(qtbot, plain, steps)
+    settle()
+    print(
+        f"\npaints for {steps} steps: followed {counter.counts[followed.viewport()]}, "
+        f"plain {counter.counts[plain.viewport()]}"
+    )
+    assert counter.counts[followed.viewport()] == steps
+    assert counter.counts[plain.viewport()] >= steps  # pyqtgraph's own deferral paints twice per step (measured)
+    np.testing.assert_allclose(followed.getViewBox().viewRange(), plain.getViewBox().viewRange())
+    # the early transform is the same one the paint would have set: identical pictures
+    a = followed.grab().toImage()
+    b = plain.grab().toImage()
+    assert a == b
+
+
+def test_a_view_box_not_laid_out_yet_keeps_its_transform_until_its_first_resize(qtbot):
+    vb = pg.ViewBox()
+    transform_follows_range(vb)
+    vb.setRange(xRange=(0, 10), yRange=(0, 5), padding=0)  # rect 0 x 0: no singular transform
+    assert vb.childGroup.transform().isIdentity()
+    w = pg.GraphicsView()
+    qtbot.addWidget(w)
+    w.setCentralItem(vb)
+    w.resize(300, 200)
+    w.show()
+    qtbot.waitExposed(w)
+    settle()  # laid out and painted
+    centre = vb.mapViewToScene(pg.Point(5, 2.5))
+    assert (centre.x(), centre.y()) == pytest.approx(
+        (vb.sceneBoundingRect().center().x(), vb.sceneBoundingRect().center().y()), abs=1.0
+    )
+
+
+def test_a_steady_tick_column_keeps_the_plot_geometry_while_the_tick_labels_change(qtbot):
+    steady, plain = scatter_plot(qtbot), scatter_plot(qtbot)
+    steady_tick_column(steady)
+    sizes = {steady: set(), plain: set()}
+    for lo, hi in [(0, 1), (-55.5, -40.25), (0.001, 0.0013), (3, 4), (-2.5, 2.5)]:
+        for w in (steady, plain):
+            w.setYRange(lo, hi, padding=0)
+        settle()  # the axes' relayout (posted layout requests) done
+        for w in (steady, plain):
+            sizes[w].add(tuple(w.getViewBox().size().toTuple()))
+    assert len(sizes[steady]) == 1
+    assert len(sizes[plain]) > 1  # pyqtgraph's own axis follows its widest label
+    # the widest label of those ranges fits the fixed column
+    axis = steady.getAxis("left")
+    text = QFontMetrics(axis.style["tickFont"] or axis.font()).horizontalAdvance("\u221255.0")
+    assert axis.width() >= text + axis.style["tickTextOffset"][0]
+
+
+def test_labs_built_by_the_window_have_their_view_boxes_settled(workspace_window):
+    lab = workspace_window.lab("latent")
+    boxes = [it for v in lab.findChildren(pg.GraphicsView) for it in v.scene().items() if isinstance(it, pg.ViewBox)]
+    assert len(boxes) >= 2 and all(getattr(b, "_lvm_transform_follows_range", False) for b in boxes)
+    assert settle_view_transforms(lab) == len(boxes)
+
+
+def click_tab(qtbot, window, name: str) -> None:
+    bar = window.tabs.tabBar()
+    qtbot.mouseClick(bar, Qt.LeftButton, pos=bar.tabRect(list(LABS).index(name)).center())
+
+
+@pytest.mark.parametrize("target", ["infinite", "mixture", "inference"])
+def test_a_tab_switch_paints_each_plot_of_the_new_page_once(qtbot, workspace_window, target):
+    window = workspace_window
+    for name in LABS:  # every lab built and shown once
+        click_tab(qtbot, window, name)
+        qtbot.wait(150)  # a user's pace through the tabs: nothing of the lab needs to have finished
+    click_tab(qtbot, window, target)  # its first-visit work (a fit, a posterior) done while it is shown
+    qtbot.waitUntil(lambda: not window.lab(target).is_busy(), timeout=120000)
+    away = "latent" if target != "latent" else "mixture"
+    click_tab(qtbot, window, away)
+    qtbot.waitUntil(lambda: not window.lab(away).is_busy(), timeout=120000)
+    settle()  # the page shown and every paint of the switch done
+    page = window.tabs.widget(list(LABS).index(target))
+    assert not page.updatesEnabled()  # hidden pages do not repaint
+    views = [v for v in page.findChildren(pg.GraphicsView) if v.isVisibleTo(page)]
+    assert views
+    counter = PaintCounter([v.viewport() for v in views])
+    click_tab(qtbot, window, target)
+    assert window.current_view_name() == target
+    settle()  # the switch's paints happen in the next turns of the event loop
+    assert page.updatesEnabled()
+    for other in range(window.tabs.count()):
+        if window.tabs.widget(other) is not page:
+            assert not window.tabs.widget(other).updatesEnabled()
+    painted = list(counter.counts.values())
+    # each plot drawn (nothing left blank) and drawn once, not once per plot of the page
+    assert painted == [1] * len(views), painted
+
+
+def test_a_new_selection_keeps_the_kl_plot_size(qtbot, workspace_window):
+    window = workspace_window
+    window.set_view("inference")
+    lab = window.lab("inference")
+    qtbot.waitUntil(lambda: lab.picture is not None, timeout=60000)
+    size = lab.kl.plot.size()
+    counter = PaintCounter([lab.kl.plot.viewport()])
+    for index in (3, 1234, 42):
+        window.workspace.select(index)
+        settle()  # "computing the exact posterior…" laid out
+        assert lab.kl.plot.size() == size
+        qtbot.waitUntil(lambda i=index: lab.picture is not None and lab.picture.index == i, timeout=30000)
+        settle()  # the new picture laid out and drawn
+        assert lab.kl.plot.size() == size
+    assert counter.counts[lab.kl.plot.viewport()] >= 3
