@@ -24,11 +24,11 @@ from PySide6.QtWidgets import (
 
 from app.labs.mixture.digits_fit import TILE_GAP, DigitsResult, fit_digits, tile
 from app.labs.mixture.engine import COV_TYPES
-from app.widgets.flow_layout import flow, group
 from app.labs.mixture.panels import PLOT_MIN, show_bars
 from app.labs.mixture.state import DIGIT_SPACES, DIGITS_K_RANGE, DIGITS_N_RANGE, SEED_RANGE, DigitsSettings
 from app.widgets.axes import readable_axes
 from app.widgets.click_viewbox import ClickViewBox
+from app.widgets.flow_layout import flow, group
 
 SPACES = DIGIT_SPACES
 

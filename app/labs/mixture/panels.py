@@ -13,9 +13,9 @@ import pyqtgraph as pg
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QFrame, QLabel, QPushButton, QScrollArea, QVBoxLayout, QWidget
 
-from app.widgets.flow_layout import flow
 from app.labs.mixture.state import BIC_KS, BIC_SEEDS, BICGrid, LLCurve
 from app.widgets.axes import readable_axes
+from app.widgets.flow_layout import flow
 from app.widgets.palette import component_hex, qcolor
 
 PLOT_MIN = (180, 130)  # the smallest a plot of this column may become

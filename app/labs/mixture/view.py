@@ -44,7 +44,6 @@ from app.labs.mixture.engine import (
     sample_model,
     step_full_covs,
 )
-from app.widgets.flow_layout import flow, group
 from app.labs.mixture.panels import BICPanel, LogLikelihoodPlot, PosteriorPanel
 from app.labs.mixture.state import (
     BIC_KS,
@@ -69,6 +68,7 @@ from app.labs.mixture.state import (
 from app.widgets.click_viewbox import ClickViewBox
 from app.widgets.contours import ContourLines
 from app.widgets.ellipses import EllipseSet
+from app.widgets.flow_layout import flow, group
 from app.widgets.grid_lines import GridLines
 from app.widgets.lab_view import LabView, spin_box
 from app.widgets.palette import component_colours, component_hex, qcolor
