@@ -202,6 +202,15 @@ def explanation_panel(title: str, html: str) -> QFrame:
     return frame
 
 
+def labelled_row(*pairs: tuple[str, QWidget]) -> QHBoxLayout:
+    """One row of controls, each after its label: ``labelled_row(("seed", seed_box), ("k max", kmax_box))``."""
+    row = QHBoxLayout()
+    for label, widget in pairs:
+        row.addWidget(QLabel(label))
+        row.addWidget(widget)
+    return row
+
+
 def spin_box(lo: int, hi: int, value: int, name: str, step: int = 1) -> QSpinBox:
     """An integer spin box named ``name`` that reports a typed value when editing ends (no keyboard tracking)."""
     box = QSpinBox()

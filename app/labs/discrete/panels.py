@@ -37,6 +37,7 @@ from app.labs.discrete.state import (
     train_status,
 )
 from app.widgets.grid_lines import GridLines
+from app.widgets.lab_view import labelled_row
 from app.widgets.lab_view import spin_box as _spin
 from app.widgets.steady_plots import steady_tick_column
 from lvm.estimators.discrete import ESTIMATOR_LABELS, ESTIMATORS
@@ -427,16 +428,13 @@ class TrainPanel(QWidget):
         _, self.progress, self.status = _run_controls("", "train")
         self.plot = _plot("Training objective (running mean over 50 steps)", "step", "nats per x")
         self.curve = self.plot.plot([], [], pen=pg.mkPen((30, 110, 200), width=2))
-        row = QHBoxLayout()
-        for label, w in (
+        row = labelled_row(
             ("K", self.k),
             ("epochs", self.epochs),
             ("lr", self.lr),
             ("VIMCO samples", self.samples),
             ("seed", self.seed),
-        ):
-            row.addWidget(QLabel(label))
-            row.addWidget(w)
+        )
         row.addStretch(1)
         buttons = QHBoxLayout()
         for b in (self.train_button, self.stop_button, self.bundled_button):

@@ -37,7 +37,7 @@ from app.labs.inference.readouts import (
 )
 from app.widgets.data_point_card import DataPointCard
 from app.widgets.grid_lines import GridLines
-from app.widgets.lab_view import restore_spin
+from app.widgets.lab_view import labelled_row, restore_spin
 from app.widgets.lab_view import spin_box as _spin
 from lvm.estimators.convergence import PROPOSALS, convergence_steps, jensen_estimates, proposal_coverage
 from lvm.gaussian_q import encoder_q, gaussian_elbo
@@ -175,15 +175,9 @@ class ConvergencePanel(_LazyPanel):
         self.status.setObjectName("conv-status")
         for s in (self.repeats, self.seed, self.n_show, self.kmax):
             s.valueChanged.connect(lambda _=None: self.invalidate())
-        ctl = QHBoxLayout()
-        for label, w in (
-            ("repeats", self.repeats),
-            ("k max", self.kmax),
-            ("seed", self.seed),
-            ("samples drawn", self.n_show),
-        ):
-            ctl.addWidget(QLabel(label))
-            ctl.addWidget(w)
+        ctl = labelled_row(
+            ("repeats", self.repeats), ("k max", self.kmax), ("seed", self.seed), ("samples drawn", self.n_show)
+        )
         ctl.addWidget(self.run_button)
         ctl.addWidget(self.progress, 1)
         layout = QVBoxLayout(self)

@@ -7,19 +7,10 @@ from __future__ import annotations
 
 import numpy as np
 
-LABEL_HEX = [
-    "#1f77b4",
-    "#ff7f0e",
-    "#2ca02c",
-    "#d62728",
-    "#9467bd",
-    "#8c564b",
-    "#e377c2",
-    "#7f7f7f",
-    "#bcbd22",
-    "#17becf",
-]  # tab10: digit k -> LABEL_HEX[k]
-LABEL_RGB = np.array([[int(h[i : i + 2], 16) for i in (1, 3, 5)] for h in LABEL_HEX], np.float32) / 255.0
+from app.widgets.palette import COLOURS, component_hex
+
+LABEL_HEX = [component_hex(k) for k in range(10)]  # Tableau 10 (app.widgets.palette): digit k -> LABEL_HEX[k]
+LABEL_RGB = COLOURS[:10]
 UNLABELLED_RGB = np.array([0.35, 0.35, 0.4], np.float32)
 
 

@@ -46,8 +46,16 @@ def test_keyboard_and_mouse_on_a_slider_change_the_heatmap(lab, qtbot):
     assert lab.model.theta()["A"][0, 0] == pytest.approx(a_before + 10 * 0.05)
     assert not np.allclose(lab.density, before)
     after_key = lab.density.copy()
-    # a mouse click on the groove far left pages the value down
-    qtbot.mouseClick(slider, Qt.LeftButton, pos=QPoint(3, slider.height() // 2))
+    # a mouse click on the groove left of the handle pages the value down
+    from PySide6.QtWidgets import QStyle, QStyleOptionSlider
+
+    opt = QStyleOptionSlider()
+    slider.initStyleOption(opt)
+    handle = slider.style().subControlRect(
+        QStyle.ComplexControl.CC_Slider, opt, QStyle.SubControl.SC_SliderHandle, slider
+    )
+    assert handle.left() > 4, f"the handle {handle} leaves no groove to click on its left (slider {slider.size()})"
+    qtbot.mouseClick(slider, Qt.LeftButton, pos=QPoint(handle.left() // 2, slider.height() // 2))
     assert lab.model.theta()["A"][0, 0] < a_before + 0.5
     assert not np.allclose(lab.density, after_key)
     assert lab.sliders[("A", 0, 0)].spin.value() == pytest.approx(lab.model.theta()["A"][0, 0])
