@@ -335,6 +335,7 @@ def _type(qtbot, box, text: str) -> None:
 def test_a_model_trained_in_the_lab_comes_back_in_a_fresh_process(qtbot, workspace_window, tmp_path):
     import torch
     from PySide6.QtCore import Qt
+
     window = workspace_window
     lab = _lab(qtbot, window)
     bar = lab.tabs.tabBar()
