@@ -1,11 +1,11 @@
-"""Contour lines, one ``PlotCurveItem`` per level (segments from ``app.widgets.marching_squares``), updated in place."""
+"""Contour lines, one ``PlotCurveItem`` per level (segments from ``lvm.contours``), updated in place."""
 
 from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
 
-from app.widgets.marching_squares import contour_segments
+from lvm.contours import contour_segments
 
 
 class ContourLines:

@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from PySide6.QtCore import Qt
 
 from app.labs import LABS
 from app.widgets.layout_check import layout_problems
@@ -36,6 +37,17 @@ def _busiest_states(window, qtbot, name: str) -> None:
         k_box = lab.findChild(QSpinBox, "k")
         assert k_box is not None, "the Mixture lab's K box is named 'k'"
         k_box.setValue(8)
+    elif name == "inpainting":  # every phi preset, then Optimise phi: the longest readouts
+        for button in lab.phi_buttons.values():
+            qtbot.mouseClick(button, Qt.MouseButton.LeftButton)
+            qtbot.waitUntil(lambda: not lab.is_busy(), timeout=60000)
+        qtbot.mouseClick(lab.optimise_button, Qt.MouseButton.LeftButton)
+    elif name == "latent":  # training: the curves, the status line and Stop
+        lab.train_panel.epochs.setValue(1)
+        qtbot.mouseClick(lab.train_panel.train_button, Qt.MouseButton.LeftButton)
+        qtbot.waitUntil(lambda: lab.is_training() and len(lab.run.train_points) >= 2, timeout=60000)
+        assert layout_problems(window) == [], "while training"
+        lab.cancel_training()
     qtbot.waitUntil(lambda: not lab.is_busy(), timeout=60000)
     qtbot.wait(50)
 

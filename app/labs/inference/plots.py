@@ -10,7 +10,7 @@ import pyqtgraph as pg
 from PySide6.QtCore import QRectF, Qt
 
 from app.widgets.grid_lines import GridLines
-from app.widgets.marching_squares import contour_segments
+from lvm.contours import contour_segments
 from app.widgets.steady_plots import steady_tick_column
 from lvm.posterior_grid import CoarseGrid, PosteriorPicture, posterior_picture, upsample_bilinear
 

@@ -1,4 +1,4 @@
-"""Marching squares: the segments lie on the level set, close around it, and the GUI draws them in place."""
+"""lvm.contours: the segments lie on the level set, close around it, and bad input gives none."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from app.widgets.marching_squares import contour_segments
+from lvm.contours import contour_segments
 
 
 def _gaussian_image(n=200, sx=1.0, sy=0.5, extent=(-3.0, 3.0, -2.0, 2.0)):
@@ -47,29 +47,3 @@ def test_saddle_cells_give_two_segments():
     for v in (np.array([[1.0, 0.0], [0.0, 1.0]]), np.array([[0.0, 1.0], [1.0, 0.0]])):
         seg = contour_segments(v, 0.5, (0.0, 2.0, 0.0, 2.0))
         assert seg.shape == (4, 2)
-
-
-def test_grid_lines_follow_the_axis_ticks(qtbot):
-    """GridLines draws one vertical segment per major x tick and one horizontal per major y tick, in view, and
-    follows a range change."""
-    import pyqtgraph as pg
-
-    from app.widgets.grid_lines import GridLines
-
-    w = pg.PlotWidget()
-    qtbot.addWidget(w)
-    w.resize(500, 400)
-    w.show()
-    grid = GridLines(w, alpha=0.2)
-    for x_range in ((0.0, 10.0), (-3.0, 0.5)):
-        w.setRange(xRange=x_range, yRange=(0.0, 1.0), padding=0)
-
-        def follows():
-            (x0, x1), (y0, y1) = w.getViewBox().viewRange()
-            major_x = w.getPlotItem().getAxis("bottom").tickValues(x0, x1, w.getViewBox().width())[0][1]
-            xs, ys = grid.curves[0].getData()
-            vertical = xs[0::2][xs[0::2] == xs[1::2]]
-            assert sorted(set(np.round(vertical, 9))) == sorted(set(np.round(major_x, 9)))
-            assert np.all((ys >= y0 - 1e-9) & (ys <= y1 + 1e-9))
-
-        qtbot.waitUntil(follows, timeout=10000)  # once the layout settled (the last failure is shown on timeout)

@@ -17,7 +17,7 @@ import numpy as np
 from contourpy import LineType, contour_generator
 
 
-def contour_segments(values: np.ndarray, level: float, extent) -> np.ndarray:
+def contour_segments(values: np.ndarray, level: float, extent: tuple[float, float, float, float]) -> np.ndarray:
     """Segments of the level-``level`` contour of ``values`` ([i, j] at pixel centre (x_i, y_j) of ``extent`` =
     (x_lo, x_hi, y_lo, y_hi)) as an (2S, 2) array of endpoints, consecutive rows forming one segment.
     Non-finite values are left out (no line crosses their cells)."""
