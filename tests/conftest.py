@@ -80,6 +80,34 @@ def workspace_window(qtbot):
 
 
 @pytest.fixture(autouse=True)
+def _no_input_state_outlives_its_test():
+    """Random input (a press without its release, a popup left open) must not reach the next test: Qt keeps the
+    buttons held down application-wide (a left click on a slider is then ignored while it thinks the right button is
+    down), and a popup grabs the mouse. After each test, release every held button and close every popup."""
+    yield
+    if "PySide6.QtWidgets" not in sys.modules:
+        return
+    from PySide6.QtCore import Qt
+    from PySide6.QtTest import QTest
+    from PySide6.QtWidgets import QApplication, QWidget
+
+    for _ in range(20):
+        popup = QApplication.activePopupWidget()
+        if popup is None:
+            break
+        popup.close()
+    held = QApplication.mouseButtons()
+    if held != Qt.MouseButton.NoButton:
+        target = QWidget()
+        target.show()
+        for button in (Qt.MouseButton.LeftButton, Qt.MouseButton.RightButton, Qt.MouseButton.MiddleButton):
+            if held & button:
+                QTest.mouseRelease(target, button)
+        target.close()
+        target.deleteLater()
+
+
+@pytest.fixture(autouse=True)
 def _no_unexpected_worker_errors():
     """Any unexpected exception in a worker thread fails the test that caused it."""
     if "app.core.workers" not in sys.modules:
