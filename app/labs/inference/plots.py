@@ -10,8 +10,8 @@ import pyqtgraph as pg
 from PySide6.QtCore import QRectF, Qt
 
 from app.widgets.grid_lines import GridLines
-from lvm.contours import contour_segments
 from app.widgets.steady_plots import steady_tick_column
+from lvm.contours import contour_segments
 from lvm.posterior_grid import CoarseGrid, PosteriorPicture, posterior_picture, upsample_bilinear
 
 POSTERIOR_CMAP = pg.ColorMap([0.0, 0.35, 1.0], [(255, 255, 255), (150, 180, 225), (15, 40, 120)])
