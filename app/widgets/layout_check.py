@@ -1,8 +1,10 @@
-"""Layout invariants of a shown window, for the layout test and ``lvm-explorer --check-layout``.
+"""Layout invariants of a shown window, for the layout test.
 
-A window passes when: its minimum width is at most ``MAX_MIN_WIDTH`` (a 1280x720 laptop screen, also at 150 %
-scaling, leaves room for the window frame); every visible widget lies inside the window; no label is cut off (a
-label narrower than its text has a tooltip that says it all); every plot is at least ``MIN_PLOT`` pixels.
+A window passes when: its minimum width is at most ``MAX_MIN_WIDTH`` and its minimum height at most
+``MAX_MIN_HEIGHT`` (a 1280x720 laptop screen, also at 150 % scaling, leaves room for the window frame and a task
+bar: the Latent lab's right column once made the window 787 px tall, cut off at the bottom of a real 720 px screen);
+every visible widget lies inside the window; no label is cut off (a label narrower than its text has a tooltip that
+says it all); every plot is at least ``MIN_PLOT`` pixels.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from PySide6.QtCore import QPoint, QRect
 from PySide6.QtWidgets import QAbstractScrollArea, QLabel, QWidget
 
 MAX_MIN_WIDTH = 1200
+MAX_MIN_HEIGHT = 650  # a 720 px screen less a title bar and a task bar
 MIN_PLOT = (140, 100)  # width, height of the smallest readable plot (axes, ticks and a curve)
 READABLE_SIZE = (
     "readable_size"  # a widget property (width, height) for plots meant smaller: a one-row strip, a thumbnail
@@ -31,12 +34,17 @@ def _inside_scroll_area(widget: QWidget) -> bool:
     return False
 
 
-def layout_problems(window: QWidget, max_min_width: int = MAX_MIN_WIDTH) -> list[str]:
+def layout_problems(
+    window: QWidget, max_min_width: int = MAX_MIN_WIDTH, max_min_height: int = MAX_MIN_HEIGHT
+) -> list[str]:
     """What breaks the invariants above in ``window`` as shown now (an empty list when nothing does)."""
     problems = []
     min_width = max(window.minimumSizeHint().width(), window.minimumWidth())
     if min_width > max_min_width:
         problems.append(f"the window cannot be narrower than {min_width} px (at most {max_min_width})")
+    min_height = max(window.minimumSizeHint().height(), window.minimumHeight())
+    if min_height > max_min_height:
+        problems.append(f"the window cannot be lower than {min_height} px (at most {max_min_height})")
     frame = QRect(QPoint(0, 0), window.size())
     for widget in window.findChildren(QWidget):
         if not widget.isVisible() or widget.window() is not window or widget.width() <= 0:

@@ -78,6 +78,10 @@ class TrainPanel(QGroupBox):
         self.cancel_button = QPushButton("Stop")
         self.cancel_button.setToolTip("stop training; the best model seen so far is kept")
         self.save_button = QPushButton("Save model…")
+        for button in (self.train_button, self.cancel_button):
+            # a click does not take the focus: Train (disabled when training starts) would hand it on, and the
+            # lab's scrolling right column would scroll to the new focus, moving Stop from under the mouse
+            button.setFocusPolicy(Qt.FocusPolicy.TabFocus)
         for b in (self.train_button, self.cancel_button, self.save_button):
             buttons.addWidget(b)
         layout.addLayout(buttons)

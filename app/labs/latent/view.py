@@ -24,10 +24,12 @@ from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
     QFileDialog,
+    QFrame,
     QGroupBox,
     QHBoxLayout,
     QLabel,
     QPushButton,
+    QScrollArea,
     QSizePolicy,
     QSpinBox,
     QVBoxLayout,
@@ -253,8 +255,16 @@ class LatentLab(LabView):
         self.vb.setRange(xRange=(-3.5, 3.5), yRange=(-3.5, 3.5), padding=0)
 
         # right column: hover preview, drawing pad, training
-        right = QVBoxLayout()
-        outer.addLayout(right, 1)
+        # (in a scroll area: on a 720 px screen its three panels scroll rather than make the window taller)
+        right_column = QWidget()
+        right = QVBoxLayout(right_column)
+        right.setContentsMargins(0, 0, 0, 0)
+        right_scroll = QScrollArea()
+        right_scroll.setWidget(right_column)
+        right_scroll.setWidgetResizable(True)
+        right_scroll.setFrameShape(QFrame.Shape.NoFrame)
+        right_scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        outer.addWidget(right_scroll, 1)
         hover_box = QGroupBox("p(x|z) under the mouse")
         hl = QVBoxLayout(hover_box)
         self.preview = pg.GraphicsLayoutWidget()
@@ -301,6 +311,8 @@ class LatentLab(LabView):
         self.train_panel = TrainPanel()
         self.train_panel.show_settings(st.train)
         right.addWidget(self.train_panel, 4)
+        bar = right_scroll.verticalScrollBar().sizeHint().width()
+        right_scroll.setMinimumWidth(right_column.minimumSizeHint().width() + bar)  # (never a sideways scroll)
 
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
