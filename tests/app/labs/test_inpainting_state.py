@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -17,23 +14,11 @@ from app.labs.inpainting.state import DEFAULT_INDEX, InpaintingState
 from lvm.errors import ModelInputError, SessionError
 from lvm.inpainting import make_mask
 
-REPO = Path(__file__).resolve().parents[3]
-
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers(-(2**70), 2**70) | st.floats(allow_nan=False) | st.text(max_size=12),
     lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4),
     max_leaves=12,
 )
-
-
-def test_the_state_modules_import_no_qt():
-    code = (
-        "import sys; import app.labs.inpainting.state, app.labs.inpainting.compute, app.labs.inpainting.images; "
-        "print(sorted(m for m in sys.modules if m.startswith(('PySide6', 'pyqtgraph', 'shiboken6'))))"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=120)
-    assert out.returncode == 0, out.stderr[-2000:]
-    assert out.stdout.strip() == "[]"
 
 
 def _drawn_state() -> InpaintingState:

@@ -3,9 +3,6 @@ state machine (epoch 0, the best model seen, where the schedule stands), and the
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import numpy as np
 import pytest
 import torch
@@ -22,15 +19,6 @@ from app.labs.latent.state import (
 from app.labs.latent.train_job import plan_training, run_plan, split_for_training
 from lvm.errors import ModelInputError, SessionError
 from lvm.training import CONSERVATIVE_LR, ScheduleState, TrainConfig, TrainSnapshot
-
-
-def test_the_state_modules_import_no_qt():
-    code = (
-        "import sys, app.labs.latent.state, app.labs.latent.train_job, app.labs.infinite.state; "
-        "print(sorted(m for m in sys.modules if m.startswith(('PySide6', 'pyqtgraph', 'shiboken'))))"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
-    assert out.stdout.strip() == "[]"
 
 
 def full_state() -> LatentState:

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -25,15 +23,6 @@ from app.labs.mixture.state import (
 from lvm.data.toy import blobs
 from lvm.errors import SessionError
 from lvm.models.gmm_selection import CriterionPoint
-
-
-def test_the_state_modules_import_no_qt():
-    code = (
-        "import sys, app.labs.mixture.state, app.labs.mixture.engine, app.labs.mixture.digits_fit\n"
-        "print([m for m in sys.modules if m.split('.')[0] in ('PySide6', 'pyqtgraph', 'shiboken6')])"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
-    assert out.stdout.strip() == "[]"
 
 
 @pytest.fixture(scope="module")
