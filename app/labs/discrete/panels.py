@@ -36,6 +36,7 @@ from app.labs.discrete.state import (
     sample_histograms,
     train_status,
 )
+from app.widgets.estimate_band import add_estimate_band
 from app.widgets.grid_lines import GridLines
 from app.widgets.lab_view import labelled_row
 from app.widgets.lab_view import spin_box as _spin
@@ -296,22 +297,8 @@ class EstimatorPanel(QWidget):
         self.curves, self.bands = {}, {}
         for name in ESTIMATORS:
             c = COLORS[name]
-            lo = pg.PlotDataItem(pen=pg.mkPen(c + (0,)))
-            hi = pg.PlotDataItem(pen=pg.mkPen(c + (0,)))
-            band = pg.FillBetweenItem(lo, hi, brush=pg.mkBrush(c + (50,)))
-            for it in (lo, hi, band):
-                self.plot.addItem(it)
+            lo, hi, _, self.curves[name] = add_estimate_band(self.plot, c, ESTIMATOR_LABELS[name] + " (mean)", 50)
             self.bands[name] = (lo, hi)
-            self.curves[name] = self.plot.plot(
-                [],
-                [],
-                pen=pg.mkPen(c, width=2.2),
-                symbol="o",
-                symbolSize=5,
-                symbolBrush=c,
-                symbolPen=None,
-                name=ESTIMATOR_LABELS[name] + " (mean)",
-            )
         self.exact_line = self.plot.plot(
             [], [], pen=pg.mkPen(EXACT_COLOR, width=2), name="exact log p(x) (all 2^K terms)"
         )

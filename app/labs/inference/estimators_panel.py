@@ -36,6 +36,7 @@ from app.labs.inference.readouts import (
     jensen_readout,
 )
 from app.widgets.data_point_card import DataPointCard
+from app.widgets.estimate_band import add_estimate_band
 from app.widgets.grid_lines import GridLines
 from app.widgets.lab_view import labelled_row, restore_spin
 from app.widgets.lab_view import spin_box as _spin
@@ -123,21 +124,8 @@ class ConvergencePanel(_LazyPanel):
         self.curves, self.bands = {}, {}
         for name in PROPOSALS:
             c = ESTIMATOR_COLORS[name]
-            lo = pg.PlotDataItem(pen=pg.mkPen(c + (0,)))
-            hi = pg.PlotDataItem(pen=pg.mkPen(c + (0,)))
-            band = pg.FillBetweenItem(lo, hi, brush=pg.mkBrush(c + (55,)))
-            self.plot.addItem(lo)
-            self.plot.addItem(hi)
-            self.plot.addItem(band)
+            lo, hi, band, self.curves[name] = add_estimate_band(self.plot, c, ESTIMATOR_LABELS[name] + " (mean)")
             self.bands[name] = (lo, hi, band)
-            self.curves[name] = self.plot.plot(
-                pen=pg.mkPen(c, width=2.2),
-                symbol="o",
-                symbolSize=5,
-                symbolBrush=c,
-                symbolPen=None,
-                name=ESTIMATOR_LABELS[name] + " (mean)",
-            )
         self.exact_line = self.plot.plot(pen=pg.mkPen(EXACT_COLOR, width=2), name="exact log p(x) (quadrature)")
         self.elbo_line = self.plot.plot(
             pen=pg.mkPen(ELBO_LINE_COLOR, width=2, style=Qt.PenStyle.DashLine), name="ELBO(encoder q) (Gauss-Hermite)"

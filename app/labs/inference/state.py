@@ -10,7 +10,7 @@ out of its range is clamped into it (as the spin boxes would).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from typing import Any, ClassVar
 
 import numpy as np
@@ -205,13 +205,4 @@ class InferenceState:
 
     def with_settings_of(self, other: InferenceState) -> InferenceState:
         """This state's x and q with ``other``'s panel and settings (a restored session's)."""
-        return InferenceState(
-            panel=other.panel,
-            index=self.index,
-            q_mean=self.q_mean,
-            q_tril=self.q_tril,
-            onedim=other.onedim,
-            convergence=other.convergence,
-            jensen=other.jensen,
-            scatter=other.scatter,
-        )
+        return replace(other, index=self.index, q_mean=self.q_mean, q_tril=self.q_tril)
