@@ -161,7 +161,7 @@ class BICPanel(QWidget):
         self.plot = small_plot("lower is better")  # (short: the column may be 180 px wide; the legend names them)
         self.plot.setLabel("bottom", "K")
         readable_axes(self.plot, integer=("bottom",))
-        legend = self.plot.addLegend(offset=(-10, 10), labelTextColor="k")
+        legend = self.plot.addLegend(offset=(-10, 4), labelTextColor="k", colCount=2)  # one row: clear of the curves
         self.bic_line = self.plot.plot()
         self.aic_line = self.plot.plot()
         self.bic_pts = pg.ScatterPlotItem(size=8, symbol="o", pen=None)
