@@ -258,6 +258,11 @@ class MainWindow(QMainWindow):
     # -- loading ---------------------------------------------------------------------------------------------------
     def load_dataset(self, spec: str, split: str | None = None, on_done=None) -> None:
         """Load ``spec`` in a worker; on error the workspace keeps its dataset and the user sees why."""
+        # torch is imported here, on the GUI thread, before the worker starts: the dataset worker and the GUI thread's
+        # ``load_model`` importing torch at once left torch half-initialised for the workers (the warm-up's first
+        # optimiser then failed: "'_OpNamespace' 'prims' object has no attribute 'sum'")
+        import torch  # noqa: F401
+
         from lvm.data import load_dataset
 
         def done(ds):
@@ -378,7 +383,10 @@ class MainWindow(QMainWindow):
         self.last_error = text
         self.errors.append(text)
         self.statusBar().showMessage(text, 10000)
-        box = QMessageBox(QMessageBox.Icon.Warning, "LVM Explorer", text, QMessageBox.StandardButton.Ok, self)
+        log.warning("shown to the user: %s", text)
+        # titled apart from the main window ("Problem — LVM Explorer" on X11), so that a window manager's list, or a
+        # script looking for the main window by its title, never mistakes one for the other
+        box = QMessageBox(QMessageBox.Icon.Warning, "Problem", text, QMessageBox.StandardButton.Ok, self)
         box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         box.open()
 
@@ -630,7 +638,7 @@ class MainWindow(QMainWindow):
             return None
         box = QMessageBox(
             QMessageBox.Icon.Question,
-            "LVM Explorer",
+            "Unsaved model",
             f"A model you trained ({recovery.describe(info)}) was not saved when LVM Explorer last "
             "closed. It was kept. Open it now?",
             QMessageBox.StandardButton.NoButton,
