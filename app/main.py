@@ -6,7 +6,9 @@ import argparse
 import os
 import sys
 import time
-from typing import Any
+from typing import Any, cast
+
+from app.core.appearance import FONT_RANGE, PALETTES, THEMES
 
 
 def _process_start() -> float:
@@ -43,6 +45,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--view", default=None, choices=list(LABS), help="lab to open")
     p.add_argument("--list-views", action="store_true", help="print the view names, one a line, and exit")
     p.add_argument("--session", default=None, help="open a saved session file")
+    p.add_argument("--lesson", default=None, metavar="NAME|FILE", help="open a lesson (a bundled one or a .toml file)")
+    p.add_argument("--step", type=int, default=1, metavar="N", help="the lesson's step to open (1 = the first)")
+    p.add_argument("--theme", default=None, choices=THEMES, help="light, dark or high-contrast (this run only)")
+    p.add_argument("--palette", default=None, choices=PALETTES, help="component colours (this run only)")
+    p.add_argument(
+        "--font-size", type=_font_size, default=None, metavar="PT", help="font size in points (this run only)"
+    )
     p.add_argument("--screenshot", metavar="PATH", help="load, wait for the view's computations, save a PNG, exit")
     p.add_argument("--smoke", action="store_true", help="start, load the defaults, quit (exit 0 when all loaded)")
     p.add_argument("--timeout", type=float, default=120.0, help="seconds --screenshot/--smoke wait at most")
@@ -50,6 +59,28 @@ def build_parser() -> argparse.ArgumentParser:
         "--size", default=None, help=f"window size WxH (default: the size at the last quit, else {DEFAULT_SIZE})"
     )
     return p
+
+
+def _font_size(text: str) -> int:
+    lo, hi = FONT_RANGE
+    try:
+        size = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of points") from None
+    if not lo <= size <= hi:
+        raise argparse.ArgumentTypeError(f"{size} is outside {lo}..{hi} points")
+    return size
+
+
+def startup_appearance(args: argparse.Namespace):
+    """The remembered appearance (the defaults for --screenshot/--smoke: reproducible), with the command line's
+    --theme, --palette and --font-size for this run (not remembered)."""
+    from app.core.appearance import Appearance, load_appearance
+
+    capture = bool(args.screenshot or args.smoke)
+    appearance = Appearance() if capture else load_appearance()
+    changes = {"theme": args.theme, "palette": args.palette, "font_size": args.font_size}
+    return appearance.replace(**{k: v for k, v in changes.items() if v is not None})
 
 
 def install_excepthook(window) -> None:
@@ -94,6 +125,9 @@ def main(argv: list[str] | None = None) -> int:
 
     install_gui_thread_collector()  # before any worker runs: Qt objects are never destroyed off the GUI thread
     _set_identity(app)
+    from app.widgets.theme import apply_appearance
+
+    apply_appearance(cast(QApplication, app), startup_appearance(args))  # before the window shows (app.widgets.theme)
     # the main window paints before torch and pyqtgraph are imported (each lab imports them when first built)
     from app.core.settings import app_settings
     from app.core.workspace import Workspace
@@ -139,6 +173,22 @@ def main(argv: list[str] | None = None) -> int:
         args.view or (remembered if isinstance(remembered, str) and remembered in window_views() else DEFAULT_VIEW)
     )
 
+    if args.lesson:
+        from app.lessons.format import LessonError, load_lesson
+
+        try:
+            lesson = load_lesson(args.lesson)
+        except LessonError as exc:
+            print(f"lvm-explorer: error: {exc}", file=sys.stderr)
+            return 2
+        if not 1 <= args.step <= len(lesson.steps):
+            print(
+                f"lvm-explorer: error: --step {args.step}: the lesson has steps 1 to {len(lesson.steps)}",
+                file=sys.stderr,
+            )
+            return 2
+        window.start_lesson(args.lesson, args.step - 1)
+
     if args.screenshot or args.smoke:
         deadline = time.monotonic() + args.timeout
         status: dict[str, Any] = {"code": 0, "ready": None}
@@ -152,6 +202,7 @@ def main(argv: list[str] | None = None) -> int:
                 window.is_loading()
                 or window.is_warming_up()
                 or (bool(args.screenshot) and window.lab(window.current_view_name()).is_busy())
+                or (bool(args.lesson) and window.lesson_panel().is_busy())
             )
 
         def poll():

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import platform
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import shiboken6
 from PySide6.QtCore import QBuffer, QIODevice, QPoint, QSize, Qt, QTimer, Signal
@@ -13,6 +13,7 @@ from PySide6.QtGui import QAction, QActionGroup, QIcon, QImageWriter, QKeySequen
 from PySide6.QtWidgets import (
     QApplication,
     QComboBox,
+    QDockWidget,
     QFileDialog,
     QLabel,
     QMainWindow,
@@ -31,6 +32,7 @@ from app.core.workers import TaskRunner, trim_heap_soon
 from app.core.workspace import DEFAULT_DATASET, DEFAULT_MODEL, RESOURCES, GaussianQ, Workspace, read_session
 from app.labs import LABS, lab_class
 from app.widgets.elided_label import ElidedLabel
+from app.widgets.theme import build_appearance_menu, restyle_new_widget
 
 if TYPE_CHECKING:
     from app.widgets.lab_view import LabView
@@ -68,6 +70,9 @@ class MainWindow(QMainWindow):
         self.last_error: str | None = None
         self.errors: list[str] = []
         self._loading = 0  # load jobs submitted and not yet done (on_done runs once per job, whatever happened)
+        self.lesson_dock: QDockWidget | None = None
+        self._help_before_lesson: bool | None = None
+        self.presenter: Any = None  # app.lessons.presenter.Presenter, made on first use
         self.setWindowTitle("LVM Explorer")
         icon = RESOURCES / "icons" / "lvm-explorer.svg"
         if icon.exists():
@@ -158,6 +163,7 @@ class MainWindow(QMainWindow):
         self._action(m, "Export view as PNG…", lambda: self._ask_export("png"))
         self._action(m, "Export view as SVG…", lambda: self._ask_export("svg"))
         self._action(m, "Export view data as CSV…", self._ask_export_csv)
+        self._action(m, "Export animation…", self._ask_export_animation)  # (app.widgets.animation_export)
         m.addSeparator()
         self._action(m, "Quit", self.close, QKeySequence.StandardKey.Quit)
         dm = self.menuBar().addMenu("&Device")
@@ -177,8 +183,84 @@ class MainWindow(QMainWindow):
         self.help_action.setShortcut(QKeySequence("F1"))
         self.help_action.toggled.connect(self.set_help_visible)
         vm.addAction(self.help_action)
+        self.appearance_menu = build_appearance_menu(vm)  # theme, palette, font size (app.widgets.theme)
+        self._build_lessons_menu()
         hm = self.menuBar().addMenu("&Help")
         self._action(hm, "About LVM Explorer", self.show_about)
+
+    def _build_lessons_menu(self) -> None:
+        from app.lessons.format import bundled_lessons, lesson_titles
+
+        lm = self.menuBar().addMenu("&Lessons")
+        lm.setObjectName("lessons-menu")
+        for name, path in bundled_lessons().items():
+            title, steps = lesson_titles(path)
+            if name == "failure-modes":  # one click each
+                sub = lm.addMenu(title)
+                for i, step_title in enumerate(steps):
+                    self._action(sub, step_title, lambda checked=False, n=name, k=i: self.start_lesson(n, k))
+            else:
+                self._action(lm, title, lambda checked=False, n=name: self.start_lesson(n))
+        lm.addSeparator()
+        self._action(lm, "Open lesson file…", self._ask_lesson)
+        self.presenter_action = self._action(lm, "Presenter mode", self.toggle_presenter, "F5")
+        self.presenter_action.setCheckable(True)
+
+    # -- lessons ---------------------------------------------------------------------------------------------------
+    def start_lesson(self, name_or_path: str | Path, step: int = 0) -> bool:
+        """Open a lesson (a bundled one by name, or a file) at ``step`` (0-based) in the lesson panel; a file that
+        cannot be used is reported and changes nothing."""
+        from app.lessons.format import LessonError, load_lesson
+
+        try:
+            lesson = load_lesson(name_or_path)
+        except LessonError as exc:
+            self.show_error(str(exc))
+            return False
+        panel = self.lesson_panel()
+        assert self.lesson_dock is not None  # (made by lesson_panel)
+        if not self.lesson_dock.isVisible():
+            self._help_before_lesson = self.help_visible
+            self.set_help_visible(False)  # the lesson panel takes the help panel's place
+            self.lesson_dock.show()
+        panel.start(lesson, step)
+        return True
+
+    def lesson_panel(self):
+        """The lesson panel (in a dock at the right), created on first use."""
+        if self.lesson_dock is None:
+            from app.lessons.panel import LessonPanel
+
+            panel = LessonPanel(self)
+            dock = QDockWidget("Lesson", self)
+            dock.setObjectName("lesson-dock")
+            dock.setWidget(panel)
+            dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetClosable)
+            self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, dock)
+            dock.hide()
+            panel.closed.connect(dock.close)
+            dock.visibilityChanged.connect(self._on_lesson_visibility)
+            self.lesson_dock = dock
+        return self.lesson_dock.widget()
+
+    def _on_lesson_visibility(self, visible: bool) -> None:
+        if not visible and self._help_before_lesson is not None and not self.isFullScreen():
+            self.set_help_visible(self._help_before_lesson)
+            self._help_before_lesson = None
+
+    def _ask_lesson(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Open lesson", self._last_dir(), "Lessons (*.toml)")
+        if path:
+            self._remember_dir(path)
+            self.start_lesson(path)
+
+    def toggle_presenter(self) -> None:
+        from app.lessons.presenter import Presenter
+
+        if self.presenter is None:
+            self.presenter = Presenter(self)
+        self.presenter.toggle()
+        self.presenter_action.setChecked(self.presenter.active)
 
     # -- labs ------------------------------------------------------------------------------------------------------
     def set_view(self, name: str) -> None:
@@ -215,6 +297,7 @@ class MainWindow(QMainWindow):
             from app.widgets.steady_plots import settle_view_transforms  # (pyqtgraph: loaded with the first lab)
 
             settle_view_transforms(lab)
+            restyle_new_widget(lab)  # the appearance applied before it was built (app.widgets.theme)
             self.labs[name] = lab
         return self.labs[name]
 
@@ -259,8 +342,7 @@ class MainWindow(QMainWindow):
     def load_dataset(self, spec: str, split: str | None = None, on_done=None) -> None:
         """Load ``spec`` in a worker; on error the workspace keeps its dataset and the user sees why."""
         # torch is imported here, on the GUI thread, before the worker starts: the dataset worker and the GUI thread's
-        # ``load_model`` importing torch at once left torch half-initialised for the workers (the warm-up's first
-        # optimiser then failed: "'_OpNamespace' 'prims' object has no attribute 'sum'")
+        # ``load_model`` importing torch at once can leave it half-initialised (app.core.warmup)
         import torch  # noqa: F401
 
         from lvm.data import load_dataset
@@ -447,11 +529,24 @@ class MainWindow(QMainWindow):
             self.save_session(path)
 
     def _ask_export(self, kind: str) -> None:
+        scale = 1.0
+        if kind == "png":  # its pixel size first (SVG is drawn in vectors)
+            from app.widgets.animation_export import ask_figure_scale
+
+            chosen = ask_figure_scale(self, self.lab(self.current_view_name()).export_widget())
+            if chosen is None:
+                return
+            scale = chosen
         path, _ = QFileDialog.getSaveFileName(self, f"Export view as {kind.upper()}", self._last_dir(), f"*.{kind}")
         if path:
             if not path.lower().endswith(f".{kind}"):  # the filter says what to write; "plot" becomes "plot.svg"
                 path += f".{kind}"
-            self.export_view(path)
+            self.export_view(path, scale)
+
+    def _ask_export_animation(self) -> None:
+        from app.widgets.animation_export import ask_animation_export
+
+        ask_animation_export(self, self.lab(self.current_view_name()), self._last_dir())
 
     def _ask_export_csv(self) -> None:
         path, _ = QFileDialog.getSaveFileName(self, "Export view data", self._last_dir(), "*.csv")
@@ -571,13 +666,18 @@ class MainWindow(QMainWindow):
 
         self._run_load("load/session", job, apply)
 
-    def export_view(self, path: str) -> None:
+    def export_view(self, path: str, scale: float = 1.0) -> None:
         """Write the current view as SVG (a ``.svg`` name) or as an image in the format its suffix names, atomically:
-        an existing file is replaced whole, a failed export leaves it as it was and says why."""
+        an existing file is replaced whole, a failed export leaves it as it was and says why. ``scale``: the image's
+        pixel size against the view on screen (drawn at that size, sharp; its resolution field 96 dpi x scale)."""
         widget = self.lab(self.current_view_name()).export_widget()
         try:
             if path.lower().endswith(".svg"):
                 atomic_write_bytes(path, svg_bytes(widget, f"LVM Explorer — {self.current_view_name()}"))
+            elif scale != 1.0:
+                from app.widgets.animation_export import figure_image
+
+                write_image(figure_image(widget, scale), path)
             else:
                 write_image(widget.grab(), path)
         except (OSError, LVMError) as exc:

@@ -141,11 +141,17 @@ def decode_point(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(mean, sample, variance) of p(x|z) at one plane point z, as (h, w) images when the outputs are images, else
     vectors. Bernoulli: mean p = sigmoid(f(z)), sample 1[u < p] with u ~ U(0, 1), variance p(1 - p); Gaussian: mean
-    mu(z), sample mu + sigma * eps with eps ~ N(0, I), variance sigma^2(z). The noise comes from ``generator`` (CPU)."""
+    mu(z), sample mu + sigma * eps with eps ~ N(0, I), variance sigma^2(z). Autoregressive Bernoulli (one sequential
+    pass): the sample x, drawn pixel by pixel, with p_i = p(x_i = 1 | x_<i, z) along it as the "mean" and p_i (1 - p_i)
+    as the variance. The noise comes from ``generator`` (CPU)."""
     shape = image_shape_of(model)
     device = model_device(model)
     z = full_latent(torch.tensor([z2], dtype=torch.float32, device=device), model.latent_dim)
-    if model.config.decoder == "bernoulli":
+    if model.config.decoder == "autoregressive":
+        gen = generator if generator is None or device.type == "cpu" else None
+        x, p = model.sample_autoregressive(z, gen)
+        mean, sample, var = p[0], x[0], p[0] * (1 - p[0])
+    elif model.config.decoder == "bernoulli":
         p = torch.sigmoid(model.bernoulli_logits(z))[0]
         u = torch.rand(p.shape, generator=generator).to(device)
         mean, sample, var = p, (u < p).float(), p * (1 - p)

@@ -233,6 +233,23 @@ class OneDPosterior:
         """KL(N(mu, sigma^2) || p(z|x)) = log p(x) - ELBO."""
         return self.log_px - self.elbo(mu, sigma)
 
+    def modes(self, min_relative_height: float = 0.01) -> FloatArray:
+        """The posterior's modes on the grid, in increasing z: the interior cells higher than their left neighbour
+        and at least as high as their right one (a flat top counts once), at least ``min_relative_height`` times the
+        highest density (ripples in the far tails are not modes worth a name)."""
+        d = self.log_joint
+        inner = np.flatnonzero((d[1:-1] > d[:-2]) & (d[1:-1] >= d[2:])) + 1
+        keep = inner[d[inner] >= d.max() + math.log(min_relative_height)]
+        out: FloatArray = self.z[keep]
+        return out
+
+    def mass_between(self, lo: float, hi: float) -> float:
+        """P(lo <= z < hi | x) by the midpoint rule on the grid (the cells whose centres lie in [lo, hi))."""
+        z = self.z
+        h = float(z[1] - z[0])
+        inside = (z >= lo) & (z < hi)
+        return float(np.sum(self.density[inside]) * h)
+
 
 @torch.no_grad()
 def one_d_posterior(

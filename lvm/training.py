@@ -33,7 +33,7 @@ from torch import nn
 
 from lvm.data.binarize import binarize
 from lvm.errors import ModelInputError
-from lvm.models.vae import VAE, VAEConfig
+from lvm.models.vae import BINARY_DECODERS, VAE, VAEConfig
 
 SCHEDULES = ("onecycle", "constant")
 CONTINUE_FRACTION = 0.01  # a continued run's lr is at least this fraction of the previous run's peak lr
@@ -146,6 +146,7 @@ class TrainSnapshot:
     score: float | None = None  # the ELBO the best model is chosen by (epoch 0 and epoch ends, with keep_best)
     kept_epoch: int | None = None  # (done, keep_best) the epoch whose weights the model ends with
     schedule_state: ScheduleState | None = None  # (done) where the schedule stands for the weights the model holds
+    train_kl: float | None = None  # running mean of KL(q(z|x) || p(z)) over the epoch (nats; ~0: posterior collapse)
 
     @property
     def progress(self) -> float:
@@ -235,7 +236,7 @@ def train_vae(
         raise ModelInputError("the training data is empty")
     if not torch.isfinite(x_train).all():
         raise ModelInputError("training data contains NaN or infinity")
-    bernoulli = model.config.decoder == "bernoulli"
+    bernoulli = model.config.decoder in BINARY_DECODERS
     if bernoulli and (x_train.min() < 0 or x_train.max() > 1):
         raise ModelInputError(
             "a Bernoulli decoder needs pixel values in [0, 1]; rescale the data or use --decoder gaussian"
@@ -328,12 +329,13 @@ def train_vae(
     for epoch in range(config.epochs):
         model.train()
         perm = torch.randperm(n, generator=g).to(device)
-        running, count = 0.0, 0
+        running, running_kl, count = 0.0, 0.0, 0
         for b in range(steps_per_epoch):
             xb = x_train[perm[b * config.batch_size : (b + 1) * config.batch_size]]
             if binarization != "none":
                 xb = binarize(xb, binarization, generator=gbin)
-            loss = -model.elbo(xb, generator=geps).mean()
+            rec, kl = model.elbo_terms(xb, generator=geps)
+            loss = -(rec - kl).mean()
             if not torch.isfinite(loss):
                 if not all(torch.isfinite(p).all() for p in model.parameters()):
                     model.load_state_dict(good_state)
@@ -348,6 +350,7 @@ def train_vae(
             step += 1
             seen += xb.shape[0]
             running += -loss.item() * xb.shape[0]
+            running_kl += kl.detach().sum().item()
             count += xb.shape[0]
             if step % config.report_every == 0 and b < steps_per_epoch - 1:
                 yield TrainSnapshot(
@@ -358,6 +361,7 @@ def train_vae(
                     valid_elbo,
                     seen / (time.perf_counter() - t0),
                     current_lr(),
+                    train_kl=running_kl / count,
                 )
         if not all(torch.isfinite(p).all() for p in model.parameters()):  # the epoch's last step diverged
             model.load_state_dict(good_state)
@@ -376,6 +380,7 @@ def train_vae(
             seen / (time.perf_counter() - t0),
             current_lr(),
             score=score_now(valid_elbo) if config.keep_best else None,
+            train_kl=running_kl / count,
         )
         consider(snap)
         yield end_with_best(snap) if epoch + 1 == config.epochs else snap

@@ -66,6 +66,37 @@ def tiny_vae():
 
 
 @pytest.fixture
+def open_lab(qtbot):
+    """``open_lab(LabClass, model=None, dataset="digits", size=(1280, 760))``: a lab on its own Workspace and
+    TaskRunner (CPU; the bundled ``dataset``, ``model`` when given), shown; its runner is shut down after the test."""
+    from app.core.workers import TaskRunner
+    from app.core.workspace import Workspace
+
+    runners = []
+
+    def make(lab_class, model=None, dataset: str | None = "digits", size=(1280, 760)):
+        ws = Workspace(device="cpu")
+        runner = TaskRunner()
+        runners.append(runner)
+        if dataset is not None:
+            from lvm.data import load_dataset
+
+            ws.set_dataset(load_dataset(dataset), dataset)
+        if model is not None:
+            ws.set_model(model)
+        lab = lab_class(ws, runner)
+        qtbot.addWidget(lab)
+        lab.resize(*size)
+        lab.show()
+        qtbot.waitExposed(lab)
+        return lab
+
+    yield make
+    for runner in runners:
+        runner.shutdown(10000)
+
+
+@pytest.fixture
 def workspace_window(qtbot):
     """A MainWindow on the bundled digits (and the bundled model when present), loaded and shown."""
     from app.main_window import MainWindow

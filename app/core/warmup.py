@@ -1,38 +1,98 @@
-"""Imports that torch makes lazily on first use, done once while the app is still loading.
+"""Imports that torch makes lazily on first use, done once, in a worker, right after the app is ready.
 
 The first ``torch.optim`` optimiser of a process imports ``torch._dynamo`` (with torch.fx, sympy and more: ~1,900
-modules). Imports hold the GIL, so when the first optimiser is built in a worker (training the VAE, fitting q or the
-lecture's model) the GUI thread waited for the GIL for up to 0.8 s at a time (measured with ``py-spy record --gil``:
-2.7 s of import in total on this 2-core machine). Paying it during start-up, in the loading job, keeps it out of
-every later interaction.
+modules, 1.9 s here). Imports hold the GIL, so when the first optimiser was built in a job the user started (training
+the VAE, fitting q) the GUI thread waited for the GIL for up to 0.8 s at a time; paying it once, in the background
+just after start-up, keeps it out of every later interaction.
+
+torch's import graph is cyclic, and another thread importing beside it can see half-initialised modules: on a busy
+machine the warm-up failed now and then ("'_OpNamespace' 'prims' object has no attribute 'sum'", "operator
+_c10d_functional::_wrap_tensor_autograd does not exist"), and every later optimiser with it. So while it runs nothing
+else imports: new worker jobs wait (``torch_job``), running ones get a second to finish what they are importing, and
+any other thread's import of a module not loaded yet (the GUI thread opening a lab, a running job) waits for it
+(``_import_after_warm_up``, installed for the warm-up's ~2 s only).
 """
 
 from __future__ import annotations
 
+import builtins
+import sys
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
 
 _warm = False
 _warm_lock = threading.Lock()
+_gate = threading.Condition()
+_running_jobs = 0
+_warming_thread: int | None = None  # the thread importing, while the warm-up runs
+_warm_up_waiting = False  # the warm-up waits for the running jobs to finish (new ones wait behind it)
+RUNNING_JOBS_WAIT_S = 1.0
+IMPORT_WAIT_S = 20.0  # at most (an import the warm-up itself waits for must not hang the app)
+_real_import = builtins.__import__
+
+
+@contextmanager
+def torch_job() -> Iterator[None]:
+    """Around every worker job: waits while the warm-up's imports run; the warm-up waits for the jobs running."""
+    global _running_jobs
+    with _gate:
+        _gate.wait_for(lambda: _warming_thread is None and not _warm_up_waiting)
+        _running_jobs += 1
+    try:
+        yield
+    finally:
+        with _gate:
+            _running_jobs -= 1
+            _gate.notify_all()
+
+
+def _import_after_warm_up(name: str, globals: Any = None, locals: Any = None, fromlist: Any = (), level: int = 0):
+    """``builtins.__import__`` while the warm-up runs: another thread's import of a module not loaded yet waits for
+    the warm-up to end (at most ``IMPORT_WAIT_S``)."""
+    if _warming_thread is not None and threading.get_ident() != _warming_thread and (level or name not in sys.modules):
+        with _gate:
+            _gate.wait_for(lambda: _warming_thread is None, timeout=IMPORT_WAIT_S)
+    return _real_import(name, globals, locals, fromlist, level)
 
 
 def warm_up_torch() -> None:
     """Build one Adam optimiser and take one step (imports torch._dynamo and the autograd profiler hooks), once per
-    process. Thread-safe: a second caller waits for the first (two threads importing torch._dynamo at once can fail,
-    e.g. "operator _c10d_functional::_wrap_tensor_autograd does not exist"); the worker runs it before every job that
-    builds an optimiser (``app.core.workers.OPTIMISER_JOBS``)."""
-    global _warm
+    process, alone (see the module docstring). Thread-safe: a second caller waits for the first. The worker runs it
+    before every job that builds an optimiser (``app.core.workers.OPTIMISER_JOBS``), outside that job's
+    ``torch_job``."""
+    global _warm, _warming_thread, _warm_up_waiting
     if _warm:
         return
     with _warm_lock:
         if _warm:
             return
-        import torch
+        with _gate:
+            _warm_up_waiting = True  # new jobs wait from now on; the running ones finish first, or get a second to
+            # finish the imports they are in (a long job, EM running for seconds, is past its imports by then; any
+            # import it starts from now on waits in _import_after_warm_up)
+            _gate.wait_for(lambda: _running_jobs == 0, timeout=RUNNING_JOBS_WAIT_S)
+            _warm_up_waiting = False
+            _warming_thread = threading.get_ident()
+        builtins.__import__ = _import_after_warm_up
+        try:
+            _first_optimiser_step()
+            _warm = True
+        finally:
+            builtins.__import__ = _real_import
+            with _gate:
+                _warming_thread = None
+                _gate.notify_all()
 
-        p = torch.zeros(1, requires_grad=True)
-        opt = torch.optim.Adam([p], lr=1e-3)
-        p.sum().backward()
-        opt.step()
-        _warm = True
+
+def _first_optimiser_step() -> None:
+    import torch
+
+    p = torch.zeros(1, requires_grad=True)
+    opt = torch.optim.Adam([p], lr=1e-3)
+    p.sum().backward()
+    opt.step()
 
 
 _frozen = False

@@ -15,12 +15,13 @@ import sys
 import threading
 import traceback
 from collections.abc import Callable
+from contextlib import nullcontext
 from typing import Any
 
 import shiboken6
 from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal, Slot
 
-from app.core.warmup import warm_up_torch
+from app.core.warmup import torch_job, warm_up_torch
 from lvm.errors import LVMError, out_of_memory_message
 
 log = logging.getLogger(__name__)
@@ -136,18 +137,9 @@ class Job(QRunnable):
                 OPTIMISER_JOBS
             ):  # torch's first-optimiser imports: once, never in two threads
                 warm_up_torch()
-            params = inspect.signature(self.fn).parameters
-            out = self.fn(self.token) if params else self.fn()  # type: ignore[call-arg]  # (arity checked above)
-            if inspect.isgenerator(out):
-                try:
-                    for item in out:
-                        if self.token.cancelled:
-                            break
-                        self._deliver(item)
-                finally:
-                    out.close()
-            elif not self.token.cancelled:
-                self._emit("result", out)
+            # the warm-up job is not a torch_job: it waits for them
+            with nullcontext() if self.channel.startswith("warmup/") else torch_job():
+                self._run_fn()
         except Cancelled:
             pass
         except LVMError as exc:
@@ -168,6 +160,20 @@ class Job(QRunnable):
         finally:
             self.done.set()
             self._emit("finished")
+
+    def _run_fn(self) -> None:
+        params = inspect.signature(self.fn).parameters
+        out = self.fn(self.token) if params else self.fn()  # type: ignore[call-arg]  # (arity checked above)
+        if inspect.isgenerator(out):
+            try:
+                for item in out:
+                    if self.token.cancelled:
+                        break
+                    self._deliver(item)
+            finally:
+                out.close()
+        elif not self.token.cancelled:
+            self._emit("result", out)
 
 
 _PULL = object()  # marker: "a snapshot is waiting, take the latest"

@@ -11,6 +11,8 @@ import pyqtgraph as pg
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor
 
+from app.widgets.palette import pen as line_pen
+
 _T = np.linspace(0.0, 2.0 * np.pi, 97)
 _CIRCLE = np.stack([np.cos(_T), np.sin(_T)], 0)  # (2, 97)
 
@@ -47,7 +49,7 @@ class EllipseSet:
         K = len(means)
         for k in range(K):
             pts = ellipse_points(means[k], covs[k])
-            pen = pg.mkPen(
+            pen = line_pen(  # (wider in presenter mode, readable on a dark plot)
                 QColor(colours[k]).darker(160) if k not in flagged else QColor(200, 0, 0),
                 width=self.width + (1 if k in flagged else 0),
                 style=Qt.PenStyle.DashLine if k in flagged else Qt.PenStyle.SolidLine,

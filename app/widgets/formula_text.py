@@ -214,6 +214,15 @@ class FormulaBrowser(QTextBrowser):
         self.shown_html: str | None = None
         self.setHtml(placeholder_html(html))
 
+    def set_source(self, html: str) -> None:
+        """Show other HTML (its formulas typeset as for the first)."""
+        self.source_html = html
+        self.rendered_key = self.pending_key = self.rendered_html = self.shown_html = None
+        self.render_error = None
+        self.setHtml(placeholder_html(html))
+        if self.isVisible():
+            QTimer.singleShot(0, self, self.render_formulas)
+
     def is_typesetting(self) -> bool:
         """Whether formulas shown (or about to be) still wait for the typesetting thread."""
         waiting = self.isVisible() and self.rendered_key is None and self.render_error is None and _held is None

@@ -12,6 +12,8 @@ from __future__ import annotations
 import numpy as np
 import pyqtgraph as pg
 
+from app.widgets.palette import GUIDE_LINE
+
 
 class GridLines:
     """Major and minor grid lines of ``plot`` (a PlotItem or PlotWidget) along ``x`` and/or ``y``.
@@ -28,6 +30,7 @@ class GridLines:
             grey = int(round(255 * (1 - darkness)))
             curve = pg.PlotCurveItem(pen=pg.mkPen((grey, grey, grey), width=1), connect="pairs")
             curve.setZValue(z)
+            setattr(curve, GUIDE_LINE, True)  # (app.widgets.theme: a guide keeps its width in presenter mode)
             self.vb.addItem(curve, ignoreBounds=True)
             self.curves.append(curve)
         self.vb.sigRangeChanged.connect(self.update)

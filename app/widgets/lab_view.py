@@ -7,6 +7,7 @@ Heavy work goes through ``self.runner.submit(self.channel("name"), fn, ...)``.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import (
@@ -115,6 +116,19 @@ class LabView(QWidget):
     def cancel_training(self) -> None:
         """Stop training; the weights so far become the lab's model."""
 
+    def toggle_run(self) -> bool:
+        """Start or stop this lab's main computation (presenter mode's Space key: EM, training, optimising q...).
+        Returns False where the lab has nothing to run."""
+        return False
+
+    def is_running(self) -> bool:
+        """Whether the main computation ``toggle_run`` controls is running (labs that can tell say so)."""
+        return False
+
+    def start_run(self) -> bool:
+        """Start the main computation unless it runs already (a lesson step's ``action = "run"``)."""
+        return True if self.is_running() else self.toggle_run()
+
     def export_widget(self) -> QWidget:
         """The widget rendered by "Export view as PNG/SVG"."""
         return self
@@ -122,6 +136,21 @@ class LabView(QWidget):
     def export_csv(self, path: str) -> None:
         """Write the data behind the view as CSV; labs override."""
         raise NotImplementedError(f"the {self.title} has no data to export")
+
+    # -- animations (File -> Export animation…, app.widgets.animation_export) -------------------------------------
+    def animation_problem(self) -> str | None:
+        """Why this lab's history cannot be exported as an animation now (None: it can); said to the user."""
+        return f"the {self.title} keeps no history to animate"
+
+    def animation_frame_count(self) -> int:
+        """How many frames ``animation_frames`` yields now: one per history entry."""
+        return 0
+
+    def animation_frames(self) -> Iterator[str]:
+        """Put the display at each history entry in turn, synchronously, and yield a caption for it (the exporter
+        renders ``export_widget`` after each yield). When the iterator ends or is closed (a generator's ``finally``)
+        the display returns to where the user had it. Default: no frames."""
+        return iter(())
 
     def view_state(self) -> dict:
         """JSON-able view state (ranges, toggles) saved in sessions."""

@@ -8,6 +8,10 @@ most. Here a recolour is an N x 3 colour array, a pixel index per point for the 
 averages of the colours falling into each pixel (``ImageItem.setImage`` ~0.3 ms). The image covers
 exactly the view box, so it is re-rasterised on ``sigRangeChanged`` and resize (about 5-20 ms for 100,000 points).
 Points are drawn as small discs whose radius shrinks as N grows. Picking happens in data space (``nearest``).
+
+Marker shapes (``set_colours(rgb, shapes)``, codes into ``app.widgets.palette.MARKERS``: disc, square, triangle,
+diamond, plus, cross) cost what discs cost (one offset table per shape, the same pixel writes). Below a radius of
+``SHAPE_MIN_RADIUS`` pixels (more than 12,000 points) every shape is a blob of a few pixels, so discs are drawn.
 """
 
 from __future__ import annotations
@@ -15,6 +19,8 @@ from __future__ import annotations
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QRectF, QTimer
+
+from app.widgets.palette import MARKERS
 
 AVERAGE_LIMIT = 60_000  # above this many pixel writes, skip the per-pixel colour average
 
@@ -26,18 +32,53 @@ def _disc_offsets(radius: int) -> np.ndarray:
     return np.stack([dx[keep], dy[keep]], 1)
 
 
+SHAPE_MIN_RADIUS = 2  # smaller markers all look alike: discs
+
+
+def _shape_offsets(shape: str, radius: int) -> np.ndarray:
+    """(M, 2) pixel offsets of one marker of ``shape`` (a ``MARKERS`` name) and ``radius`` (y grows upwards)."""
+    r = int(radius)
+    if shape == "o" or r < SHAPE_MIN_RADIUS:
+        return _disc_offsets(r)
+    dx, dy = np.meshgrid(np.arange(-r, r + 1), np.arange(-r, r + 1), indexing="ij")
+    ax, ay = np.abs(dx), np.abs(dy)
+    thick = 1 if r >= 3 else 0
+    if shape == "s":
+        keep = np.maximum(ax, ay) <= max(round(0.8 * r), 1)
+    elif shape == "t":  # pointing up: the apex at dy = r, the base at dy = -r
+        keep = 2 * ax <= r - dy
+    elif shape == "d":
+        keep = ax + ay <= r
+    elif shape == "+":
+        keep = (ax <= thick) | (ay <= thick)
+    elif shape == "x":
+        keep = np.abs(ax - ay) <= thick
+    else:
+        return _disc_offsets(r)
+    return np.stack([dx[keep], dy[keep]], 1)
+
+
 def default_radius(n: int) -> int:
     """Disc radius in pixels for n points: large for a few clicked points, 1 px for 100k."""
     return 4 if n <= 300 else 3 if n <= 2500 else 2 if n <= 12000 else 1 if n <= 60000 else 0
 
 
 def rasterise(
-    xy: np.ndarray, rgb: np.ndarray, x_range, y_range, width: int, height: int, radius: int = 1, alpha: float = 1.0
+    xy: np.ndarray,
+    rgb: np.ndarray,
+    x_range,
+    y_range,
+    width: int,
+    height: int,
+    radius: int = 1,
+    alpha: float = 1.0,
+    shapes: np.ndarray | None = None,
 ) -> np.ndarray:
     """RGBA uint8 image (width, height, 4), pixel [i, j] at x = x0 + (i + 0.5) dx, y = y0 + (j + 0.5) dy.
 
-    Each pixel's colour is the mean of the colours of the points whose disc covers it (for many points: the colour
-    of the last one); empty pixels are transparent.
+    Each pixel's colour is the mean of the colours of the points whose marker covers it (for many points: the colour
+    of the last one); empty pixels are transparent. ``shapes``: each point's marker, an index into ``MARKERS``
+    (None: discs).
     """
     width, height = max(int(width), 1), max(int(height), 1)
     img = np.zeros((width, height, 4), dtype=np.uint8)
@@ -50,15 +91,24 @@ def rasterise(
     iy = np.floor((xy[:, 1] - y0) * sy).astype(np.int64)
     r = int(radius)
     inside = (ix >= -r) & (ix < width + r) & (iy >= -r) & (iy < height + r)
+    if shapes is not None and (r < SHAPE_MIN_RADIUS or len(shapes) != len(inside)):
+        shapes = None
     if not inside.all():
         ix, iy, rgb = ix[inside], iy[inside], rgb[inside]
+        if shapes is not None:
+            shapes = shapes[inside]
     if ix.size == 0:
         return img
+    if shapes is not None:
+        codes = np.asarray(shapes, np.int64) % len(MARKERS)
+        groups = [(codes == c, _shape_offsets(MARKERS[c], r)) for c in np.unique(codes)]
+        ix, iy, rgb = (
+            np.concatenate(parts)
+            for parts in zip(*(_spread(ix[sel], iy[sel], rgb[sel], off) for sel, off in groups), strict=True)
+        )
+    elif r > 0:
+        ix, iy, rgb = _spread(ix, iy, rgb, _disc_offsets(r))
     if r > 0:
-        off = _disc_offsets(r)
-        ix = (ix[None, :] + off[:, 0:1]).ravel()
-        iy = (iy[None, :] + off[:, 1:2]).ravel()
-        rgb = np.broadcast_to(rgb[None], (off.shape[0], *rgb.shape)).reshape(-1, 3)
         ok = (ix >= 0) & (ix < width) & (iy >= 0) & (iy < height)
         ix, iy, rgb = ix[ok], iy[ok], rgb[ok]
     flat = ix * height + iy
@@ -82,6 +132,15 @@ def rasterise(
     return img
 
 
+def _spread(ix: np.ndarray, iy: np.ndarray, rgb: np.ndarray, off: np.ndarray):
+    """Every point's pixel plus each offset of its marker: (pixel x, pixel y, colour) of every pixel written."""
+    return (
+        (ix[None, :] + off[:, 0:1]).ravel(),
+        (iy[None, :] + off[:, 1:2]).ravel(),
+        np.broadcast_to(rgb[None], (off.shape[0], *rgb.shape)).reshape(-1, 3),
+    )
+
+
 class RasterScatter:
     """Points (N, 2) with RGB colours (N, 3) in [0, 1], drawn into ``view`` (a ``pg.ViewBox``) as one ImageItem."""
 
@@ -92,6 +151,7 @@ class RasterScatter:
         view.addItem(self.image, ignoreBounds=True)
         self.xy = np.zeros((0, 2), np.float32)
         self.rgb = np.zeros((0, 3), np.float32)
+        self.shapes: np.ndarray | None = None  # each point's marker (an index into MARKERS); None: discs
         self.radius: int | None = None  # None: default_radius(N)
         self.last_ms = 0.0
         view.sigRangeChanged.connect(self._schedule)
@@ -106,10 +166,13 @@ class RasterScatter:
         if rgb is None or len(rgb) != len(self.xy):
             rgb = np.full((len(self.xy), 3), 0.45, np.float32)
         self.rgb = np.asarray(rgb, dtype=np.float32)
+        self.shapes = None
         self.redraw()
 
-    def set_colours(self, rgb: np.ndarray) -> None:
+    def set_colours(self, rgb: np.ndarray, shapes: np.ndarray | None = None) -> None:
+        """New colours (N, 3) and markers (N codes into ``MARKERS``; None: discs) for the points shown."""
         self.rgb = np.asarray(rgb, dtype=np.float32)
+        self.shapes = None if shapes is None or len(shapes) != len(self.xy) else np.asarray(shapes, np.int64)
         self.redraw()
 
     def _schedule(self, *args) -> None:
@@ -123,7 +186,7 @@ class RasterScatter:
         w = max(int(self.view.width()), 1)
         h = max(int(self.view.height()), 1)
         radius = default_radius(len(self.xy)) if self.radius is None else self.radius
-        img = rasterise(self.xy, self.rgb, (x0, x1), (y0, y1), w, h, radius)
+        img = rasterise(self.xy, self.rgb, (x0, x1), (y0, y1), w, h, radius, shapes=self.shapes)
         self.image.setImage(img, autoLevels=False, levels=(0, 255))
         self.image.setRect(QRectF(x0, y0, x1 - x0, y1 - y0))
         self.last_ms = (time.perf_counter() - t0) * 1000

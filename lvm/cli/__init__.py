@@ -25,7 +25,19 @@ COMMANDS: dict[str, str] = {
     "fit-infinite": "lvm.cli.fit_infinite",
     "train-discrete": "lvm.cli.train_discrete",
     "bench": "lvm.cli.bench",
+    "animate": "lvm.cli.animate",
 }
+
+
+def _all_commands() -> dict[str, str]:
+    """The built-in subcommands and those installed packages contribute through the ``lvm.commands`` entry point
+    group (name = module; the app contributes ``lesson``; lvm itself never imports the app)."""
+    from importlib.metadata import entry_points
+
+    commands = dict(COMMANDS)
+    for ep in entry_points(group="lvm.commands"):
+        commands.setdefault(ep.name, ep.value)
+    return commands
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -37,7 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"lvm {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
-    for name, module_name in COMMANDS.items():
+    for name, module_name in _all_commands().items():
         try:
             module = importlib.import_module(module_name)
         except ModuleNotFoundError as exc:  # a subcommand not built yet

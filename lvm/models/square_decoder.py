@@ -39,6 +39,18 @@ class SquareDecoderToy1D:
         mean, log_var = self.gaussian_params(z)
         return diagonal_gaussian_log_likelihood(x.to(mean.dtype), mean, log_var)
 
+    def posterior_modes(self, x: torch.Tensor | float) -> tuple[float, ...]:
+        """The modes of p(z|x) in closed form. With S = sum_d x_d,
+        log p(z|x) = -z^2/2 - sum_d (x_d - z^2)^2 / (2 s^2) + const, whose derivative z (2 (S - D z^2) / s^2 - 1)
+        vanishes at z = 0 and at z^2 = mean(x) - s^2 / (2D). When mean(x) > s^2 / (2D) the posterior has two modes,
+        +-sqrt(mean(x) - s^2 / (2D)) (z = 0 is then a minimum); otherwise one, at 0."""
+        mean_x = float(torch.as_tensor(x, dtype=torch.float64).reshape(-1).mean())
+        r2 = mean_x - self.s * self.s / (2 * self.data_dim)
+        if r2 <= 0:
+            return (0.0,)
+        r = math.sqrt(r2)
+        return (-r, r)
+
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         z = torch.randn(n, 1, generator=generator, dtype=self.dtype)
         return z.pow(2) + self.s * torch.randn(n, self.data_dim, generator=generator, dtype=self.dtype)

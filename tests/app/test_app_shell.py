@@ -466,7 +466,10 @@ def test_export_failing_midway_keeps_the_previous_file(qtbot, workspace_window, 
 def test_svg_filter_appends_the_suffix(qtbot, workspace_window, tmp_path, monkeypatch):
     from PySide6.QtWidgets import QFileDialog
 
+    import app.widgets.animation_export
+
     window = workspace_window
+    monkeypatch.setattr(app.widgets.animation_export, "ask_figure_scale", lambda *a: 1.0)  # (PNG asks a size first)
     for kind in ("svg", "png"):
         monkeypatch.setattr(
             QFileDialog,

@@ -179,24 +179,13 @@ def test_mixture_plot_titles_are_not_clipped(qtbot, mixture_lab):
 
 
 @pytest.fixture
-def inference_lab(qtbot, tiny_vae):
-    from app.core.workers import TaskRunner
-    from app.core.workspace import Workspace
+def inference_lab(qtbot, open_lab, tiny_vae):
     from app.labs.inference.view import InferenceLab
-    from lvm.data import load_dataset
 
-    ws = Workspace(device="cpu")
-    runner = TaskRunner()
-    ws.set_dataset(load_dataset("digits"), "digits")
-    ws.set_model(tiny_vae)
-    lab = InferenceLab(ws, runner)
-    qtbot.addWidget(lab)
-    lab.resize(1280, 720)
-    lab.show()
+    lab = open_lab(InferenceLab, tiny_vae, size=(1280, 720))
     lab.activate()
     qtbot.waitUntil(lambda: lab.picture is not None, timeout=60000)
-    yield lab
-    runner.shutdown(10000)
+    return lab
 
 
 def test_inference_lab_axes_kl_and_convergence(qtbot, inference_lab):

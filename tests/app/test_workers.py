@@ -163,3 +163,102 @@ def test_torch_warm_up_runs_once_even_when_two_threads_ask_at_once(monkeypatch):
     for t in threads:
         t.join(10)
     assert built == [1] and max(overlap) == 1 and warmup._warm
+
+
+def test_torch_warm_up_waits_for_running_jobs_and_jobs_wait_for_it(monkeypatch):
+    """app.core.warmup's gate: torch's lazy imports are not safe beside other torch work, so the warm-up starts only
+    when no job runs, and a job submitted meanwhile starts only when the warm-up is done."""
+    import threading
+
+    from app.core import warmup
+
+    monkeypatch.setattr(warmup, "_warm", False)
+    events: list[str] = []
+    warming, release_warm_up = threading.Event(), threading.Event()
+
+    def fake_imports():
+        events.append("warm-up starts")
+        warming.set()
+        assert release_warm_up.wait(10)
+        events.append("warm-up ends")
+
+    monkeypatch.setattr(warmup, "_first_optimiser_step", fake_imports)
+    job_running, release_job = threading.Event(), threading.Event()
+
+    def first_job():
+        with warmup.torch_job():
+            events.append("job 1 runs")
+            job_running.set()
+            assert release_job.wait(10)
+            events.append("job 1 ends")
+
+    def second_job():
+        with warmup.torch_job():
+            events.append("job 2 runs")
+
+    threads = [threading.Thread(target=first_job)]
+    threads[0].start()
+    assert job_running.wait(10)
+    threads.append(threading.Thread(target=warmup.warm_up_torch))
+    threads[1].start()
+    threads[1].join(0.2)
+    assert events == ["job 1 runs"]  # the warm-up waits for the running job
+    release_job.set()
+    assert warming.wait(10)
+    threads.append(threading.Thread(target=second_job))
+    threads[2].start()
+    threads[2].join(0.2)
+    assert events[-1] == "warm-up starts"  # the new job waits for the warm-up
+    release_warm_up.set()
+    for t in threads:
+        t.join(10)
+    assert events == ["job 1 runs", "job 1 ends", "warm-up starts", "warm-up ends", "job 2 runs"] and warmup._warm
+
+
+def test_while_torch_warms_up_other_threads_import_nothing_new(monkeypatch, tmp_path):
+    """Another thread's import of a module not loaded yet (the GUI thread opening a lab) waits for the warm-up's
+    imports to end (torch's cyclic import graph is not safe beside them); modules already loaded import at once."""
+    import sys
+    import threading
+
+    from app.core import warmup
+
+    monkeypatch.setattr(warmup, "_warm", False)
+    (tmp_path / "lvm_fresh_module_for_the_test.py").write_text("VALUE = 1\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    warming, release = threading.Event(), threading.Event()
+    events: list[str] = []
+
+    def fake_imports():
+        warming.set()
+        assert release.wait(10)
+        events.append("warm-up ends")
+
+    monkeypatch.setattr(warmup, "_first_optimiser_step", fake_imports)
+    warm = threading.Thread(target=warmup.warm_up_torch)
+    warm.start()
+    assert warming.wait(10)
+
+    def import_fresh():
+        import lvm_fresh_module_for_the_test  # noqa: F401
+
+        events.append("imported")
+
+    def import_loaded():
+        import json  # noqa: F401
+
+        events.append("json")
+
+    loaded = threading.Thread(target=import_loaded)
+    loaded.start()
+    loaded.join(5)
+    fresh = threading.Thread(target=import_fresh)
+    fresh.start()
+    fresh.join(0.3)
+    assert events == ["json"]  # a loaded module at once; the new one waits
+    release.set()
+    for t in (warm, fresh):
+        t.join(10)
+    assert events == ["json", "warm-up ends", "imported"]
+    assert "lvm_fresh_module_for_the_test" in sys.modules
+    sys.modules.pop("lvm_fresh_module_for_the_test")

@@ -360,6 +360,23 @@ class DiscreteLab(LabView):
         self.runner.cancel(self.channel("train"))
         self.train.status.setText("stopped; the previous model is kept")
 
+    def toggle_run(self) -> bool:
+        """The shown panel's computation: train (the train panel) or the estimators' convergence; stop it when it
+        runs. The exact sum and the cost panel compute by themselves: nothing to run there."""
+        if self.tabs.currentWidget() is self.train:
+            if self.is_training():
+                self.stop_training()
+            else:
+                self.start_training()
+            return True
+        if self.tabs.currentWidget() is self.estimators:
+            if self.runner.is_busy(self.channel("convergence")):
+                self.runner.cancel(self.channel("convergence"))
+            else:
+                self.run_convergence()
+            return True
+        return False
+
     # -- workspace events --------------------------------------------------------------------------------------------
     def _on_selection(self, index) -> None:
         self.runner.cancel(self.channel("exact"))

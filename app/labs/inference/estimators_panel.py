@@ -10,6 +10,7 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
+    QDoubleSpinBox,
     QGridLayout,
     QHBoxLayout,
     QLabel,
@@ -34,6 +35,7 @@ from app.labs.inference.readouts import (
     convergence_readout,
     jensen_histograms,
     jensen_readout,
+    proposal_readout,
 )
 from app.widgets.data_point_card import DataPointCard
 from app.widgets.estimate_band import add_estimate_band
@@ -59,7 +61,7 @@ class _LazyPanel(QWidget):
     channel), ``spins`` (setting name -> spin box) and ``settings`` (the lab state's settings they edit)."""
 
     chan = ""
-    spins: dict[str, QSpinBox]
+    spins: dict[str, QSpinBox | QDoubleSpinBox]
     card: DataPointCard
     status: QLabel
 
@@ -115,6 +117,7 @@ class ConvergencePanel(_LazyPanel):
         self.log_px: float | None = None
         self.elbo: float | None = None
         self.coverage = None
+        self.proposal = ""
         self.plot = pg.PlotWidget(background="w", title="Estimates of log p(x) against the number of samples k")
         self.plot.setLogMode(x=True, y=False)
         self.plot.setLabel("bottom", "k (samples per estimate)")
@@ -152,7 +155,24 @@ class ConvergencePanel(_LazyPanel):
         self.seed = settings_spin(lambda: self.settings, "seed", st.seed, "conv-seed")
         self.n_show = settings_spin(lambda: self.settings, "n_show", st.n_show, "conv-nshow", 50)
         self.kmax = settings_spin(lambda: self.settings, "kmax", st.kmax, "conv-kmax", 500)
-        self.spins = {"repeats": self.repeats, "seed": self.seed, "n_show": self.n_show, "kmax": self.kmax}
+        self.shift = self._double_spin(
+            "shift",
+            "conv-shift",
+            0.5,
+            "moves the proposal: the encoder's q(z|x) moved this many of its standard deviations along its first "
+            "axis (0: the encoder's q)",
+        )
+        self.scale = self._double_spin(
+            "scale", "conv-scale", 0.1, "the proposal's standard deviations times this (1: the encoder's)"
+        )
+        self.spins = {
+            "repeats": self.repeats,
+            "seed": self.seed,
+            "n_show": self.n_show,
+            "kmax": self.kmax,
+            "shift": self.shift,
+            "scale": self.scale,
+        }
         self.run_button = QPushButton("Recompute")
         self.run_button.clicked.connect(self.run)
         self.progress = QProgressBar()
@@ -161,19 +181,41 @@ class ConvergencePanel(_LazyPanel):
         self.status.setWordWrap(True)
         self.status.setTextFormat(Qt.TextFormat.RichText)  # L<sub>k</sub>
         self.status.setObjectName("conv-status")
-        for s in (self.repeats, self.seed, self.n_show, self.kmax):
+        for s in (self.repeats, self.seed, self.n_show, self.kmax, self.shift, self.scale):
             s.valueChanged.connect(lambda _=None: self.invalidate())
         ctl = labelled_row(
             ("repeats", self.repeats), ("k max", self.kmax), ("seed", self.seed), ("samples drawn", self.n_show)
         )
         ctl.addWidget(self.run_button)
         ctl.addWidget(self.progress, 1)
+        proposal_row = labelled_row(("IWAE's proposal: encoder's q moved (σ)", self.shift), ("σ ×", self.scale))
+        proposal_row.addStretch(1)
+        self.proposal_status = QLabel()
+        self.proposal_status.setObjectName("conv-proposal")
+        self.proposal_status.setWordWrap(True)
+        self.proposal_status.setTextFormat(Qt.TextFormat.RichText)
         layout = QVBoxLayout(self)
         layout.addLayout(ctl)
+        layout.addLayout(proposal_row)
         layout.addWidget(self.plot, 3)
         layout.addWidget(QLabel("Samples of each estimator over p(z|x), dot area ∝ normalised importance weight w̃ᵢ:"))
         layout.addLayout(row, 2)
+        layout.addWidget(self.proposal_status)
         self.add_readout(layout)
+
+    def _double_spin(self, key: str, name: str, step: float, tip: str) -> QDoubleSpinBox:
+        """A spin box over the range of the float setting ``key``; an edit writes the setting."""
+        lo, hi = type(self.settings).LIMITS[key]
+        box = QDoubleSpinBox()
+        box.setRange(lo, hi)
+        box.setDecimals(2)
+        box.setSingleStep(step)
+        box.setValue(getattr(self.settings, key))
+        box.setObjectName(name)
+        box.setKeyboardTracking(False)
+        box.setToolTip(tip)
+        box.valueChanged.connect(lambda v: setattr(self.settings, key, float(v)))
+        return box
 
     @property
     def settings(self):
@@ -194,6 +236,7 @@ class ConvergencePanel(_LazyPanel):
         self.exact_line.setData([], [])
         self.elbo_line.setData([], [])
         self.progress.setValue(0)
+        self.proposal_status.setText("")
 
     def run(self) -> None:
         pic = self.lab.picture
@@ -211,10 +254,12 @@ class ConvergencePanel(_LazyPanel):
         with single_thread():
             self.elbo = gaussian_elbo(model, x, mean, L)
         self.log_px = pic.log_px
+        st = self.settings
+        mean, L = st.proposal(mean, L)  # IWAE's proposal: the encoder's q, or moved and scaled from it
+        self.proposal = st.proposal_name()
         cbox = self.lab.context.box  # the naive uniform proposal's square box covers the integration box
         box = (float(cbox[:, 0].min()), float(cbox[:, 1].max()))
         self.coverage = proposal_coverage(pic, mean, L, box)  # exact, on the posterior's fine grid (~1 ms)
-        st = self.settings
         ks, repeats, seed, n_show = st.ks(), st.repeats, st.seed, st.n_show
         self.status.setText(f"computing {repeats} repeats × {max(ks)} samples per estimator (seed {seed})…")
         self.lab.runner.submit(
@@ -254,6 +299,8 @@ class ConvergencePanel(_LazyPanel):
             r = union_rect(ext, pic.extent if pic is not None else None)
             p.getViewBox().setRange(r, padding=0.05)
             p.setTitle(f"{ESTIMATOR_LABELS[name]}<br>ESS {s.ess:.1f} of {len(s.log_w)} drawn")
+        iw = snap.samples["iwae"]
+        self.proposal_status.setText(proposal_readout(self.proposal, iw.ess, len(iw.log_w)))
         self.status.setText(convergence_readout(snap, self.ws.selected_index, log_px, elbo, self.coverage))
 
     def export_csv(self, path: str) -> None:

@@ -160,6 +160,7 @@ class KLGapPanel(QWidget):
         """A new x: q resets to the encoder's q(z|x) (or, with ``keep_workspace_q``, keeps the workspace's q: a restored
         session's, when the lab is first built); the old picture is cleared until the new one arrives."""
         self.cancel_optimise()
+        self.lab.state.q_path = []  # (it belonged to the x, or the model, before)
         self.fine_img.clear()
         self.coarse_img.clear()
         self.contours.clear()
@@ -313,6 +314,7 @@ class KLGapPanel(QWidget):
         def snapshot(s):
             if self.ws.selected_index != index:
                 return
+            self.lab.state.record_q_path(s.step, s.mean.double().numpy(), s.scale_tril.double().numpy())
             self.set_q(s.mean.double().numpy(), s.scale_tril.double().numpy())
             self.best_button.setText(f"Stop optimising (step {s.step}/{steps})")
 

@@ -22,6 +22,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.labs.inference.readouts import basins, modes_readout
 from app.labs.inference.state import PRESETS, SIGMA_RANGE, Z_RANGE
 from app.widgets.lab_view import restore_spin
 from lvm.models.square_decoder import SquareDecoderToy1D
@@ -68,6 +69,15 @@ class OneDPanel(QWidget):
         self.plot.getAxis("left").enableAutoSIPrefix(False)
         self.q_curve = self.plot.plot(pen=pg.mkPen(Q_COLOR, width=2.5), name="your q (sliders)")
         self.plot.setXRange(*Z_RANGE, padding=0)
+        # the exact posterior's modes (dotted), computed on its grid
+        self.mode_lines = [
+            pg.InfiniteLine(angle=90, pen=pg.mkPen((90, 90, 90), width=1, style=Qt.PenStyle.DotLine)) for _ in range(2)
+        ]
+        for line in self.mode_lines:
+            line.setVisible(False)
+            self.plot.addItem(line, ignoreBounds=True)
+        self.modes = np.zeros(0)
+        self.mode_masses: list[float] = []
 
         self.x_spin = QDoubleSpinBox()
         self.x_spin.setRange(-2.0, 30.0)
@@ -98,6 +108,10 @@ class OneDPanel(QWidget):
         self.table = QLabel()
         self.table.setObjectName("onedim-table")
         self.table.setTextFormat(Qt.TextFormat.RichText)
+        self.modes_label = QLabel()
+        self.modes_label.setObjectName("onedim-modes")
+        self.modes_label.setTextFormat(Qt.TextFormat.RichText)
+        self.modes_label.setWordWrap(True)
 
         for w in (self.x_spin, self.s_spin):
             w.valueChanged.connect(self.recompute)
@@ -119,6 +133,7 @@ class OneDPanel(QWidget):
         side.addWidget(self.sigma_slider)
         side.addWidget(self.opt_button)
         side.addWidget(self.table)
+        side.addWidget(self.modes_label)
         note = QLabel(
             "Model: p(z) = N(0, 1), x | z ~ N(z², s²). For x well above 0, z and −z explain x equally: "
             "p(z|x) has two modes. Maximising the ELBO minimises the <i>reverse</i> KL(q‖p), which punishes "
@@ -176,6 +191,12 @@ class OneDPanel(QWidget):
         z = self.post.z
         sel = (z >= Z_RANGE[0]) & (z <= Z_RANGE[1])
         self.post_curve.setData(z[sel], self.post.density[sel])
+        self.modes = self.post.modes()
+        self.mode_masses = [self.post.mass_between(lo, hi) for lo, hi in basins(self.modes)]
+        for i, line in enumerate(self.mode_lines):
+            line.setVisible(i < len(self.modes) and len(self.modes) <= len(self.mode_lines))
+            if i < len(self.modes):
+                line.setPos(float(self.modes[i]))
         self._redraw()
 
     def elbo_kl(self, mu: float, sigma: float) -> tuple[float, float]:
@@ -250,6 +271,9 @@ class OneDPanel(QWidget):
             + f"</table>log p(x) = <b>{self.post.log_px:.3f}</b> = ELBO + KL for every q"
         )
         self.table.setText(html)
+        self.modes_label.setText(
+            modes_readout(self.modes, self.mode_masses, self.mu, self.sigma, self.elbo_kl(self.mu, self.sigma)[1])
+        )
 
     # -- optimisation ----------------------------------------------------------------------------------------------
     def is_optimising(self) -> bool:

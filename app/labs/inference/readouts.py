@@ -48,6 +48,40 @@ def kl_info(pic: PosteriorPicture, coarse_size: int) -> str:
     )
 
 
+# -- the 1-D picture -----------------------------------------------------------------------------------------------
+def mode_of(modes: np.ndarray, mu: float, sigma: float) -> int | None:
+    """The index of the mode q = N(mu, sigma^2) sits on: the nearest, when it lies within max(sigma, 0.25) of mu and
+    q's mean is nearer to it than to any other mode; None when q sits between or beyond them."""
+    if not len(modes):
+        return None
+    i = int(np.argmin(np.abs(modes - mu)))
+    return i if abs(float(modes[i]) - mu) <= max(sigma, 0.25) else None
+
+
+def basins(modes: np.ndarray) -> list[tuple[float, float]]:
+    """The z intervals around each mode, split halfway between neighbouring modes."""
+    cuts = [-math.inf, *((modes[1:] + modes[:-1]) / 2).tolist(), math.inf]
+    return [(cuts[i], cuts[i + 1]) for i in range(len(modes))]
+
+
+def modes_readout(modes: np.ndarray, masses: list[float], mu: float, sigma: float, kl: float) -> str:
+    """The exact posterior's modes (with the mass around each) and where q sits: on one mode of several, q leaves
+    the others' mass out and KL(q || p) stays at least about -log(the mass it covers)."""
+    where = ", ".join(f"{m:+.2f} ({100 * w:.0f} %)" for m, w in zip(modes, masses, strict=True))
+    text = f"Exact p(z|x): {len(modes)} mode{'s' if len(modes) != 1 else ''} at z = {where}. "
+    i = mode_of(modes, mu, sigma)
+    if len(modes) < 2:
+        return text + f"KL(q‖p) = {kl:.3f}."
+    if i is None:
+        return text + f"q (μ = {mu:.2f}) sits on none of them: KL(q‖p) = {kl:.3f}."
+    covered = masses[i]
+    return text + (
+        f"q (μ = {mu:.2f}, σ = {sigma:.2f}) sits on the mode at {modes[i]:+.2f} and leaves the rest out: "
+        f"KL(q‖p) = <b>{kl:.3f}</b> nats; leaving out {100 * (1 - covered):.0f} % of the mass costs at least about "
+        f"−log {covered:.2f} = {-math.log(max(covered, 1e-300)):.3f}."
+    )
+
+
 # -- estimator convergence -----------------------------------------------------------------------------------------
 def convergence_readout(
     snap: ConvergenceSnapshot,
@@ -69,6 +103,21 @@ def convergence_readout(
     )
     why = surprise(snap, log_px, coverage)
     return text if why is None else text + "<br>" + why
+
+
+DEGENERATE_ESS = 2.0  # an ESS below this: one draw carries (almost) all the importance weight
+
+
+def proposal_readout(proposal: str, ess: float, n: int) -> str:
+    """The importance-sampling proposal and Kish's ESS = (sum w)^2 / sum w^2 of its ``n`` weights drawn (those
+    shown as dots); below ``DEGENERATE_ESS`` the weights have degenerated."""
+    text = f"Proposal: {proposal}. Its {n} weights drawn: ESS = (Σw)²/Σw² = <b>{ess:.2f}</b> of {n}"
+    if ess < DEGENERATE_ESS:
+        return text + (
+            " — <b>degenerate</b>: one draw carries almost all the weight (the biggest dot), the others count for "
+            "nothing, and the estimate rests on that one draw."
+        )
+    return text + "."
 
 
 COVERAGE_RATIO = 2.0  # E_q[w^2] this many times the naive proposal's: q covers p(z|x) clearly worse

@@ -25,6 +25,8 @@ WHERE = "views.inference"
 PRESETS = ((2.0, 2.0), (-4.0, 0.75))
 Z_RANGE = (-8.0, 8.0)
 SIGMA_RANGE = (0.05, 5.0)
+SHIFT_RANGE = (-20.0, 20.0)  # the convergence study's proposal: the encoder's q moved this many sigmas ...
+SCALE_RANGE = (0.05, 20.0)  # ... and its scale times this
 
 
 def analysis_problem(model: Any, data: Any, index: int | None) -> str:
@@ -104,16 +106,38 @@ class OneDSettings(_Settings):
 
 @dataclass
 class ConvergenceSettings(_Settings):
+    """The convergence study: repeats, seed, samples drawn, the largest k, and the importance-sampling proposal:
+    the encoder's q(z|x) = N(m, L L^T) moved ``shift`` of its standard deviations along its first axis and its scale
+    multiplied by ``scale``, N(m + shift L e_1, scale^2 L L^T) (0 and 1: the encoder's q itself)."""
+
     repeats: int = 10
     seed: int = 0
     n_show: int = 200
     kmax: int = 5000
+    shift: float = 0.0
+    scale: float = 1.0
     LIMITS: ClassVar[dict[str, tuple[float, float]]] = {
         "repeats": (1, 200),
         "seed": (0, 10**6),
         "n_show": (10, 2000),
         "kmax": (10, 20000),
+        "shift": SHIFT_RANGE,
+        "scale": SCALE_RANGE,
     }
+
+    def proposal(self, mean: np.ndarray, tril: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The proposal's (mean, scale_tril) from the encoder's: N(m + shift L e_1, (scale L)(scale L)^T)."""
+        L = np.asarray(tril, dtype=float)
+        return np.asarray(mean, dtype=float) + self.shift * L[:, 0], self.scale * L
+
+    def proposal_name(self) -> str:
+        """The proposal in words."""
+        if self.shift == 0 and self.scale == 1:
+            return "the encoder's q"
+        moves = ([f"moved {self.shift:g} σ along its first axis"] if self.shift else []) + (
+            [f"its σ × {self.scale:g}"] if self.scale != 1 else []
+        )
+        return "the encoder's q, " + ", ".join(moves)
 
     def ks(self) -> tuple[int, ...]:
         """The k's of the study: the default ones below ``kmax``, and ``kmax``."""
@@ -148,6 +172,18 @@ SETTINGS: dict[str, type[_Settings]] = {
 }
 
 
+MAX_Q_PATH = 5000  # snapshots of one optimisation of q kept (the lab's runs yield 151)
+
+
+@dataclass(frozen=True)
+class QPathStep:
+    """q = N(mean, tril tril^T) after ``step`` optimisation steps."""
+
+    step: int
+    mean: np.ndarray
+    tril: np.ndarray
+
+
 @dataclass
 class InferenceState:
     """The lab's state. ``index``: the x it analyses (follows the workspace's selection); ``q_mean`` (2,) and
@@ -161,14 +197,26 @@ class InferenceState:
     convergence: ConvergenceSettings = field(default_factory=ConvergenceSettings)
     jensen: JensenSettings = field(default_factory=JensenSettings)
     scatter: ScatterSettings = field(default_factory=ScatterSettings)
+    # q's path while "q = best Gaussian" last optimised it, for File → Export animation (not saved in sessions)
+    q_path: list[QPathStep] = field(default_factory=list)
 
     def select(self, index: int | None) -> bool:
-        """A new x to analyse: q is forgotten (the lab sets the encoder's). Returns whether the x changed."""
+        """A new x to analyse: q and its optimisation path are forgotten (the lab sets the encoder's q). Returns
+        whether the x changed."""
         changed = index != self.index
         self.index = index
         if changed:
             self.q_mean = self.q_tril = None
+            self.q_path = []
         return changed
+
+    def record_q_path(self, step: int, mean, tril) -> None:
+        """One snapshot of an optimisation of q (step 0 starts a new path); at most MAX_Q_PATH are kept."""
+        if step == 0:
+            self.q_path = []
+        if len(self.q_path) < MAX_Q_PATH:
+            m = np.asarray(mean, dtype=float).reshape(2).copy()
+            self.q_path.append(QPathStep(int(step), m, np.asarray(tril, dtype=float).reshape(2, 2).copy()))
 
     def q(self) -> tuple[np.ndarray, np.ndarray] | None:
         """(mean, scale_tril) of q, or None before the first x."""
@@ -205,4 +253,4 @@ class InferenceState:
 
     def with_settings_of(self, other: InferenceState) -> InferenceState:
         """This state's x and q with ``other``'s panel and settings (a restored session's)."""
-        return replace(other, index=self.index, q_mean=self.q_mean, q_tril=self.q_tril)
+        return replace(other, index=self.index, q_mean=self.q_mean, q_tril=self.q_tril, q_path=self.q_path)

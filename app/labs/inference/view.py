@@ -11,6 +11,7 @@ model / dataset events and never calls other labs. The maths is in ``lvm`` (``lv
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from typing import Any
 
 from PySide6.QtCore import Signal
@@ -242,6 +243,37 @@ class InferenceLab(LabView):
     def export_csv(self, path: str) -> None:
         self.panels[self.current_panel_name()].export_csv(path)
 
+    # -- animation (File → Export animation…: app.widgets.animation_export) -------------------------------------------
+    def animation_problem(self) -> str | None:
+        if not self.state.q_path:
+            return (
+                "q has not been optimised for this x yet: press 'q = best Gaussian (optimise)' in the KL gap "
+                "explorer, then export its path"
+            )
+        if self.kl.is_optimising():
+            return "q is being optimised: wait for it (or stop it) to export its path"
+        if not self.can_compute():
+            return self.why_not()
+        return None
+
+    def animation_frame_count(self) -> int:
+        return len(self.state.q_path)
+
+    def animation_frames(self) -> Iterator[str]:
+        """The KL gap explorer at each snapshot of q's last optimisation (ellipse, fields, ELBO + KL bar), then back
+        to the q and the panel the user had."""
+        path, panel, kept = list(self.state.q_path), self.current_panel_name(), self.state.q()
+        self.set_panel("kl")
+        try:
+            for s in path:
+                self.kl.set_q(s.mean, s.tril, publish=False)
+                elbo = "" if self.kl.elbo is None else f", ELBO(q) = {self.kl.elbo:.2f} nats"
+                yield f"{self.title}, q = best Gaussian: optimisation step {s.step} of {path[-1].step}{elbo}"
+        finally:
+            if kept is not None:
+                self.kl.set_q(*kept, publish=False)
+            self.set_panel(panel)
+
     def view_state(self) -> dict:
         return self.state.to_dict()
 
@@ -254,7 +286,33 @@ class InferenceLab(LabView):
         except SessionError as exc:
             self.workspace.message(f"The session's Inference lab settings were not restored: {exc}")
             return
+        before = self.state
         self.state = self.state.with_settings_of(restored)
         for panel in (self.onedim, self.convergence, self.jensen, self.scatter):
             panel.show_settings()
+        for key, panel in (("convergence", self.convergence), ("jensen", self.jensen), ("scatter", self.scatter)):
+            if getattr(before, key) != getattr(self.state, key):
+                panel.invalidate()  # (what it showed was computed with the settings before)
         self.set_panel(restored.panel)
+
+    def is_running(self) -> bool:
+        name = self.current_panel_name()
+        panel = self.panels[name]
+        if name in ("kl", "onedim"):
+            return bool(panel.is_optimising())
+        return self.runner.is_busy(self.channel(panel.chan))
+
+    def toggle_run(self) -> bool:
+        """The shown panel's computation: optimise q (KL explorer, 1-D picture) or (re)compute the estimates; stop it
+        when it runs."""
+        name = self.current_panel_name()
+        if name in ("kl", "onedim"):
+            self.panels[name].toggle_optimise()
+            return True
+        panel = self.panels[name]
+        if self.runner.is_busy(self.channel(panel.chan)):
+            self.runner.cancel(self.channel(panel.chan))
+            panel.stale = True
+        else:
+            panel.run()
+        return True

@@ -14,7 +14,6 @@ from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
     QGridLayout,
-    QHBoxLayout,
     QLabel,
     QProgressBar,
     QPushButton,
@@ -26,6 +25,7 @@ from PySide6.QtWidgets import (
 from app.core.blas import single_thread_blas
 from app.labs.infinite.state import K_RANGE, METHODS, SEED_RANGE, FitSettings, fit_figures, fit_job
 from app.widgets.density_plot import DensityPlot
+from app.widgets.flow_layout import flow, group
 from lvm.data.toy import TOY_SETS
 from lvm.density_fits import FitSnapshot, train_test_toy
 from lvm.models.lecture_vae import LectureVAE, OutputRanges, density_on_grid
@@ -127,23 +127,15 @@ class FitComparison(QWidget):
         self.use_button.setToolTip("load the exact fit's θ (and its ranges and latent dimension) into the sliders")
         self.use_button.setEnabled(False)
 
-        top = QHBoxLayout()
-        top.setSpacing(4)
-        top.addWidget(QLabel("Data:"))
-        top.addWidget(self.dataset_combo)
-        top.addWidget(self.seed_spin)
-        top.addWidget(self.k_spin)
-        top.addWidget(self.stretch)
-        top.addStretch(1)
-        buttons = QHBoxLayout()
-        buttons.setSpacing(4)
+        # the settings and the buttons wrap (FlowLayout): in one row they made the lab 950 px wide, too wide beside
+        # a lesson panel on a 1280 px screen
         for m in METHODS:
-            buttons.addWidget(self.buttons[m])
             self.buttons[m].clicked.connect(lambda checked=False, m=m: self.start([m]))
-        buttons.addWidget(self.all_button)
-        buttons.addWidget(self.cancel_button)
-        buttons.addWidget(self.use_button)
-        buttons.addStretch(1)
+        top = flow(
+            group(QLabel("Data:"), self.dataset_combo, self.seed_spin, self.k_spin, self.stretch),
+            group(*(self.buttons[m] for m in METHODS)),
+            group(self.all_button, self.cancel_button, self.use_button),
+        )
 
         self.cells = {m: FitCell(m) for m in METHODS}
         grid = QGridLayout()
@@ -158,8 +150,7 @@ class FitComparison(QWidget):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 2, 4, 2)
         layout.setSpacing(3)
-        layout.addLayout(top)
-        layout.addLayout(buttons)
+        layout.addWidget(top)
         layout.addLayout(grid, 1)
         layout.addWidget(self.point)
 

@@ -37,6 +37,7 @@ from PySide6.QtWidgets import (
 from app.core.blas import single_thread_blas
 from app.labs.infinite.fits_panel import FitComparison
 from app.labs.infinite.state import (
+    METHODS,
     N_Z_RANGE,
     PARAM_LIMIT,
     RANGE_PRESETS,
@@ -418,6 +419,14 @@ class InfiniteMixtureLab(LabView):
 
     def is_busy(self) -> bool:
         return self.fits.is_fitting() or super().is_busy()
+
+    def toggle_run(self) -> bool:
+        """Fit every model of the comparison (as "Fit all"), or cancel the fits."""
+        if self.fits.is_fitting():
+            self.fits.cancel()
+        else:
+            self.fits.start(list(METHODS))
+        return True
 
     def export_csv(self, path: str) -> None:
         """The live density grid: one row per x-grid point (x1, x2, p(x))."""

@@ -14,6 +14,7 @@ import torch
 from lvm.inpainting import DEFAULT_SIZE, InpaintGrid, InpaintResult, meanfield_elbo, optimise_phi
 from lvm.inpainting.local_posterior import LocalPosteriorGrid, Rect, mass_box
 from lvm.inpainting.meanfield import MeanFieldSnapshot
+from lvm.inpainting.uncertainty import PredictiveEntropy, predictive_entropy
 from lvm.threads import single_thread
 
 GRID_SIZE = DEFAULT_SIZE
@@ -21,6 +22,7 @@ N_SAMPLES = 16  # sampled completions shown
 ELBO_SAMPLES = 256  # completions per ELBO(phi) estimate
 OPTIMISE_SAMPLES = 32  # completions per optimiser step
 REPORT_EVERY = 5  # optimiser steps per snapshot
+ENTROPY_SAMPLES = 256  # exact completions per estimate of the predictive's entropy
 
 
 @dataclass(frozen=True)
@@ -39,6 +41,11 @@ def model_problem(model: object) -> str | None:
     if getattr(model, "latent_dim", 0) not in (1, 2) or getattr(getattr(model, "config", None), "decoder", "") != (
         "bernoulli"
     ):
+        if getattr(getattr(model, "config", None), "decoder", "") == "autoregressive":
+            return (
+                "exact inpainting here needs a pixel-factorised Bernoulli decoder; this model's autoregressive decoder "
+                "makes each pixel depend on the ones before it (open or train a bernoulli model)"
+            )
         return "exact inpainting needs a 1-D or 2-D latent model with a Bernoulli decoder"
     return None
 
@@ -105,3 +112,10 @@ def optimise_steps(
     yield from optimise_phi(
         grid, x, mask, phi0=phi0, steps=steps, n_samples=OPTIMISE_SAMPLES, seed=int(seed), report_every=REPORT_EVERY
     )
+
+
+def uncertainty(grid: InpaintGrid, x: np.ndarray, mask: np.ndarray, seed: int) -> PredictiveEntropy:
+    """The exact predictive's entropy, jointly (Monte Carlo with ``seed``) and summed over the pixels' marginals."""
+    gen = torch.Generator(device="cpu").manual_seed(int(seed))
+    with single_thread():
+        return predictive_entropy(grid, x, mask, n_samples=ENTROPY_SAMPLES, generator=gen)

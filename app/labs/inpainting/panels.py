@@ -235,6 +235,28 @@ class InpaintingPlots:
         set_rgb(self.phi_vb, self.phi_img, phi_rgb(x, mask, phi, self.phi_lut))
 
 
+def _fixed_lines(name: str, lines: int) -> QLabel:
+    """A rich-text readout wrapping within ``lines`` lines of a fixed height, so that no text (its entries, their
+    lengths) changes the window's size; the whole text is also the tooltip."""
+    label = QLabel("")
+    label.setObjectName(name)
+    label.setTextFormat(Qt.TextFormat.RichText)
+    label.setWordWrap(True)
+    label.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop)
+    label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
+    label.setFixedHeight(lines * label.fontMetrics().lineSpacing() + 4)
+    return label
+
+
+UNCERTAINTY_TIP = (
+    "<br><br>h(p) = −p log p − (1−p) log(1−p), the entropy of one pixel. q's pixels are independent, so H(q) is the "
+    "sum of its pixels' entropies. The exact predictive p(x<sub>M</sub>|x<sub>O</sub>) is a mixture over z: summed "
+    "pixel by pixel its entropy compares with q's; jointly (a Monte Carlo estimate with exact log p(x) per sampled "
+    "completion) it is lower, since its pixels vary together through z. Maximising the ELBO minimises KL(q‖p), "
+    "which makes q commit to one completion: its pixels look surer than the model's."
+)
+
+
 class MeanFieldPanel(QGroupBox):
     """The phi presets, Optimise / Cancel with progress, and the ELBO of each phi in a few wrapped lines."""
 
@@ -256,19 +278,13 @@ class MeanFieldPanel(QGroupBox):
         self.cancel_button = QPushButton("Cancel")
         self.progress = QProgressBar()
         self.progress.setRange(0, 1000)
-        # wraps between entries within SUMMARY_LINES lines of a fixed height, so that no number of entries (or
-        # their lengths) changes the window's size; the whole text is also the tooltip
-        self.summary = QLabel("")
-        self.summary.setObjectName("inpainting-elbo-summary")
-        self.summary.setTextFormat(Qt.TextFormat.RichText)
-        self.summary.setWordWrap(True)
-        self.summary.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop)
-        self.summary.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
-        self.summary.setFixedHeight(SUMMARY_LINES * self.summary.fontMetrics().lineSpacing() + 4)
+        self.summary = _fixed_lines("inpainting-elbo-summary", SUMMARY_LINES)
+        self.uncertainty = _fixed_lines("inpainting-uncertainty", 2)  # q's uncertainty against the exact predictive's
         layout = QVBoxLayout(self)
         layout.addLayout(_row(*self.phi_buttons.values()))
         layout.addLayout(_row(self.optimise_button, self.cancel_button, (self.progress, 1)))
         layout.addWidget(self.summary)
+        layout.addWidget(self.uncertainty)
         self.set_running(False)
 
     def set_running(self, running: bool) -> None:
@@ -278,3 +294,7 @@ class MeanFieldPanel(QGroupBox):
     def show_summary(self, html: str) -> None:
         self.summary.setText(html)
         self.summary.setToolTip(html)
+
+    def show_uncertainty(self, html: str) -> None:
+        self.uncertainty.setText(html)
+        self.uncertainty.setToolTip(html + UNCERTAINTY_TIP if html else "")

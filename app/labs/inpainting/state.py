@@ -32,7 +32,9 @@ SCORED_PRESETS = ("half", "ones", "template")  # ELBO(phi) estimated for these w
 DEFAULT_INDEX = 12  # a 9 in the bundled MNIST test set
 TEMPLATE_INDEX = 16  # another 9: the lecture's "phi close to 1 on the top of a 9"
 BRUSH_RANGE = (0.5, 4.0)
+UNDERSTATES_BY = 1.0  # nats: H(q) this far below the exact per-pixel entropy is said to under-state it
 DEFAULT_BRUSH = 1.2
+MAX_DRAWING_STEPS = 1000  # (about 4 kB each)
 
 
 @dataclass(frozen=True)
@@ -62,12 +64,34 @@ class InpaintingState:
     elbos: dict[str, tuple[float, float]] = field(default_factory=dict)  # phi name -> (ELBO, stderr)
     log_p_obs: float | None = None
     pending: Drawing | None = None  # restored from a session, not on the canvas yet
+    uncertainty: Any = None  # lvm.inpainting.uncertainty.PredictiveEntropy of the drawing shown (a worker's)
     follow_pending: int | None = None  # a selection made while the lab was hidden
+    # the drawing step by step since the digit was loaded: (ink, observed pixels) after each stroke or mask change,
+    # for File → Export animation (not saved in sessions)
+    drawing_steps: list[tuple[np.ndarray, np.ndarray]] = field(default_factory=list)
 
     # -- the drawing ---------------------------------------------------------------------------------------------
     def set_drawing(self, image: np.ndarray, mask: np.ndarray) -> None:
         """The canvas's ink and observed pixels (flat views of its arrays: strokes change them in place)."""
         self.image, self.mask = np.asarray(image).reshape(-1), np.asarray(mask, bool).reshape(-1)
+
+    def restart_drawing_steps(self) -> None:
+        """A digit (or a session's drawing) was put on the canvas: the drawing's history starts again from it."""
+        self.drawing_steps = []
+        self.record_drawing_step()
+
+    def record_drawing_step(self) -> None:
+        """The drawing after a stroke or a mask change (one that changed nothing is not a step). At most
+        MAX_DRAWING_STEPS are kept: the first, then the latest."""
+        image = np.asarray(self.image, np.float32).reshape(-1).copy()
+        mask = np.asarray(self.mask, bool).reshape(-1).copy()
+        if self.drawing_steps:
+            last_image, last_mask = self.drawing_steps[-1]
+            if np.array_equal(last_image, image) and np.array_equal(last_mask, mask):
+                return
+        if len(self.drawing_steps) >= MAX_DRAWING_STEPS:
+            del self.drawing_steps[1]
+        self.drawing_steps.append((image, mask))
 
     def mask_for(self, name: str, seed: int) -> np.ndarray:
         """The observed pixels of the preset ``name`` (``random:p`` masks use ``seed``); remembers the choice and
@@ -139,6 +163,34 @@ class InpaintingState:
     def optimiser_start(self) -> np.ndarray | None:
         """Where the optimiser starts: the current phi, except phi = 1 (a corner of the cube: logit = inf)."""
         return None if self.phi is None or self.phi_name == "ones" else self.phi.copy()
+
+    def q_entropy(self) -> float | None:
+        """H(q) = sum over the missing pixels of h(phi_i), h(p) = -p log p - (1 - p) log(1 - p) (nats); None
+        without phi."""
+        if self.phi is None:
+            return None
+        p = np.clip(np.asarray(self.phi, np.float64).reshape(-1), 0.0, 1.0)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            h = -(np.where(p > 0, p * np.log(p), 0.0) + np.where(p < 1, (1 - p) * np.log1p(-p), 0.0))
+        return float(h[~self.mask].sum())
+
+    def uncertainty_html(self) -> str:
+        """The mean-field q's uncertainty over the missing pixels against the exact predictive's: pixel by pixel
+        (q's H(q) = sum_i h(phi_i) against sum_i h(p(x_i = 1 | x_O))) and, for the exact one, jointly."""
+        u, hq = self.uncertainty, self.q_entropy()
+        if u is None or u.n_missing == 0:
+            return ""
+        q_part = "" if hq is None else f"q: Σ h(φ<sub>i</sub>) = <b>{hq:.1f}</b>"
+        exact = (
+            f"exact: Σ h(p(x<sub>i</sub>=1|x<sub>O</sub>)) = <b>{u.marginal_sum:.1f}</b> "
+            f"(jointly {u.joint:.1f} &plusmn; {u.stderr:.1f})"
+        )
+        text = f"Uncertainty of the {u.n_missing} missing pixels, nats: " + " &nbsp;·&nbsp; ".join(
+            t for t in (q_part, exact) if t
+        )
+        if hq is not None and hq < u.marginal_sum - UNDERSTATES_BY:
+            text += " — <b>q is surer of each pixel than the model</b>"
+        return text
 
     def elbo_order(self) -> list[str]:
         return [k for k in PHI_NAMES if k in self.elbos]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import time
+from collections.abc import Iterator
 
 import numpy as np
 import shiboken6
@@ -79,6 +80,8 @@ class InpaintingLab(LabView):
         self._update_scheduled = False  # a coalescing single-shot is queued
         self._started = False
         self._building = False
+        self._run_when_ready = False  # toggle_run before the grid was decoded: optimise once it is
+        self._animating = False  # File → Export animation is showing the drawing's steps
         self._build_ui()
         self._elbo_timer = QTimer(self)
         self._elbo_timer.setSingleShot(True)
@@ -106,6 +109,7 @@ class InpaintingLab(LabView):
 
         d.canvas.changed.connect(self._on_canvas_changed)
         d.canvas.stroke_finished.connect(self._elbo_timer_start)
+        d.canvas.stroke_finished.connect(lambda: self.state.record_drawing_step())  # (File → Export animation)
         d.tool_group.buttonClicked.connect(lambda b: self._set_tool(b.property("tool")))
         d.brush_spin.valueChanged.connect(self._set_brush)
         d.index_spin.valueChanged.connect(self.load_index)
@@ -242,6 +246,12 @@ class InpaintingLab(LabView):
         self.grid = grid
         self.drawing.status.setText(compute.grid_text(grid))
         self.update_now()
+        if self._run_when_ready:  # (Run was asked for while the grid was being decoded)
+            self._run_when_ready = False
+            self._opt_finished()
+            self.evaluate_elbos()
+            self.optimise()
+            return
         if self.state.phi is None:
             self.set_phi_preset("template")
             return
@@ -255,6 +265,7 @@ class InpaintingLab(LabView):
         self.state.index = int(index)
         set_quietly(self.drawing.index_spin, index)
         self.canvas.set_image(data.x[index])
+        self.state.restart_drawing_steps()
         self._elbo_timer_start()
 
     def set_mask_preset(self, name: str) -> None:
@@ -266,6 +277,7 @@ class InpaintingLab(LabView):
         if self.drawing.mask_combo.currentText() != name:
             self.drawing.mask_combo.setCurrentText(name)
         self.canvas.set_mask(mask)
+        self.state.record_drawing_step()
         self._elbo_timer_start()
 
     def _on_canvas_changed(self) -> None:
@@ -297,7 +309,7 @@ class InpaintingLab(LabView):
         and the samples (~10 ms); when the posterior left the fine heatmap's rectangle, ``local`` then decodes the
         new rectangle (48 x 48 decoder calls, ~100 ms on one thread) and the heatmap follows when it is ready."""
         self._update_scheduled = False
-        if self.grid is None:
+        if self.grid is None or self._animating:  # (an export's frames are computed on the spot)
             return
         t0 = time.perf_counter()
         grid, x, mask, seed = self.grid, self.state.image.copy(), self.state.mask.copy(), self.seed()
@@ -368,13 +380,27 @@ class InpaintingLab(LabView):
 
     def _render_phi(self) -> None:
         self.plots.show_phi(self.state.image, self.state.mask, self.state.phi)
+        self.meanfield.show_uncertainty(self.state.uncertainty_html())
+
+    def evaluate_uncertainty(self) -> None:
+        """The exact predictive's entropy for the drawing, in a worker (latest wins); q's is closed form."""
+        if self.grid is None or self._animating:
+            return
+        grid, x, mask, seed = self.grid, self.state.image.copy(), self.state.mask.copy(), self.seed()
+
+        def done(u) -> None:
+            if self._alive() and grid is self.grid and np.array_equal(mask, self.state.mask):
+                self.state.uncertainty = u
+                self._render_phi()
+
+        self.runner.submit(self.channel("entropy"), lambda: compute.uncertainty(grid, x, mask, seed), on_result=done)
 
     def _elbo_timer_start(self) -> None:
         self._elbo_timer.start()
 
     def evaluate_elbos(self) -> None:
         """ELBO(phi) for the presets (and the current phi) in a worker (latest wins)."""
-        if self.grid is None:
+        if self.grid is None or self._animating:
             return
         grid, x, mask, seed = self.grid, self.state.image.copy(), self.state.mask.copy(), self.seed()
         phis = self.state.phis_to_score(self._template())
@@ -383,6 +409,7 @@ class InpaintingLab(LabView):
             lambda: compute.elbo_steps(grid, x, mask, phis, seed),
             on_snapshot=self._elbos_ready,
         )
+        self.evaluate_uncertainty()
 
     def _alive(self) -> bool:
         return shiboken6.isValid(self) and shiboken6.isValid(self.plots.elbo_plot)
@@ -422,8 +449,23 @@ class InpaintingLab(LabView):
         self._render_elbos()
 
     def cancel_optimise(self) -> None:
+        self._run_when_ready = False
         self.runner.cancel(self.channel("optimise"))
         self._opt_finished()
+
+    def is_running(self) -> bool:
+        return self.runner.is_busy(self.channel("optimise")) or self._run_when_ready
+
+    def toggle_run(self) -> bool:
+        """Optimise phi, or stop the optimiser; asked before the model's grid is decoded, it starts once it is."""
+        if self.is_running():
+            self.cancel_optimise()
+        elif self.grid is None:
+            self._run_when_ready = True
+            self.meanfield.set_running(True)
+        else:
+            self.optimise()
+        return True
 
     def _opt_finished(self) -> None:
         if shiboken6.isValid(self.meanfield):
@@ -435,6 +477,56 @@ class InpaintingLab(LabView):
     def deactivate(self) -> None:
         super().deactivate()
         self._opt_finished()
+
+    # -- animation (File → Export animation…: app.widgets.animation_export) -------------------------------------------
+    def animation_problem(self) -> str | None:
+        if not self.state.drawing_steps:
+            return "nothing was drawn yet: load a digit and draw on it (strokes, masks), then export the drawing"
+        if self.runner.is_busy(self.channel("optimise")):
+            return "the mean-field optimiser is running: wait for it (or stop it) to export the drawing"
+        return None
+
+    def animation_frame_count(self) -> int:
+        return len(self.state.drawing_steps)
+
+    def animation_frames(self) -> Iterator[str]:
+        """The drawing as it was after each stroke or mask change since the digit was loaded, with its exact
+        completion computed on the spot; then back to the drawing (and results) the user has."""
+        steps, canvas = list(self.state.drawing_steps), self.canvas
+        kept_image, kept_mask, kept_result = canvas.image.copy(), canvas.mask.copy(), self.result
+        elbos_pending = self._elbo_timer.isActive() or self.runner.is_busy(self.channel("elbo"))
+        self._elbo_timer.stop()
+        for what in ("update", "local", "elbo"):  # (results for the drawing on screen, which is about to change)
+            self.runner.cancel(self.channel(what))
+        self._animating = True
+        try:
+            for k, (image, mask) in enumerate(steps):
+                self._put_drawing(image, mask)
+                lp = ""
+                if self.grid is not None:
+                    x, observed = self.state.image.copy(), self.state.mask.copy()
+                    self.result = compute.infer(self.grid, x, observed, self.seed()).result
+                    self._render()
+                    lp = f", log p(x_O) = {self.result.log_p_obs:.2f} nats"
+                yield f"{self.title}, the drawing: step {k} of {len(steps) - 1}{lp}"
+        finally:
+            self._animating = False
+            self._put_drawing(kept_image, kept_mask)
+            self.result = kept_result
+            self._render()
+            self.schedule_update(drawing_changed=False)  # (an update cancelled above is redone)
+            if elbos_pending:
+                self._elbo_timer_start()
+
+    def _put_drawing(self, image: np.ndarray, mask: np.ndarray) -> None:
+        """Ink and observed pixels on the canvas and in the state, without the canvas's change signal."""
+        was = self.canvas.blockSignals(True)
+        try:
+            self.canvas.set_image(image)
+            self.canvas.set_mask(mask)
+        finally:
+            self.canvas.blockSignals(was)
+        self.state.set_drawing(self.canvas.image, self.canvas.mask)
 
     # -- export and state ------------------------------------------------------------------------------------------
     def export_csv(self, path: str) -> None:
@@ -454,7 +546,17 @@ class InpaintingLab(LabView):
             self.workspace.message(f"Inpainting lab: the session's state was not restored ({exc})")
             return
         st = self.state
+        if (
+            restored.pending is not None
+            and (restored.index != st.index or restored.mask_name != st.mask_name)
+            and np.array_equal(restored.pending.image, st.image)
+            and np.array_equal(restored.pending.mask, st.mask)
+        ):
+            # the drawing on screen, with another digit or mask: a lesson's step over the lab's current view state
+            # (``{**view_state(), **setup}``) asks for that digit and mask, not for the drawing it replaces
+            restored.pending = None
         st.index, st.follow, st.show_means = restored.index, restored.follow, restored.show_means
+        st.follow_pending = None  # (the restored digit wins over a selection made while the lab was hidden)
         self.drawing.mask_combo.setCurrentText(restored.mask_name)
         self.canvas.set_mask(st.mask_for(restored.mask_name, self.seed()))
         self.drawing.brush_spin.setValue(restored.brush)  # (its slot sets the state and the canvas)
@@ -477,6 +579,7 @@ class InpaintingLab(LabView):
             return
         self.canvas.set_image(drawing.image)
         self.canvas.set_mask(drawing.mask)
+        self.state.restart_drawing_steps()
         self.state.set_phi(drawing.phi, drawing.phi_name)
         self._render_phi()
         self._elbo_timer_start()

@@ -7,18 +7,26 @@ from __future__ import annotations
 
 import numpy as np
 
-from app.widgets.palette import COLOURS, component_hex
+from app.widgets.palette import component_colours, component_hex
 
-LABEL_HEX = [component_hex(k) for k in range(10)]  # Tableau 10 (app.widgets.palette): digit k -> LABEL_HEX[k]
-LABEL_RGB = COLOURS[:10]
 UNLABELLED_RGB = np.array([0.35, 0.35, 0.4], np.float32)
+
+
+def label_hex() -> list[str]:
+    """Digit k's colour (the user's palette, ``app.widgets.palette``) as '#rrggbb', k = 0..9."""
+    return [component_hex(k) for k in range(10)]
+
+
+def label_rgb() -> np.ndarray:
+    """(10, 3) RGB in [0, 1] of digits 0..9 in the user's palette."""
+    return component_colours(10)
 
 
 def label_colours(y: np.ndarray | None, n: int) -> np.ndarray:
     """(n, 3) RGB in [0, 1]: 10 label colours (label mod 10), grey without labels."""
     if y is None:
         return np.broadcast_to(UNLABELLED_RGB, (n, 3)).copy()
-    return LABEL_RGB[np.asarray(y, np.int64) % 10]
+    return label_rgb()[np.asarray(y, np.int64) % 10]
 
 
 def density_rgba(q: np.ndarray, p: np.ndarray, mode: str) -> np.ndarray:

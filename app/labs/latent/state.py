@@ -21,16 +21,22 @@ from lvm.latent_space import inverse_normal_cdf, nearest_encoding, normal_cdf, q
 from lvm.training import CONSERVATIVE_LR, ScheduleState, TrainConfig, TrainSnapshot, schedule_state_at
 
 MODES = ("continue the current model", "new model from scratch")
-DECODERS = ("bernoulli", "gaussian")
+DECODERS = ("bernoulli", "gaussian", "autoregressive")  # lvm.models.vae.DECODERS
 BACKGROUND_KEYS = ("none", "aggregate", "ratio")
 GRID_RANGE = (4, 40)
 EPOCHS_RANGE = (1, 1000)
 LR_RANGE = (1e-5, 1e-1)
 SEED_RANGE = (0, 2**31 - 1)
+SUBSET_RANGE = (0, 10_000_000)  # training images used (a seeded random subset; 0: all)
 MAX_PINNED = 50
 MAX_HIDDEN_TEXT = 200
 DRAWN_SIZE = 28 * 28
+COLLAPSED_KL = 0.1  # nats: a mean KL(q(z|x) || p(z)) below this says the encoder's q is the prior for every x
 DENSITY_GRID = 160  # cells per side of the aggregate posterior's background image
+# File → Export animation of a training run: the encoder means of at most ANIMATION_POINTS of the shown points and
+# the decoded mosaic (uint8) are kept per epoch; mosaics only while they stay under MOSAIC_BUDGET bytes in all
+ANIMATION_POINTS = 2000
+MOSAIC_BUDGET = 64 * 2**20
 
 
 def _bad(where: str, want: str, value: Any) -> SessionError:
@@ -76,7 +82,8 @@ def parse_hidden(text: str) -> tuple[int, ...]:
 @dataclass
 class TrainSettings:
     """The train panel: continue the current model or start a new one (its layers and decoder), epochs, the
-    learning rate of a new model and the seed."""
+    learning rate of a new model, the seed, and how many training images to use (``subset``: a random subset drawn
+    with the seed; 0: all of them)."""
 
     mode: str = MODES[0]
     hidden: str = "512,512,512"
@@ -84,6 +91,7 @@ class TrainSettings:
     epochs: int = 5
     lr: float = 1e-3  # 2e-3 diverged twice on the 3 x 512 model (resources/README.md)
     seed: int = 0
+    subset: int = 0
 
     @property
     def from_scratch(self) -> bool:
@@ -100,6 +108,7 @@ class TrainSettings:
             "epochs": self.epochs,
             "lr": self.lr,
             "seed": self.seed,
+            "subset": self.subset,
         }
 
     @classmethod
@@ -114,6 +123,7 @@ class TrainSettings:
             "epochs": lambda v, w: _int(v, w, *EPOCHS_RANGE),
             "lr": lambda v, w: _float(v, w, *LR_RANGE),
             "seed": lambda v, w: _int(v, w, *SEED_RANGE),
+            "subset": lambda v, w: _int(v, w, *SUBSET_RANGE),
         }
         return cls(**_parse_fields(d, parsers, where, strict))
 
@@ -284,7 +294,7 @@ class LatentState:
 
                     k = np.asarray(gmm.predict(torch.as_tensor(self.mu))).reshape(-1)
                     if len(k) == n:
-                        return np.asarray(display.LABEL_RGB[k.astype(np.int64) % 10])
+                        return np.asarray(display.label_rgb()[k.astype(np.int64) % 10])
             except Exception:  # noqa: BLE001 - an unfamiliar GMM: fall back to labels
                 pass
         return display.label_colours(self.labels, n)
@@ -349,6 +359,25 @@ def _parse_drawn(value: Any, where: str) -> np.ndarray:
 
 
 # -- the training run ------------------------------------------------------------------------------------------------
+def animation_rows(n: int, seed: int) -> np.ndarray:
+    """The shown points whose encoder means a training run keeps per epoch: all of them, or a seeded sorted subset
+    of ANIMATION_POINTS."""
+    if n <= ANIMATION_POINTS:
+        return np.arange(n)
+    return np.sort(np.random.default_rng(seed).choice(n, size=ANIMATION_POINTS, replace=False))
+
+
+@dataclass(frozen=True)
+class EpochFrame:
+    """What the lab redraws of one epoch end of a training run: ``epoch`` on the curves' axis (0 of a new model:
+    before the first step), the encoder means (n, 2) of the run's ``frame_rows`` then, and the decoded mosaic (uint8,
+    over ``TrainingRun.mosaic_rect``; None past the budget or for a model without images)."""
+
+    epoch: float
+    mu: np.ndarray
+    mosaic: np.ndarray | None
+
+
 @dataclass
 class TrainingRun:
     """One training run as the lab sees it: idle -> running -> idle. It keeps the curves (epoch 0 is the ELBO before
@@ -366,11 +395,29 @@ class TrainingRun:
     best_snap: TrainSnapshot | None = None
     last_snap: TrainSnapshot | None = None
     shown_result: Any = None  # the model this run handed to the workspace (its model event keeps the view)
+    # per epoch end, for File → Export animation: which shown points (and their labels), where the mosaic lies
+    frames: list[EpochFrame] = field(default_factory=list)
+    frame_rows: np.ndarray | None = None
+    frame_labels: np.ndarray | None = None
+    mosaic_rect: tuple[float, float, float, float] | None = None
 
     def begin(self, config: TrainConfig, epoch_offset: float, info: dict[str, Any]) -> None:
         self.running, self.config, self.epoch_offset, self.info = True, config, float(epoch_offset), dict(info)
         self.train_points, self.valid_points = [], []
         self.latest = self.best = self.best_snap = self.last_snap = self.shown_result = None
+        self.frames = []
+        self.frame_rows = self.frame_labels = self.mosaic_rect = None
+
+    def add_frame(self, snap: TrainSnapshot, mu: np.ndarray, mosaic: np.ndarray | None) -> None:
+        """The encoder means (and mosaic, in [0, 1]) after an epoch end; one frame per epoch."""
+        epoch = self.epoch_offset + float(snap.epoch)
+        if self.frames and self.frames[-1].epoch == epoch:
+            return
+        kept = sum(f.mosaic.nbytes for f in self.frames if f.mosaic is not None)
+        small = None
+        if mosaic is not None and kept + mosaic.size <= MOSAIC_BUDGET:
+            small = np.round(np.clip(mosaic, 0.0, 1.0) * 255).astype(np.uint8)
+        self.frames.append(EpochFrame(epoch, np.asarray(mu, np.float32)[:, :2].copy(), small))
 
     def add(self, snap: TrainSnapshot, shot: Any) -> None:
         """A snapshot from the training job, with a copy of the model (or None between copies)."""
@@ -422,7 +469,10 @@ class TrainingRun:
         val = "" if snap.valid_elbo is None else f", held-out {snap.valid_elbo:.1f}"
         if snap.step == 0:
             return f"before training (epoch 0): ELBO {snap.train_elbo:.1f}{val} nats"
-        return f"epoch {snap.epoch:.2f}: train ELBO {snap.train_elbo:.1f}{val} nats ({snap.images_per_s:.0f} images/s)"
+        kl = "" if snap.train_kl is None else f"; KL(q(z|x)‖p(z)) {snap.train_kl:.2f}"
+        return (
+            f"epoch {snap.epoch:.2f}: train ELBO {snap.train_elbo:.1f}{val} nats{kl} ({snap.images_per_s:.0f} images/s)"
+        )
 
     def ending_text(self, stopped: bool) -> str:
         """What the run ended with, in words."""
@@ -431,7 +481,12 @@ class TrainingRun:
             return "stopped" if stopped else "done"
         kept = "the starting model" if snap.step == 0 else f"the model after epoch {int(snap.epoch)}"
         score = "" if snap.score is None else f" (held-out ELBO {snap.score:.1f})"
-        return f"{'stopped' if stopped else 'done'}: kept {kept}{score}, the best seen"
+        text = f"{'stopped' if stopped else 'done'}: kept {kept}{score}, the best seen"
+        if snap.train_kl is not None:
+            text += f"; KL(q(z|x)‖p(z)) {snap.train_kl:.2f} nats"
+            if snap.train_kl < COLLAPSED_KL:
+                text += ": the posterior collapsed onto the prior, z is ignored"
+        return text
 
 
 def continue_lr_text(state: ScheduleState | None) -> tuple[str, str]:

@@ -19,7 +19,7 @@ import numpy as np
 
 from app.labs.latent.state import TrainSettings
 from lvm.errors import ModelInputError
-from lvm.models.vae import VAEConfig
+from lvm.models.vae import BINARY_DECODERS, VAEConfig
 from lvm.training import (
     ScheduleState,
     TrainConfig,
@@ -105,8 +105,12 @@ def plan_training(
             state = None  # (a damaged record: continue as for a model saved without one)
         epoch_offset = float(base_info.get("epochs_completed", 0) or 0)
     x_train, x_valid, valid_name = split_for_training(dataset, split, data, settings.seed)
-    if decoder == "bernoulli" and (x_train.min() < 0 or x_train.max() > 1):
-        raise ModelInputError("a Bernoulli decoder needs pixel values in [0, 1]; choose the gaussian decoder")
+    if 0 < settings.subset < len(x_train):  # a seeded random subset of the training images, in their order
+        keep = np.sort(np.random.default_rng(settings.seed).choice(len(x_train), settings.subset, replace=False))
+        x_train = x_train[keep]
+    if decoder in BINARY_DECODERS and (x_train.min() < 0 or x_train.max() > 1):
+        kind = "a Bernoulli" if decoder == "bernoulli" else "an autoregressive Bernoulli"
+        raise ModelInputError(f"{kind} decoder needs pixel values in [0, 1]; choose the gaussian decoder")
     if new_config is None:
         config = continue_config(
             state, settings.epochs, settings.seed, BATCH_SIZE, report_every=REPORT_EVERY, valid_limit=VALID_LIMIT
@@ -152,3 +156,27 @@ def run_plan(plan: TrainPlan) -> Iterator[tuple[TrainSnapshot, Any]]:
             shot = copy.deepcopy(model).eval()
             last_copy = time.perf_counter()
         yield snap, shot
+
+
+def with_epoch_frames(
+    steps: Iterator[tuple[TrainSnapshot, Any]],
+    x_shown: np.ndarray | None,
+    mosaic_z: tuple[np.ndarray, np.ndarray] | None = None,
+) -> Iterator[tuple[TrainSnapshot, Any, tuple[np.ndarray, np.ndarray | None] | None]]:
+    """``run_plan``'s (snapshot, copy) with, at each epoch end, what File → Export animation redraws of it: the
+    copy's encoder means of ``x_shown`` and its mosaic decoded on the grid ``mosaic_z`` = (z1 centres, z2 centres)
+    (None without one or for a model without images); computed here, in the worker."""
+    import torch
+
+    from lvm.latent_space import decode_mosaic, encode_dataset, image_shape_of
+
+    for snap, shot in steps:
+        frame = None
+        if shot is not None and x_shown is not None and float(snap.epoch).is_integer():
+            with torch.no_grad():
+                mu, _ = encode_dataset(shot, x_shown)
+                mosaic = None
+                if mosaic_z is not None and image_shape_of(shot) is not None:
+                    mosaic = decode_mosaic(shot, *mosaic_z)
+            frame = (mu, mosaic)
+        yield snap, shot, frame

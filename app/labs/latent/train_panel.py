@@ -25,7 +25,16 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.labs.latent.state import DECODERS, EPOCHS_RANGE, LR_RANGE, MODES, SEED_RANGE, TrainingRun, TrainSettings
+from app.labs.latent.state import (
+    DECODERS,
+    EPOCHS_RANGE,
+    LR_RANGE,
+    MODES,
+    SEED_RANGE,
+    SUBSET_RANGE,
+    TrainingRun,
+    TrainSettings,
+)
 from app.widgets.axes import readable_axes
 from app.widgets.grid_lines import GridLines
 
@@ -47,6 +56,10 @@ class TrainPanel(QGroupBox):
         self.hidden.setToolTip("hidden layer sizes of a new model (encoder; the decoder mirrors them)")
         self.decoder = QComboBox()
         self.decoder.addItems(list(DECODERS))
+        self.decoder.setToolTip(
+            "p(x|z) of a new model: bernoulli and gaussian factorise over the pixels; autoregressive predicts each "
+            "pixel from z and the pixels before it (MADE-style masked layers): strong enough to ignore z"
+        )
         self.epochs = QSpinBox()
         self.epochs.setRange(*EPOCHS_RANGE)
         self.epochs.setValue(TrainSettings.epochs)
@@ -59,6 +72,12 @@ class TrainPanel(QGroupBox):
         self.seed = QSpinBox()
         self.seed.setRange(*SEED_RANGE)
         self.seed.setToolTip("seed of a new model's weights, the held-out split, the batches and the noise")
+        self.subset = QSpinBox()
+        self.subset.setObjectName("latent-train-subset")
+        self.subset.setRange(*SUBSET_RANGE)
+        self.subset.setSingleStep(1000)
+        self.subset.setSpecialValueText("all")
+        self.subset.setToolTip("train on a random subset of this many images (drawn with the seed); all: every image")
         form.addRow("start", self.mode)
         row = QHBoxLayout()
         row.addWidget(self.hidden, 2)
@@ -71,6 +90,8 @@ class TrainPanel(QGroupBox):
         row2.addWidget(self.lr)
         row2.addWidget(QLabel("seed"))
         row2.addWidget(self.seed)
+        row2.addWidget(QLabel("images"))
+        row2.addWidget(self.subset)
         layout.addLayout(form)
         layout.addLayout(row2)
         buttons = QHBoxLayout()
@@ -123,6 +144,7 @@ class TrainPanel(QGroupBox):
             epochs=self.epochs.value(),
             lr=self.lr.value(),
             seed=self.seed.value(),
+            subset=self.subset.value(),
         )
 
     def show_settings(self, s: TrainSettings) -> None:
@@ -132,6 +154,7 @@ class TrainPanel(QGroupBox):
         self.epochs.setValue(s.epochs)
         self.lr.setValue(s.lr)
         self.seed.setValue(s.seed)
+        self.subset.setValue(s.subset)
 
     @property
     def from_scratch(self) -> bool:
@@ -144,7 +167,7 @@ class TrainPanel(QGroupBox):
         self._running = running
         self.train_button.setEnabled(not running)
         self.cancel_button.setEnabled(running)
-        widgets: tuple[QWidget, ...] = (self.mode, self.epochs, self.seed)
+        widgets: tuple[QWidget, ...] = (self.mode, self.epochs, self.seed, self.subset)
         for widget in widgets:
             widget.setEnabled(not running)
         widgets = (self.hidden, self.decoder, self.lr)

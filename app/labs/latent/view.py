@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import csv
 import time
+from collections.abc import Iterator
 
 import numpy as np
 import pyqtgraph as pg
@@ -37,8 +38,15 @@ from PySide6.QtWidgets import (
 )
 
 from app.labs.latent import display
-from app.labs.latent.state import DENSITY_GRID, GRID_RANGE, LatentState, TrainingRun, continue_lr_text
-from app.labs.latent.train_job import plan_training, run_plan
+from app.labs.latent.state import (
+    DENSITY_GRID,
+    GRID_RANGE,
+    LatentState,
+    TrainingRun,
+    animation_rows,
+    continue_lr_text,
+)
+from app.labs.latent.train_job import plan_training, run_plan, with_epoch_frames
 from app.labs.latent.train_panel import TrainPanel
 from app.widgets.click_viewbox import ClickViewBox
 from app.widgets.draw_pad import DrawPad
@@ -47,6 +55,7 @@ from app.widgets.ellipses import ellipse_points
 from app.widgets.flow_layout import flow, group
 from app.widgets.grid_lines import GridLines
 from app.widgets.lab_view import LabView
+from app.widgets.palette import follow_colours
 from app.widgets.raster_scatter import RasterScatter
 from app.widgets.steady_plots import steady_tick_column
 from lvm import latent_space as ls
@@ -79,6 +88,12 @@ $\mathrm{KL}(q_\phi(z \mid x)\, \Vert\, p_\theta(z \mid x))$.</p>
 <p><b>Continuing</b> a model goes on from where its learning-rate schedule ended (a fresh, large rate knocks a
 converged model off its optimum): the ELBO before the first step is epoch 0 of the curves, and training ends with the
 best model seen (highest held-out ELBO at an epoch end).</p>
+<p><b>Posterior collapse.</b> The <i>autoregressive</i> decoder predicts each pixel from $z$ and the pixels before
+it, $p_\theta(x \mid z) = \prod_i p_\theta(x_i \mid x_{1:i-1}, z)$ (MADE-style masked layers; exact in one pass). It
+can model the images without $z$; then every bit $z$ carries costs KL and buys nothing, and training drives
+$\mathrm{KL}(q_\phi(z \mid x)\, \Vert\, p(z)) \to 0$: every image is encoded to the prior, the plane stops
+organising the digits, and the decoded grid shows the same image everywhere (the status line under Train gives the
+KL). Its grid shows the mean-field pass, each pixel's probability fed to the next.</p>
 <p><b>Draw</b> a digit on the pad: its $q(z \mid x)$ ellipse appears among the data.</p>
 """
 
@@ -103,6 +118,11 @@ def _image_plot() -> tuple[pg.ViewBox, pg.ImageItem]:
     return vb, item
 
 
+def _legend_html() -> str:
+    """The digits 0-9, each in its colour (the user's palette)."""
+    return " ".join(f"<span style='color:{h}; font-weight:bold'>{k}</span>" for k, h in enumerate(display.label_hex()))
+
+
 class LatentLab(LabView):
     name = "latent"
     title = "Latent lab"
@@ -120,6 +140,7 @@ class LatentLab(LabView):
         ws.device.connect(self._on_device)
         ws.gmm.connect(self._on_gmm)
         ws.seeds.connect(self._on_seeds)
+        follow_colours(self._on_colours)  # another palette: recolour
         if workspace.model is not None:
             self._on_model(workspace.model)
 
@@ -175,9 +196,7 @@ class LatentLab(LabView):
                 self.fit_button,
             )
         )
-        self.legend = QLabel(
-            " ".join(f"<span style='color:{h}; font-weight:bold'>{k}</span>" for k, h in enumerate(display.LABEL_HEX))
-        )
+        self.legend = QLabel(_legend_html())
 
         self.canvas = pg.GraphicsLayoutWidget()
         self.canvas.setBackground("w")
@@ -475,6 +494,12 @@ class LatentLab(LabView):
 
         self.runner.submit(self.channel("encode"), job, on_result=done)
 
+    def _on_colours(self, _appearance=None) -> None:
+        self.legend.setText(_legend_html())
+        if len(self.state.mu):
+            self._apply_colours()
+            self._update_thumbnails()
+
     def _apply_colours(self) -> None:
         self.scatter.set_data(self.state.mu[:, :2], self.state.colours(self.workspace.gmm))
 
@@ -712,21 +737,37 @@ class LatentLab(LabView):
             ws.message(str(exc))
             return
         self.run.begin(plan.config, plan.epoch_offset, plan.info)
+        x_shown, mosaic_z = self._keep_epoch_frames(self.state.train.seed)
         panel.show_run(self.run)
         panel.set_running(True)
         panel.status.setText(plan.describe())
         self.runner.submit(
             self.channel("train"),
-            lambda: run_plan(plan),
+            lambda: with_epoch_frames(run_plan(plan), x_shown, mosaic_z),
             on_snapshot=self._on_train_snapshot,
             on_error=lambda msg: self._training_ended(),
             keep_all=True,
         )
 
+    def _keep_epoch_frames(self, seed: int) -> tuple[np.ndarray | None, tuple[np.ndarray, np.ndarray] | None]:
+        """What the run keeps per epoch for File → Export animation: the shown points' rows (a seeded subset) and
+        the mosaic's grid as it is on screen now (``TrainingRun.frames``)."""
+        ws, run = self.workspace, self.run
+        if ws.data is None:
+            return None, None
+        run.frame_rows = animation_rows(len(ws.data.x), seed)
+        run.frame_labels = None if ws.data.y is None else np.asarray(ws.data.y)[run.frame_rows]
+        if ws.dataset is None or ws.dataset.image_shape is None:
+            return ws.data.x[run.frame_rows], None
+        zx, zy, run.mosaic_rect = self.state.mosaic_cells(self.grid_vb.viewRange())
+        return ws.data.x[run.frame_rows], (zx, zy)
+
     def _on_train_snapshot(self, item) -> None:
-        snap, shot = item
+        snap, shot, frame = item
         run = self.run
         run.add(snap, shot)
+        if frame is not None:
+            run.add_frame(snap, *frame)
         self.train_panel.show_run(run)
         self.train_panel.status.setText(run.curve_text(snap))
         if shot is not None:
@@ -762,6 +803,17 @@ class LatentLab(LabView):
     def is_training(self) -> bool:
         return self.run.running
 
+    def is_running(self) -> bool:
+        return self.run.running
+
+    def toggle_run(self) -> bool:
+        """Train with the train panel's settings, or stop training (the best model seen is kept)."""
+        if self.run.running:
+            self.cancel_training()
+        else:
+            self.start_training()
+        return True
+
     def _ask_save(self) -> None:
         if self.workspace.model is None:
             self.workspace.message("there is no model to save; train or open one first")
@@ -796,6 +848,55 @@ class LatentLab(LabView):
             self.runner.cancel(self.channel(what))
         if not len(self.state.mu):
             self.state.encoded_key = None
+
+    # -- animation (File → Export animation…: app.widgets.animation_export) -------------------------------------------
+    def animation_problem(self) -> str | None:
+        if self.run.running:
+            return "training is running: wait for it (or stop it) to export its epochs"
+        if not self.run.frames:
+            return "no model was trained in the Latent lab yet: train one (right), then export its epochs"
+        return None
+
+    def animation_frame_count(self) -> int:
+        return len(self.run.frames)
+
+    def animation_frames(self) -> Iterator[str]:
+        """Each epoch end of the last training run: the encoder means of the kept points (coloured by label), the
+        decoded mosaic and the curves up to that epoch; then back to what the user had (the current model's view)."""
+        run = self.run
+        frames, last = list(run.frames), run.frames[-1].epoch
+        colours = display.label_colours(run.frame_labels, len(frames[0].mu))
+        overlays = [self.density_item, self.thumbs_item, self.sel_curve, self.pin_curve, self.draw_curve]
+        overlays += [self.sel_marker, self.draw_marker, self.message_item, *self.hover_markers]
+        shown = [item.isVisible() for item in overlays]
+        mosaic, mosaic_shown = self.mosaic_item.image, self.mosaic_item.isVisible()
+        mosaic_rect = self.mosaic_item.mapRectToParent(self.mosaic_item.boundingRect())
+        try:
+            for item in overlays:  # (they belong to the current model)
+                item.setVisible(False)
+            for f in frames:
+                self.scatter.set_data(f.mu, colours)
+                if f.mosaic is not None and run.mosaic_rect is not None:
+                    self.mosaic_item.setImage(f.mosaic, levels=(0, 255), autoLevels=False)
+                    self.mosaic_item.setRect(QRectF(*run.mosaic_rect))
+                self.mosaic_item.setVisible(f.mosaic is not None)
+                tp = [p for p in run.train_points if p[0] <= f.epoch]
+                vp = [p for p in run.valid_points if p[0] <= f.epoch]
+                self.train_panel.train_curve.setData([p[0] for p in tp], [p[1] for p in tp])
+                self.train_panel.valid_curve.setData([p[0] for p in vp], [p[1] for p in vp])
+                held_out = next((f", held-out ELBO {y:.1f} nats" for x, y in vp if x == f.epoch), "")
+                yield f"{self.title}, training: epoch {f.epoch:g} of {last:g}{held_out}"
+        finally:
+            for item, visible in zip(overlays, shown, strict=True):
+                item.setVisible(visible)
+            if mosaic is None:
+                self.mosaic_item.clear()
+            else:
+                self.mosaic_item.setImage(mosaic, levels=(0, 1), autoLevels=False)
+                self.mosaic_item.setRect(mosaic_rect)
+            self.mosaic_item.setVisible(mosaic_shown)
+            self._apply_colours()
+            self.train_panel.show_run(run)
 
     def export_widget(self) -> QWidget:
         return self

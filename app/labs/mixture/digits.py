@@ -29,6 +29,7 @@ from app.labs.mixture.state import DIGIT_SPACES, DIGITS_K_RANGE, DIGITS_N_RANGE,
 from app.widgets.axes import readable_axes
 from app.widgets.click_viewbox import ClickViewBox
 from app.widgets.flow_layout import flow, group
+from app.widgets.palette import follow_colours
 
 SPACES = DIGIT_SPACES
 
@@ -169,6 +170,7 @@ class DigitsPanel(QWidget):
         self.member_view.vb.clicked.connect(self._on_member_click)
         self.workspace.events.selection.connect(self._on_selection)
         self.workspace.events.model.connect(lambda _m: self._on_space())
+        follow_colours(self._on_colours)  # another palette: the bars' colours
         self._on_space()
 
     def channel(self) -> str:
@@ -289,6 +291,9 @@ class DigitsPanel(QWidget):
         i = self.member_view.tile_at(p.x(), p.y())
         if i is not None and i < len(self.members):
             self.workspace.select(int(self.members[i]))
+
+    def _on_colours(self, _appearance=None) -> None:
+        self._on_selection(self.workspace.selected_index)
 
     def _on_selection(self, index) -> None:
         res = self.result

@@ -227,3 +227,19 @@ def em_run(
                     min(s.iteration / cfg.max_iter, 1.0), f"{what}, iteration {s.iteration} (at most {cfg.max_iter})"
                 )
         yield s, (posterior_colours(X, s, palette) if s.half == "E" else None)
+
+
+def em_to_convergence(
+    X: np.ndarray, cfg: EMConfig, palette: np.ndarray, every: int = 10
+) -> Iterator[tuple[Step, np.ndarray | None]]:
+    """A second, independent EM run (the lab's "compare with seed" view): a fresh ``init_step`` with ``cfg.seed``,
+    then EM until it converges. Yields (step, None) every ``every`` half steps, so the view can say how far it is,
+    and last (the final step, its points' colours sum_k r_nk palette_k). Only the end is kept: no history."""
+    start = init_step(X, cfg)
+    yield start, None
+    last = start
+    for count, step in enumerate(em_halfsteps(X, cfg, start), 1):
+        last = step
+        if count % every == 0:
+            yield step, None
+    yield last, posterior_colours(X, last, palette)

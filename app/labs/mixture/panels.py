@@ -17,6 +17,7 @@ from app.labs.mixture.state import BIC_KS, BIC_SEEDS, BICGrid, LLCurve
 from app.widgets.axes import readable_axes
 from app.widgets.flow_layout import flow
 from app.widgets.palette import component_hex, qcolor
+from app.widgets.palette import pen as line_pen
 
 PLOT_MIN = (180, 130)  # the smallest a plot of this column may become
 BIC_TEXT = "Compute BIC/AIC"
@@ -83,6 +84,24 @@ class LogLikelihoodPlot(pg.PlotWidget):
         legend.addItem(self.after_m, "after M")
         self.now = pg.InfiniteLine(angle=90, pen=pg.mkPen((200, 0, 0), width=1, style=Qt.PenStyle.DashLine))
         self.addItem(self.now)
+        # the "compare with seed" run's final log-likelihood (hidden without one)
+        self.reference = pg.InfiniteLine(
+            angle=0,
+            pen=pg.mkPen((120, 60, 160), width=1.5, style=Qt.PenStyle.DashLine),
+            label="",
+            labelOpts={"position": 0.15, "color": (120, 60, 160), "anchors": [(0, 1), (0, 1)]},
+        )
+        self.reference.setVisible(False)
+        self.addItem(self.reference, ignoreBounds=True)
+
+    def set_reference(self, value: float | None, label: str = "") -> None:
+        """A dashed horizontal line at another run's final mean log p(x) (None: hide it)."""
+        if value is None:
+            self.reference.setVisible(False)
+            return
+        self.reference.setPos(value)
+        self.reference.label.setFormat(label)
+        self.reference.setVisible(True)
 
     def show_curve(self, c: LLCurve) -> None:
         self.curve.setData(c.x, c.ll)
@@ -202,8 +221,8 @@ class BICPanel(QWidget):
         c = grid.curves()
         self.bic_pts.setData(c["k"] - 0.08, c["bic"], data=c["k"].astype(int), brush=pg.mkBrush(*bic_rgb, 160))
         self.aic_pts.setData(c["k"] + 0.08, c["aic"], data=c["k"].astype(int), brush=pg.mkBrush(*aic_rgb, 160))
-        self.bic_line.setData(c["ks"], c["bic_min"], pen=pg.mkPen(bic_rgb, width=2))
-        self.aic_line.setData(c["ks"], c["aic_min"], pen=pg.mkPen(aic_rgb, width=2, style=Qt.PenStyle.DashLine))
+        self.bic_line.setData(c["ks"], c["bic_min"], pen=line_pen(bic_rgb, width=2))
+        self.aic_line.setData(c["ks"], c["aic_min"], pen=line_pen(aic_rgb, width=2, style=Qt.PenStyle.DashLine))
         self.note.setText(f"stale: {stale} \u2014 press {BIC_TEXT}" if stale else "")
         self.note.setVisible(bool(stale))
         self._best = None if stale else grid.best_k()

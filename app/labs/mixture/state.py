@@ -5,7 +5,10 @@
 - the stored half steps (``History``): which one is shown, whether the view follows new ones, and the bounded
   tables of responsibilities r_nk = p(z=k | x_n) and point colours sum_k r_nk colour_k behind them;
 - the BIC/AIC grid (``BICGrid``) and the data and covariance type it was computed for (stale after a change);
-- the selection, the view range, the density mode, the digits page's settings.
+- the selection, the view range, the density mode, the digits page's settings;
+- the covariance floor ``reg_covar`` (EM adds it to every covariance's diagonal: a component collapsing onto a point
+  stops there) and the "compare with seed" run: a second EM run on the same data from another seed, of which only
+  the end is kept (``compare``), to show EM's local optima side by side.
 
 ``MixtureState.to_dict`` / ``update_from_dict`` / ``from_dict`` are the session's ``views.mixture`` (keys unchanged
 since sessions version 1). The view (``view.py``) binds widgets to this object and draws it.
@@ -29,6 +32,7 @@ from app.labs.mixture.engine import (
     blend_colours,
     component_log_joint,
     posterior,
+    step_full_covs,
 )
 from app.widgets.palette import component_colours
 from lvm.data.toy import TOY_SETS
@@ -43,6 +47,13 @@ DIGIT_SPACES = ("pixels (diag)", "PCA: 50 (full)", "VAE latent (full)")
 # ranges of the lab's settings (the spin boxes use them; a session value outside is refused)
 K_RANGE, SEED_RANGE, N_RANGE, DATA_SEED_RANGE = (1, 20), (0, 9999), (10, 200_000), (0, 9999)
 DIGITS_K_RANGE, DIGITS_N_RANGE = (2, 40), (50, 70_000)
+REG_COVARS = (
+    1e-6,
+    1e-4,
+    1e-2,
+    1e-1,
+)  # the covariance floors offered (EMConfig.reg_covar; scikit-learn's default first)
+FLOOR_FACTOR = 10.0  # a smallest variance within this factor of reg_covar is "at the floor"
 # The lab keeps up to CACHE_SIZE (N x K) float32 responsibility tables and as many colour tables: at K = 20 about
 # 750 bytes a point, so a million points cost ~0.75 GB at most. A larger workspace dataset is subsampled.
 CACHE_SIZE = 9
@@ -234,15 +245,18 @@ class LLCurve:
     y_range: tuple[float, float] | None
 
 
-def ll_curve(steps: list[Step]) -> LLCurve:
+def ll_curve(steps: list[Step], reference: float | None = None) -> LLCurve:
     """The curve of the finite mean log-likelihoods, with an explicit range: a degenerate start far below the rest
-    (one point per component) is left out of it; a flat curve gets a range of at least 0.02."""
+    (one point per component) is left out of it; a flat curve gets a range of at least 0.02. A finite ``reference``
+    (the compared run's final log-likelihood, drawn as a line) is kept inside the range."""
     ll = np.array([s.log_likelihood for s in steps], float)
     halves = np.array([s.half for s in steps])
     ok = np.isfinite(ll)
     x = np.arange(len(ll), dtype=float)
     x_range = (-0.5, max(len(ll) - 0.5, 0.5))
     f = ll[ok]
+    if reference is not None and math.isfinite(reference):
+        f = np.append(f, reference)
     y_range = None
     if f.size:
         lo, hi = float(f.min()), float(f.max())
@@ -269,6 +283,43 @@ def collapse_text(flagged: tuple[int, ...]) -> str:
         f"\u26a0 component {names} collapsing: its covariance shrinks towards a single point "
         "(likelihood \u2192 \u221e). Reset with another seed or fewer components."
     )
+
+
+def smallest_variance(step: Step) -> tuple[int, float]:
+    """(k, lambda_min): the component with the smallest covariance eigenvalue, and that eigenvalue (the variance of
+    the component along its narrowest direction; EM never lets it fall below reg_covar)."""
+    eig = np.linalg.eigvalsh(step_full_covs(step)).min(axis=1)
+    k = int(np.argmin(eig))
+    return k, float(eig[k])
+
+
+def variance_text(step: Step, reg_covar: float) -> str:
+    """The smallest component variance against the floor reg_covar, on one line: a component shrinking onto a point
+    shows here (its variance falls by orders of magnitude while the log-likelihood climbs), and so does the floor."""
+    k, lam = smallest_variance(step)
+    if lam <= FLOOR_FACTOR * reg_covar:
+        return (
+            f"smallest variance {lam:.2e} (component {k}) = the floor reg_covar {reg_covar:.0e}: without it "
+            "\u03a3 \u2192 0 and log p(x) \u2192 \u221e"
+        )
+    return f"smallest variance {lam:.2e} (component {k}); floor reg_covar {reg_covar:.0e}"
+
+
+def compare_text(seed: int, other: Step | None, done: bool, main: Step | None, main_seed: int) -> str:
+    """The comparison's caption: the other run's log-likelihood per point beside this run's."""
+    if other is None:
+        return f"seed {seed}: starting\u2026"
+    text = f"seed {seed}: log-lik/point {other.log_likelihood:.4f}"
+    text += "" if done else f" (iteration {other.iteration}\u2026)"
+    if main is not None:
+        text += f"  \u00b7  this run, seed {main_seed}: {main.log_likelihood:.4f}"
+        if done:
+            diff = other.log_likelihood - main.log_likelihood
+            if abs(diff) < 1e-4:
+                text += " (the same optimum)"
+            else:
+                text += f"; seed {seed if diff > 0 else main_seed} ends {abs(diff):.4f} higher"
+    return text
 
 
 def subsample(x: np.ndarray, y: np.ndarray | None, seed: int) -> tuple[np.ndarray, np.ndarray | None, str | None]:
@@ -312,6 +363,11 @@ class MixtureState:
         self.history = History()
         self.bic = BICGrid()
         self.first_fit = True  # after the first fit: select the most ambiguous point, compute the BIC grid
+        self.compare_on = False  # a comparison run asked for ("compare with seed")
+        self.compare_seed = 1
+        self.compare_step: Step | None = None  # the comparison run's latest step (its end once ``compare_done``)
+        self.compare_colours: np.ndarray | None = None
+        self.compare_done = False
 
     # -- data ------------------------------------------------------------------------------------------------------
     @property
@@ -329,6 +385,24 @@ class MixtureState:
         self.selected_point = None
         self.data_version += 1
         self.history.forget_tables()
+        self.forget_compare()
+
+    def forget_compare(self) -> None:
+        """The comparison run belonged to other points or another configuration."""
+        self.compare_step, self.compare_colours, self.compare_done = None, None, False
+
+    def receive_compare(self, step: Step, colours: np.ndarray | None, done: bool) -> None:
+        if colours is not None and len(colours) != len(self.X):
+            colours = None
+        self.compare_step, self.compare_done = step, done
+        if colours is not None:
+            self.compare_colours = colours
+
+    def compare_config(self) -> EMConfig | None:
+        """The comparison run's configuration: the lab's, with the compared seed (None: no comparison)."""
+        if not self.compare_on:
+            return None
+        return dataclasses.replace(self.config, seed=self.compare_seed)
 
     def edit_points(self, x: np.ndarray) -> Step | None:
         """The user changed the points: they become 'your points'. The shown model is kept: a new run starts from it
@@ -438,6 +512,9 @@ class MixtureState:
             "cov_type": self.config.cov_type,
             "init": self.config.init,
             "seed": self.config.seed,
+            "reg_covar": self.config.reg_covar,
+            "compare": self.compare_on,
+            "compare_seed": self.compare_seed,
             "dataset": self.source,
             "n": self.n,
             "data_seed": self.data_seed,
@@ -473,7 +550,24 @@ class MixtureState:
                     cfg[key] = d[key]
                 else:
                     bad(key, f"must be one of {', '.join(choices)}")
+        if "reg_covar" in d:
+            reg = _choice_of(d["reg_covar"], REG_COVARS)
+            if reg is None:
+                bad("reg_covar", f"must be one of {', '.join(f'{r:g}' for r in REG_COVARS)}")
+            else:
+                cfg["reg_covar"] = reg
         self.config = dataclasses.replace(self.config, **cfg)
+        if "compare" in d:
+            if isinstance(d["compare"], bool):
+                self.compare_on = d["compare"]
+            else:
+                bad("compare", "must be true or false")
+        if "compare_seed" in d:
+            v = _int_in(d["compare_seed"], *SEED_RANGE)
+            if v is None:
+                bad("compare_seed", f"must be an integer from {SEED_RANGE[0]} to {SEED_RANGE[1]}")
+            else:
+                self.compare_seed = v
         for key, (lo, hi) in (("n", N_RANGE), ("data_seed", DATA_SEED_RANGE)):
             if key in d:
                 v = _int_in(d[key], lo, hi)
@@ -502,7 +596,9 @@ class MixtureState:
                     self.set_points(points)
             else:
                 self.source = ds
-        if d.get("view_range") is not None:
+        if "view_range" in d and d["view_range"] is None:
+            self.view_range = None  # (the view fits the points)
+        elif d.get("view_range") is not None:
             vr = _view_range(d["view_range"])
             if vr is None:
                 bad("view_range", "must be [[x0, x1], [y0, y1]] with finite x0 < x1 and y0 < y1")
@@ -519,6 +615,7 @@ class MixtureState:
                 bad("selected_point", "must be a point's index")
             self.restored_selection = sel
         self.history.clear()
+        self.forget_compare()
         return problems
 
     @classmethod
@@ -543,6 +640,13 @@ def _int_in(value: object, lo: int, hi: int) -> int | None:
     if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
         return None
     return value
+
+
+def _choice_of(value: object, choices: tuple[float, ...]) -> float | None:
+    """The entry of ``choices`` equal to ``value`` (a finite number, to a relative 1e-9), or None."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        return None
+    return next((c for c in choices if math.isclose(float(value), c, rel_tol=1e-9)), None)
 
 
 def _points(value: object) -> np.ndarray | None:

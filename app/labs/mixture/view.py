@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import csv
 import time
+from collections.abc import Iterator
+from functools import partial
 from typing import cast
 
 import numpy as np
@@ -20,6 +22,7 @@ from PySide6.QtCore import QPointF, Qt, QTimer
 from PySide6.QtGui import QColor, QStandardItemModel
 from PySide6.QtWidgets import (
     QButtonGroup,
+    QCheckBox,
     QComboBox,
     QLabel,
     QPushButton,
@@ -33,6 +36,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.labs.mixture.compare import ComparePanel
 from app.labs.mixture.engine import (
     COV_TYPES,
     INITS,
@@ -40,6 +44,7 @@ from app.labs.mixture.engine import (
     Step,
     detect_collapse,
     em_run,
+    em_to_convergence,
     log_density_grid,
     sample_model,
     step_full_covs,
@@ -54,16 +59,19 @@ from app.labs.mixture.state import (
     GREY,
     K_RANGE,
     N_RANGE,
+    REG_COVARS,
     SEED_RANGE,
     SOURCES,
     USER_POINTS,
     WORKSPACE,
     MixtureState,
     collapse_text,
+    compare_text,
     fit_range,
     ll_curve,
     step_text,
     subsample,
+    variance_text,
 )
 from app.widgets.click_viewbox import ClickViewBox
 from app.widgets.contours import ContourLines
@@ -71,12 +79,13 @@ from app.widgets.ellipses import EllipseSet
 from app.widgets.flow_layout import flow, group
 from app.widgets.grid_lines import GridLines
 from app.widgets.lab_view import LabView, spin_box
-from app.widgets.palette import component_colours, component_hex, qcolor
+from app.widgets.palette import colour_blind_safe, component_colours, component_hex, follow_colours, qcolor
 from app.widgets.raster_scatter import RasterScatter
 from app.widgets.steady_plots import steady_tick_column
 from lvm.data.toy import TOY_SETS
 from lvm.models.gmm_selection import information_criteria
 
+SHAPE_MAX_POINTS = 12_000  # marker shapes up to this many points (RasterScatter draws 2+ px markers up to there)
 SPEED_MAX = 61  # slider value meaning "as fast as possible"
 CONTOUR_DROPS = (1.0, 2.5, 4.5, 7.0, 10.0)  # log p(x) contours this far below the maximum in view
 SCATTER_MIN = (260, 220)  # the smallest the scatter may become (the controls wrap, the right column's plots scroll)
@@ -103,9 +112,12 @@ $\Sigma_k = \frac{1}{N_k} \sum_n r_{nk}$ $(x_n - \mu_k)(x_n - \mu_k)^\top$
 (the ellipses move, the colours stay).</li>
 </ul>
 <p>The log-likelihood <b>never decreases</b> from one iteration to the next (the curve on the right), but EM only finds
-a local maximum: change the seed or drag a mean (a target) to restart from elsewhere.</p>
+a local maximum: change the seed or drag a mean (a target) to restart from elsewhere. <i>Compare with seed</i> runs
+EM a second time on the same points from another seed and shows where it ends (under the plot; the dashed line on the
+curve): two seeds, two optima.</p>
 <p><b>Collapse.</b> A component that shrinks onto one point has $\Sigma_k \to 0$ and an unbounded
-likelihood; it is flagged in red (a small ridge reg_covar keeps it finite).</p>
+likelihood; it is flagged in red. The floor <i>reg</i> (reg_covar, added to every covariance's diagonal) keeps it
+finite: the line under the plot gives the smallest variance against it.</p>
 <p><b>How many components?</b> $\mathrm{BIC} = -2 \log L + p \log N$ and $\mathrm{AIC} = -2 \log L + 2p$ penalise the
 $p$ free parameters; lower is better. Press <i>Compute BIC/AIC</i>, then click a point of the plot to adopt its
 $K$. A grid computed for other points (or another covariance type) is greyed and marked stale.</p>
@@ -134,6 +146,7 @@ class MixtureLab(LabView):
         self.timings: dict[str, float] = {}
         self._build()
         self._connect()
+        follow_colours(self._on_colours)  # another palette: recolour
         self._load_source(refit=False)
         workspace.events.dataset.connect(self._on_workspace_dataset)
         self._on_workspace_dataset(workspace.dataset)
@@ -202,6 +215,20 @@ class MixtureLab(LabView):
         self.init_combo.setCurrentText(st.config.init)
         self.init_combo.setToolTip("how the parameters start")
         self.seed_spin = _spin(SEED_RANGE, st.config.seed, "seed", "seed of the initialisation")
+        self.reg_combo = QComboBox()
+        self.reg_combo.setObjectName("reg-covar")
+        for reg in REG_COVARS:
+            self.reg_combo.addItem(f"{reg:.0e}", reg)
+        self.reg_combo.setToolTip(
+            "reg_covar: added to every covariance's diagonal after each M-step, a floor under the variances "
+            "(a component collapsing onto one point stops there, and the likelihood stays finite)"
+        )
+        self.compare_check = QCheckBox("compare with seed")
+        self.compare_check.setObjectName("compare-check")
+        self.compare_check.setToolTip(
+            "run EM a second time on the same points from another seed and show where it ends"
+        )
+        self.compare_spin = _spin(SEED_RANGE, 1, "compare-seed", "seed of the second EM run")
         self.e_button = QPushButton("E-step")
         self.e_button.setToolTip("compute the responsibilities p(z=k|x) (recolours the points)")
         self.m_button = QPushButton("M-step")
@@ -219,6 +246,7 @@ class MixtureLab(LabView):
         self.em_row = flow(
             group(QLabel("K"), self.k_spin, QLabel("covariance"), self.cov_combo),
             group(QLabel("init"), self.init_combo, QLabel("seed"), self.seed_spin),
+            group(QLabel("reg"), self.reg_combo, self.compare_check, self.compare_spin),
             group(self.e_button, self.m_button, self.run_button, self.reset_button),
         )
 
@@ -237,6 +265,7 @@ class MixtureLab(LabView):
         self.heat = pg.ImageItem(axisOrder="col-major")
         self.heat.setZValue(-10)
         self.heat.setOpacity(0.85)
+        self.heat.setVisible(False)  # until a density mode shows it (app.widgets.theme: no heatmap under the lines)
         self.heat.setLookupTable(pg.ColorMap([0.0, 1.0], [(255, 255, 255), (120, 135, 175)]).getLookupTable(nPts=256))
         self.vb.addItem(self.heat, ignoreBounds=True)
         self.contours = ContourLines(self.vb, [pg.mkPen((90, 100, 140), width=1)] * len(CONTOUR_DROPS), z=-5)
@@ -263,10 +292,23 @@ class MixtureLab(LabView):
         left = QWidget()
         lv = QVBoxLayout(left)
         lv.setContentsMargins(0, 0, 0, 0)
-        lv.addWidget(self.scatter_widget, 1)
+        # the "compare with seed" view sits under the scatter (shown only while a comparison is asked for)
+        self.compare = ComparePanel()
+        self.compare.setVisible(False)
+        self.scatter_split = QSplitter(Qt.Orientation.Vertical)
+        self.scatter_split.setChildrenCollapsible(False)
+        self.scatter_split.addWidget(self.scatter_widget)
+        self.scatter_split.addWidget(self.compare)
+        self.scatter_split.setStretchFactor(0, 3)
+        self.scatter_split.setStretchFactor(1, 1)
+        lv.addWidget(self.scatter_split, 1)
         history_row = group(QLabel("History"), self.history_slider, QLabel("  speed"), self.speed, self.speed_label)
         lv.addWidget(history_row)
         lv.addWidget(self.step_label)
+        self.var_label = QLabel()
+        self.var_label.setObjectName("variance-text")
+        self.var_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)  # (its own line)
+        lv.addWidget(self.var_label)
         lv.addWidget(self.warn_label)
 
         # -- right column: log-likelihood, posterior bars, BIC/AIC
@@ -317,8 +359,10 @@ class MixtureLab(LabView):
         self.data_seed.valueChanged.connect(lambda _v: self._load_source())
         for spin in (self.k_spin, self.seed_spin):
             spin.valueChanged.connect(lambda _v: self._config_changed())
-        for combo in (self.cov_combo, self.init_combo):
+        for combo in (self.cov_combo, self.init_combo, self.reg_combo):
             combo.currentTextChanged.connect(lambda _t: self._config_changed())
+        self.compare_check.toggled.connect(lambda _c: self._compare_changed())
+        self.compare_spin.valueChanged.connect(lambda _v: self._compare_changed())
         self.e_button.clicked.connect(lambda: self.step_half("E"))
         self.m_button.clicked.connect(lambda: self.step_half("M"))
         self.run_button.clicked.connect(self.toggle_run)
@@ -346,6 +390,7 @@ class MixtureLab(LabView):
             cov_type=self.cov_combo.currentText(),
             init=self.init_combo.currentText(),
             seed=self.seed_spin.value(),
+            reg_covar=float(self.reg_combo.currentData()),
         )
         self._draw_bic()  # (a grid for another covariance type is stale)
         self.reset(run=True)
@@ -354,7 +399,8 @@ class MixtureLab(LabView):
         """Widgets from the state (after a session restore), without their signals."""
         st, cfg = self.state, self.state.config
         widgets: list[QWidget] = [self.k_spin, self.cov_combo, self.init_combo, self.seed_spin, self.source_combo]
-        widgets += [self.n_spin, self.data_seed, self.density_combo]
+        widgets += [self.n_spin, self.data_seed, self.density_combo, self.reg_combo, self.compare_check]
+        widgets += [self.compare_spin]
         for w in widgets:
             w.blockSignals(True)
         try:
@@ -362,6 +408,10 @@ class MixtureLab(LabView):
             self.cov_combo.setCurrentText(cfg.cov_type)
             self.init_combo.setCurrentText(cfg.init)
             self.seed_spin.setValue(cfg.seed)
+            self.reg_combo.setCurrentIndex(max(self.reg_combo.findData(cfg.reg_covar), 0))
+            self.compare_check.setChecked(st.compare_on)
+            self.compare_spin.setValue(st.compare_seed)
+            self._show_compare_panel()
             self.source_combo.setCurrentText(st.source)
             self.n_spin.setValue(st.n)
             self.data_seed.setValue(st.data_seed)
@@ -426,6 +476,7 @@ class MixtureLab(LabView):
     def _points_changed(self, keep_view: bool) -> None:
         """Draw new points; the BIC/AIC grid of the previous ones is stale (a running one is stopped)."""
         self.points.set_data(self.state.X)
+        self.compare.set_points(self.state.X, fit_range(self.state.X))
         if not keep_view:
             (x0, x1), (y0, y1) = fit_range(self.state.X)
             self.vb.setRange(xRange=(x0, x1), yRange=(y0, y1), padding=0)
@@ -448,6 +499,7 @@ class MixtureLab(LabView):
             self._draw_empty(f"{len(self.X)} point(s): add at least K = {self.state.config.k} to fit")
             return
         self._submit(None, None if run else 0)
+        self._start_compare()
 
     def _draw_empty(self, text: str) -> None:
         self.ellipses.clear()
@@ -455,6 +507,7 @@ class MixtureLab(LabView):
             t.setVisible(False)
         self.points.set_colours(np.tile(GREY, (len(self.X), 1)))
         self.ll_plot.show_curve(ll_curve([]))
+        self.var_label.setText("")
         self._set_step_text(text)
         self.history_slider.setRange(0, 0)
 
@@ -477,7 +530,7 @@ class MixtureLab(LabView):
             self.runner.submit(
                 self.channel("em"),
                 job,
-                on_snapshot=self._on_step,
+                on_snapshot=partial(self._on_step, palette=palette),
                 on_error=self._on_em_error,
                 on_finished=self._em_finished,
                 keep_all=True,
@@ -504,15 +557,83 @@ class MixtureLab(LabView):
         if plan is not None:
             self._submit(*plan)
 
-    def toggle_run(self) -> None:
+    def is_running(self) -> bool:
+        return self.runner.is_busy(self.digits.channel()) if self.state.source == DIGITS else self.is_em_running()
+
+    def toggle_run(self) -> bool:
+        """Run EM to convergence from the shown step (a fresh initialisation when there is none), or pause it."""
+        if self.state.source == DIGITS:  # the digits page: fit, or cancel the fit
+            if self.runner.is_busy(self.digits.channel()):
+                self.digits.cancel()
+            else:
+                self.digits.fit()
+            return True
         if self.is_em_running():
             self.pause()
-            return
+            return True
         start = self.state.history.branch_here()
         if start is None:
             self.reset(run=True)
         else:
             self._submit(start, None)
+        return True
+
+    # -- the comparison run: the same points and configuration, another seed ----------------------------------------
+    def _compare_changed(self) -> None:
+        st = self.state
+        st.compare_on, st.compare_seed = self.compare_check.isChecked(), self.compare_spin.value()
+        self._show_compare_panel()
+        self._start_compare()
+        self._draw_compare()
+        self.ll_plot.show_curve(ll_curve(st.history.steps, self._compare_reference()))
+
+    def _show_compare_panel(self) -> None:
+        """The compare view shows while a comparison is asked for; shown, it gets a share of the column."""
+        on = self.state.compare_on and self.state.source != DIGITS
+        if on and not self.compare.isVisible():
+            total = sum(self.scatter_split.sizes()) or 600
+            self.scatter_split.setSizes([int(total * 0.68), int(total * 0.32)])
+        self.compare.setVisible(on)
+
+    def _start_compare(self) -> None:
+        """(Re)start the second EM run in the worker (channel ``mixture/compare``); it keeps only its end."""
+        self.runner.cancel(self.channel("compare"))
+        st = self.state
+        st.forget_compare()
+        cfg = st.compare_config()
+        if cfg is None or st.source == DIGITS or not st.can_fit():
+            return
+        X, palette = self.X.copy(), component_colours(cfg.k)
+        version = st.data_version
+
+        def job():
+            yield from em_to_convergence(X, cfg, palette)
+
+        def on_snapshot(item) -> None:
+            if st.data_version == version and st.compare_config() == cfg:
+                st.receive_compare(item[0], item[1], done=False)
+                self._draw_compare()
+
+        def on_finished() -> None:
+            if st.data_version == version and st.compare_config() == cfg and st.compare_step is not None:
+                st.compare_done = True
+                self._draw_compare()
+                self.ll_plot.show_curve(ll_curve(st.history.steps, self._compare_reference()))
+
+        self.runner.submit(self.channel("compare"), job, on_snapshot=on_snapshot, on_finished=on_finished)
+
+    def _compare_reference(self) -> float | None:
+        st = self.state
+        return st.compare_step.log_likelihood if st.compare_done and st.compare_step is not None else None
+
+    def _draw_compare(self) -> None:
+        st = self.state
+        if not st.compare_on:
+            self.ll_plot.set_reference(None)
+            return
+        text = compare_text(st.compare_seed, st.compare_step, st.compare_done, st.history.current, st.config.seed)
+        self.compare.draw(st.compare_step, st.compare_colours, text)
+        self.ll_plot.set_reference(self._compare_reference(), f"seed {st.compare_seed}'s end")
 
     def pause(self) -> None:
         self.runner.cancel(self.channel("em"))
@@ -537,11 +658,13 @@ class MixtureLab(LabView):
         self._set_running(False)
         self._set_step_text(message)
 
-    def _on_step(self, item: tuple[Step, np.ndarray | None]) -> None:
+    def _on_step(self, item: tuple[Step, np.ndarray | None], palette: np.ndarray | None = None) -> None:
         step, colours = item
+        if colours is not None and palette is not None and not np.array_equal(palette, component_colours(len(palette))):
+            colours = None  # blended in the palette of before a palette switch: recomputed from the responsibilities
         show = self.state.receive(step, colours)
         self._sync_slider()
-        self.ll_plot.show_curve(ll_curve(self.state.history.steps))
+        self.ll_plot.show_curve(ll_curve(self.state.history.steps, self._compare_reference()))
         if show:
             self.show_step(self.state.history.shown)
         self._refresh_controls()
@@ -549,7 +672,7 @@ class MixtureLab(LabView):
     def _history_changed(self) -> None:
         """The history was replaced or cut (an edit): draw it and its shown step."""
         self._sync_slider()
-        self.ll_plot.show_curve(ll_curve(self.state.history.steps))
+        self.ll_plot.show_curve(ll_curve(self.state.history.steps, self._compare_reference()))
         self.show_step(self.state.history.shown)
 
     def _sync_slider(self) -> None:
@@ -571,7 +694,7 @@ class MixtureLab(LabView):
         step = h.scrub(i)
         self._sync_slider()
         K = step.k
-        self.points.set_colours(h.colours(i, self.X))
+        self.points.set_colours(h.colours(i, self.X), self._marker_shapes(i))
         self.timings["recolour_ms"] = (time.perf_counter() - t0) * 1000
         flagged = detect_collapse(step, len(self.X), self.state.data_scale())
         self.ellipses.set(step.means, step_full_covs(step), [qcolor(k) for k in range(K)], flagged)
@@ -579,12 +702,36 @@ class MixtureLab(LabView):
         self.ll_plot.now.setValue(i)
         self._set_step_text(step_text(i, step))
         self.warn_label.setText(collapse_text(flagged))
+        self.var_label.setText(variance_text(step, self.state.config.reg_covar))
+        self.var_label.setToolTip(
+            "the smallest eigenvalue of the components' covariances (the variance along a component's narrowest "
+            "direction). EM adds reg_covar to every covariance's diagonal, so no variance falls below it: a component "
+            "collapsing onto one or two points stops at the floor, with a large but finite likelihood. Raise reg to "
+            "see the collapse stop earlier."
+        )
+        if self.state.compare_on:
+            self._draw_compare()
         self._show_selection()
         self._update_density()
         if self.sample_button.isChecked():
             self._update_samples()
         self._refresh_controls()
         self.timings["show_ms"] = (time.perf_counter() - t0) * 1000
+
+    def _marker_shapes(self, i: int) -> np.ndarray | None:
+        """Each point's marker: the shape of its most probable component, with the colour-blind-safe palette and at
+        most ``SHAPE_MAX_POINTS`` points (beyond, markers are 1-2 px dots whose shapes cannot be told apart, and the
+        N x K responsibilities would be computed here, on the GUI thread); None: discs."""
+        if not colour_blind_safe() or len(self.X) > SHAPE_MAX_POINTS:
+            return None
+        res = self.state.history.responsibilities(i, self.X)
+        return None if res is None else np.argmax(res[0], axis=1)
+
+    def _on_colours(self, _appearance=None) -> None:
+        """Another palette (or light/dark): recolour the points, ellipses, means, bars and samples shown."""
+        self.state.history.colour_cache.clear()
+        if self.state.history.steps and self.state.source != DIGITS:
+            self.show_step(self.state.history.shown)
 
     def _set_step_text(self, text: str) -> None:
         self.step_label.setText(text)
@@ -701,6 +848,7 @@ class MixtureLab(LabView):
             return
         self._history_changed()
         self._submit(restart, None)
+        self._start_compare()
 
     # -- BIC / AIC
     def compute_bic(self) -> None:
@@ -737,11 +885,44 @@ class MixtureLab(LabView):
     # LabView
     # ------------------------------------------------------------------------------------------------------------
     def activate(self) -> None:
+        self._activated = True  # (the window activates a lab it is about to show, before its show event)
         if self.state.source == DIGITS:
             self.digits.activate()
             return
-        if not self.state.history.steps and not self.is_em_running() and self.state.can_fit():
+        st = self.state
+        if not st.history.steps and not self.is_em_running() and st.can_fit():
             self.reset(run=True)
+        elif st.compare_on and not st.compare_done and not self.runner.is_busy(self.channel("compare")):
+            self._start_compare()  # (hiding the lab cancelled it)
+
+    # -- animation (File → Export animation…: app.widgets.animation_export) -------------------------------------------
+    def animation_problem(self) -> str | None:
+        if self.state.source == DIGITS:
+            return "the digits page keeps no EM history; choose a 2-D data source and run EM"
+        if not self.state.history.steps:
+            return "there are no EM half steps yet: run EM (Run, E-step or M-step) first"
+        if self.is_em_running():
+            return "EM is running: pause it (or let it converge) to export its half steps"
+        return None
+
+    def animation_frame_count(self) -> int:
+        return 0 if self.state.source == DIGITS else len(self.state.history)
+
+    def animation_frames(self) -> Iterator[str]:
+        """Every stored half step in turn (the history slider's positions), then back to the step the user had."""
+        h = self.state.history
+        shown, follow, count = h.shown, h.follow, len(h)
+        try:
+            for i in range(count):
+                if i >= len(h):  # (the history was cut meanwhile)
+                    return
+                self.show_step(i)
+                h.follow = False  # a half step arriving meanwhile is stored, not shown
+                yield f"{self.title}, EM {step_text(i, h[i])}"
+        finally:
+            if h.steps:
+                self.show_step(h.newest if follow else min(shown, h.newest))
+                h.follow = follow
 
     def export_csv(self, path: str) -> None:
         if self.state.source == DIGITS:
@@ -778,7 +959,12 @@ class MixtureLab(LabView):
         self.state.take_restored_selection()
         self._show_selection()
         if self._activated or self.isVisible():
-            self.activate()
+            if self.state.source == DIGITS:
+                self.digits.activate()
+            elif self.state.can_fit():
+                # a fresh fit of the restored settings (not ``activate``: the run cancelled above may still be
+                # winding down in the worker, and activate starts nothing while EM looks busy)
+                self.reset(run=True)
 
     def deactivate(self) -> None:
         super().deactivate()
