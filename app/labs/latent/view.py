@@ -20,7 +20,7 @@ from collections.abc import Iterator
 import numpy as np
 import pyqtgraph as pg
 import torch
-from PySide6.QtCore import QRectF, Qt, QTimer
+from PySide6.QtCore import QEvent, QRectF, Qt, QTimer
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -99,6 +99,7 @@ KL). Its grid shows the mean-field pass, each pixel's probability fed to the nex
 
 BACKGROUNDS = [("none", "no background"), ("aggregate", "aggregate posterior q(z)"), ("ratio", "log q(z) − log p(z)")]
 THUMB_CAP = 400
+STACK_BELOW_RATIO = 1.2  # canvas width / height below which the two latent planes stack (each needs about a square)
 THUMB_PX = 26
 SEED_MAX = 2**31 - 1
 
@@ -212,6 +213,8 @@ class LatentLab(LabView):
             steady_tick_column(p)  # panning and zooming do not re-lay out the two plots
         self.grid_plot.setXLink(self.plot)
         self.grid_plot.setYLink(self.plot)
+        self.plots_side_by_side = True
+        self.canvas.installEventFilter(self)  # (a narrow canvas stacks the two square plots: _arrange_plots)
         left.addWidget(self.canvas, 1)
         self.status = ElidedLabel("", min_chars=8)  # long timing text elides (all of it in the tooltip)
         self.status.setObjectName("latent-status")
@@ -805,6 +808,23 @@ class LatentLab(LabView):
 
     def is_running(self) -> bool:
         return self.run.running
+
+    def eventFilter(self, watched, event) -> bool:
+        if watched is self.canvas and event.type() == QEvent.Type.Resize:
+            self._arrange_plots()
+        return super().eventFilter(watched, event)
+
+    def _arrange_plots(self) -> None:
+        """The two square latent planes side by side, or one above the other when the canvas is narrower than
+        ``STACK_BELOW_RATIO`` times its height (beside a lesson panel on a 1280 px screen the second plane was cut
+        off: a plot with a locked aspect does not shrink below its height)."""
+        side = self.canvas.width() >= STACK_BELOW_RATIO * self.canvas.height()
+        if side == self.plots_side_by_side:
+            return
+        self.plots_side_by_side = side
+        layout = self.canvas.ci
+        layout.removeItem(self.grid_plot)
+        layout.addItem(self.grid_plot, row=0 if side else 1, col=1 if side else 0)
 
     def toggle_run(self) -> bool:
         """Train with the train panel's settings, or stop training (the best model seen is kept)."""

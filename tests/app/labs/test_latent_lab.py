@@ -265,3 +265,28 @@ def test_export_csv_and_view_state(lab, tmp_path):
     state = lab.view_state()
     lab.restore_view_state({**state, "grid_n": 12, "background": "aggregate", "range": "bad"})
     assert lab.grid_n.value() == 12 and lab.background.currentData() == "aggregate"
+
+
+def test_a_narrow_lab_stacks_the_two_latent_planes_so_neither_is_cut_off(qtbot, open_lab, tiny_vae):
+    """Beside a lesson panel on a 1280 px screen the lab is ~960 px wide: the decoded manifold plane was cut off at
+    the canvas's right edge (a plot with a locked aspect does not shrink below its height); now it goes below."""
+    from app.labs.latent.view import STACK_BELOW_RATIO, LatentLab
+
+    lab = open_lab(LatentLab, tiny_vae, size=(940, 760))
+    lab.set_help_visible(False)
+    arranged = {}
+    for width in (940, 1900, 940):
+        lab.resize(width, 760)
+        qtbot.waitUntil(lambda w=width: lab.width() == w, timeout=5000)
+        qtbot.waitUntil(
+            lambda: lab.plots_side_by_side == (lab.canvas.width() >= STACK_BELOW_RATIO * lab.canvas.height()),
+            timeout=5000,
+        )
+
+        def inside() -> bool:
+            boxes = [p.sceneBoundingRect() for p in (lab.plot, lab.grid_plot)]
+            return all(b.right() <= lab.canvas.width() + 1 and b.bottom() <= lab.canvas.height() + 1 for b in boxes)
+
+        qtbot.waitUntil(inside, timeout=5000)  # (pyqtgraph lays the scene out on a later event loop turn)
+        arranged[width] = lab.plots_side_by_side
+    assert arranged == {940: False, 1900: True}
