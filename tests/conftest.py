@@ -67,23 +67,26 @@ def tiny_vae():
 
 @pytest.fixture
 def open_lab(qtbot):
-    """``open_lab(LabClass, model=None, dataset="digits", size=(1280, 760))``: a lab on its own Workspace and
-    TaskRunner (CPU; the bundled ``dataset``, ``model`` when given), shown; its runner is shut down after the test."""
+    """``open_lab(LabClass, model=None, dataset="digits", size=(1280, 760), workspace=None)``: a lab on its own
+    TaskRunner and a Workspace (CPU; the bundled ``dataset``, ``model`` when given; or ``workspace`` as it is),
+    shown; its runner is shut down after the test."""
     from app.core.workers import TaskRunner
     from app.core.workspace import Workspace
 
     runners = []
 
-    def make(lab_class, model=None, dataset: str | None = "digits", size=(1280, 760)):
-        ws = Workspace(device="cpu")
+    def make(lab_class, model=None, dataset: str | None = "digits", size=(1280, 760), workspace=None):
         runner = TaskRunner()
         runners.append(runner)
-        if dataset is not None:
-            from lvm.data import load_dataset
+        ws = workspace
+        if ws is None:
+            ws = Workspace(device="cpu")
+            if dataset is not None:
+                from lvm.data import load_dataset
 
-            ws.set_dataset(load_dataset(dataset), dataset)
-        if model is not None:
-            ws.set_model(model)
+                ws.set_dataset(load_dataset(dataset), dataset)
+            if model is not None:
+                ws.set_model(model)
         lab = lab_class(ws, runner)
         qtbot.addWidget(lab)
         lab.resize(*size)
@@ -93,7 +96,7 @@ def open_lab(qtbot):
 
     yield make
     for runner in runners:
-        runner.shutdown(10000)
+        runner.shutdown(20000)
 
 
 @pytest.fixture

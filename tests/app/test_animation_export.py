@@ -238,8 +238,8 @@ def test_inference_q_path_exports_one_frame_per_snapshot_and_q_comes_back(qtbot,
     kl.prior_button.click()
     kl.optimise(steps=20, lr=0.1)  # snapshots every 2 steps: 0, 2, ..., 20
     assert lab.animation_problem()  # (while it runs)
+    qtbot.waitUntil(lambda: [s.step for s in lab.state.q_path] == list(range(0, 21, 2)), timeout=60000)
     qtbot.waitUntil(lambda: not kl.is_optimising(), timeout=60000)
-    assert [s.step for s in lab.state.q_path] == list(range(0, 21, 2))
     kl.prior_button.click()  # the user moves q on; the path stays for export
     lab.set_panel("onedim")
     before = lab.state.q()

@@ -307,9 +307,13 @@ class KLGapPanel(QWidget):
         x = model_x(model, self.ws.selected_x)
         init = (torch.as_tensor(self.mean), torch.as_tensor(self.tril))
 
+        path: list = []  # every snapshot, kept by the worker (the GUI is shown the latest only: latest wins)
+
         def run():
             with single_thread():
-                yield from vi_steps(model, x, steps=steps, lr=lr, init=init, every=2)
+                for s in vi_steps(model, x, steps=steps, lr=lr, init=init, every=2):
+                    path.append(s)
+                    yield s
 
         def snapshot(s):
             if self.ws.selected_index != index:
@@ -318,12 +322,18 @@ class KLGapPanel(QWidget):
             self.set_q(s.mean.double().numpy(), s.scale_tril.double().numpy())
             self.best_button.setText(f"Stop optimising (step {s.step}/{steps})")
 
+        def finished():
+            if self.ws.selected_index == index:  # the whole path for export, with the snapshots not drawn
+                for s in path:
+                    self.lab.state.record_q_path(s.step, s.mean.double().numpy(), s.scale_tril.double().numpy())
+            self._optimise_done()
+
         self.best_button.setText("Stop optimising")
         self.lab.runner.submit(
             self.lab.channel("optimise"),
             run,
             on_snapshot=snapshot,
-            on_finished=self._optimise_done,
+            on_finished=finished,
             on_error=lambda m: self._optimise_done(),
         )
 

@@ -171,30 +171,19 @@ def test_every_preset_names_a_lab_a_valid_setup_an_action_and_a_watch_line():
 
 
 @pytest.fixture
-def make_lab(qtbot):
+def make_lab(open_lab):
     """``make_lab(name, workspace, before_activate=None)``: the lab ``name`` on ``workspace``, shown at 1280x720 and
-    activated as the window activates the lab it shows; its runner is shut down after the test."""
-    from app.core.workers import TaskRunner
+    activated as the window activates the lab it shows (conftest's ``open_lab``)."""
     from app.labs import lab_class
 
-    runners = []
-
     def make(name, workspace, before_activate=None):
-        runner = TaskRunner()
-        runners.append(runner)
-        lab = lab_class(name)(workspace, runner)
-        qtbot.addWidget(lab)
-        lab.resize(1280, 720)
-        lab.show()
-        qtbot.waitExposed(lab)
+        lab = open_lab(lab_class(name), workspace=workspace, size=(1280, 720))
         if before_activate is not None:
             before_activate(lab)
         lab.activate()
         return lab
 
-    yield make
-    for runner in runners:
-        runner.shutdown(20000)
+    return make
 
 
 # -- Mixture lab -----------------------------------------------------------------------------------------------------
