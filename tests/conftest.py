@@ -95,8 +95,8 @@ def open_lab(qtbot):
         return lab
 
     yield make
-    for runner in runners:
-        runner.shutdown(20000)
+    for runner in runners:  # close: jobs a lab submits from here on (a resize while it is deleted) never run
+        runner.close(20000)
 
 
 @pytest.fixture
