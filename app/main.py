@@ -40,7 +40,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--data", default=None, help="dataset: folder (MNIST layout), .npz, or built-in name (default: digits)"
     )
-    p.add_argument("--model", default=None, help="VAE checkpoint (.safetensors); default: the bundled 2-D VAE")
+    p.add_argument(
+        "--model",
+        default=None,
+        help="VAE checkpoint (.safetensors), or a Python file (FILE.py or FILE.py:FACTORY) building a latent model "
+        "(naming it runs it); default: the bundled 2-D VAE",
+    )
     p.add_argument("--device", default="auto", choices=DEVICE_CHOICES)
     p.add_argument("--view", default=None, choices=list(LABS), help="lab to open")
     p.add_argument("--list-views", action="store_true", help="print the view names, one a line, and exit")

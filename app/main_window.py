@@ -155,6 +155,13 @@ class MainWindow(QMainWindow):
             self._action(sub, name, lambda checked=False, n=name: self.load_dataset(n))
         m.addSeparator()
         self._action(m, "Open model…", self._ask_model)
+        bundled = m.addMenu("Bundled models")
+        from lvm.resources import BUNDLED_MODELS, pretrained_model_path
+
+        for key, (_file, what) in BUNDLED_MODELS.items():
+            path = pretrained_model_path(key)
+            act = self._action(bundled, what, lambda checked=False, p=path: self.open_model(str(p)))
+            act.setEnabled(path.exists())
         self._action(m, "Save model as…", self._ask_save_model)
         m.addSeparator()
         self._action(m, "Open session…", self._ask_open_session)
@@ -354,15 +361,18 @@ class MainWindow(QMainWindow):
 
         self._run_load("load/dataset", lambda: load_dataset(spec), done)
 
-    def load_model(self, path: str | Path, on_done=None) -> None:
+    def load_model(self, path: str | Path, on_done=None, sha256: str | None = None) -> None:
+        """Load a checkpoint or a Python model file (``lvm.user_models``) in a worker. Running a .py file needs the
+        user's consent, which the caller has: a command line names the file, ``open_model`` asks (``sha256``: the
+        content agreed to). A file that fails leaves the current model in place and the user sees why."""
         # imported here, on the GUI thread (after the first paint): the same package imported for the first time by
         # two threads at once broke (KeyError: 'lvm.models' while a lab's module was being imported)
-        from lvm.checkpoint import load_model
+        from lvm.user_models import load_any_model
 
         ws = self.workspace
 
         def job():
-            return load_model(path, ws.device)
+            return load_any_model(path, ws.device, allow_code=True, sha256=sha256)
 
         def done(result):
             model, info = result
@@ -434,8 +444,19 @@ class MainWindow(QMainWindow):
         if model is None:
             self.model_label.setText("no model")
             return
-        name = Path(self.workspace.model_path).name if self.workspace.model_path else "(unsaved)"
-        self.model_label.setText(f"model: {name} (latent {model.latent_dim}-D, {model.config.decoder})")
+        from lvm.models.capabilities import describe
+
+        ws = self.workspace
+        if ws.model_path:
+            name = Path(ws.model_path).name
+        else:
+            name = f"{type(model).__name__} (from Python)" if ws.model_info.get("source") == "explore" else "(unsaved)"
+        try:
+            caps = describe(model)
+        except LVMError:
+            self.model_label.setText(f"model: {name}")
+            return
+        self.model_label.setText(f"model: {name} (latent {caps.latent_dim}-D, {caps.decoder})")
 
     def _on_device(self, device) -> None:
         self.device_label.setText(str(device))
@@ -492,10 +513,49 @@ class MainWindow(QMainWindow):
             self.load_dataset(path)
 
     def _ask_model(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Open model", self._last_dir(), "Checkpoints (*.safetensors)")
+        path, _ = QFileDialog.getOpenFileName(
+            self,
+            "Open model",
+            self._last_dir(),
+            "Models (*.safetensors *.py);;Checkpoints (*.safetensors);;Python files building a model (*.py)",
+        )
         if path:
             self._remember_dir(path)
-            self.load_model(path)
+            self.open_model(path)
+
+    def open_model(self, path: str, on_done=None) -> bool:
+        """File → Open model: a checkpoint loads; a Python file (``FILE.py[:FACTORY]``, it runs code) loads once the
+        user agreed to run this content (asked once per content: its SHA-256 is remembered in the settings). Returns
+        whether a load started."""
+        from lvm.user_models import is_code_spec
+
+        sha256 = None
+        if is_code_spec(path):
+            sha256 = self.code_consent(path)
+            if sha256 is None:
+                self.statusBar().showMessage(f"{Path(path).name} was not run (you did not agree)", 10000)
+                return False
+        self.load_model(path, on_done, sha256=sha256 or None)
+        return True
+
+    def code_consent(self, spec: str) -> str | None:
+        """The SHA-256 of the Python file ``spec`` names when the user agrees to run it (remembered: asked once per
+        content), else None; "" for a file that cannot be read (loading it says why)."""
+        from app.core.settings import code_consented, remember_code_consent
+        from app.widgets import code_consent
+        from lvm.user_models import file_sha256, parse_spec
+
+        file = parse_spec(spec)[0]
+        try:
+            sha256 = file_sha256(file)
+        except OSError:
+            return ""
+        if code_consented(sha256):
+            return sha256
+        if not code_consent.ask_to_run_code(self, file):
+            return None
+        remember_code_consent(sha256)
+        return sha256
 
     def _ask_save_model(self) -> None:
         if self.workspace.model is None:
@@ -610,8 +670,8 @@ class MainWindow(QMainWindow):
         workspace's only when both loaded; a bad file (or a dataset or model it names that does not load) leaves the
         workspace untouched and says why. ``keep_view``: stay on the current lab (``--view`` wins over the session)."""
         from app.core.workspace import model_from_bytes
-        from lvm.checkpoint import load_model
         from lvm.data import load_dataset
+        from lvm.user_models import is_code_spec, load_any_model, parse_spec
 
         try:
             raw = read_session(path)
@@ -626,6 +686,17 @@ class MainWindow(QMainWindow):
 
         spec = resolve(raw["dataset"]) if Path(base / raw["dataset"]).exists() else raw["dataset"]
         model_path = resolve(raw["model"]) if raw.get("model") else None
+        code_sha256 = None
+        if model_path and raw.get("model_data") is None and is_code_spec(model_path):
+            file, factory = parse_spec(raw["model"])  # (FILE.py:FACTORY, the file relative to the session)
+            model_path = resolve(str(file)) + (f":{factory}" if factory else "")
+            code_sha256 = self.code_consent(model_path)  # asked unless this content was agreed to before
+            if code_sha256 is None:
+                self.show_error(
+                    f"the session {path} uses the Python model file {parse_spec(model_path)[0]}, which runs code; you "
+                    "did not agree to run it, so the session was not opened. The workspace is unchanged."
+                )
+                return
         device_spec, device, device_note = ws.device_spec, ws.device, None
         if raw.get("device"):
             try:  # a session saved on a GPU machine still opens without one, on the current device
@@ -639,7 +710,11 @@ class MainWindow(QMainWindow):
                 if raw.get("model_data") is not None:  # a model made in the app, embedded (field "model_data")
                     model, info = model_from_bytes(raw["model_data"], device, f"{path} (field 'model_data')")
                 else:
-                    model, info = load_model(model_path, device) if model_path else (None, None)
+                    model, info = (
+                        load_any_model(model_path, device, allow_code=True, sha256=code_sha256 or None)
+                        if model_path
+                        else (None, None)
+                    )
             except LVMError as exc:
                 raise SessionError(f"could not open the session {path}: {exc}. The workspace is unchanged.") from None
             return dataset, model, info

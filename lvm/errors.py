@@ -25,6 +25,11 @@ class ModelInputError(LVMError, ValueError):
     """Data handed to a model has the wrong shape, dtype or contains NaN/inf."""
 
 
+class UserModelError(ModelInputError):
+    """A model file the app did not make (a .py file, a refused format) gives no latent model (``lvm.user_models``);
+    the message names the file, the line where there is one, and what to change."""
+
+
 def out_of_memory_message(exc: BaseException) -> str | None:
     """What to tell the user when ``exc`` means the computer or the GPU ran out of memory (None for anything else).
 

@@ -2,10 +2,10 @@
 
 2-D: the coarse-to-fine scheme of ``lvm.estimators.quadrature`` (the one that ``log_marginal_adaptive``,
 ``lvm.inpainting`` and the labs share). A ``CoarseGrid`` is built once per model and data set: the integration box
-(``choose_box``: the prior's bulk and the encoder posteriors of the data) and the model decoded on a coarse grid
-over it. Per x, ``local_posterior`` finds the support on that grid and evaluates a fine grid over it;
+(``choose_box``: the prior's bulk and where the data's posteriors have mass) and the model decoded on a coarse
+grid over it. Per x, ``local_posterior`` finds the support on that grid and evaluates a fine grid over it;
 ``posterior_picture`` turns it into densities p(z|x) = exp(log p(x, z) - log p(x)) on both grids, the highest
-posterior density (HPD) levels and the mode.
+posterior density (HPD) levels, the mode and the box's error for this x (``box_error``).
 
 HPD region of mass m: {z : p(z|x) >= t_m} with t_m the largest threshold whose region holds m of the mass; on a
 grid of equal cells, the cells sorted by density, summed until m of the total (``hpd_levels``).
@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from numpy.typing import ArrayLike, NDArray
 
-from lvm.estimators.quadrature import LatentGrid, choose_box, local_posterior
+from lvm.estimators.quadrature import LatentGrid, box_error, choose_box, local_posterior, scan_grid
 from lvm.gaussian_q import model_device_dtype, model_x
 
 __all__ = [
@@ -60,22 +60,24 @@ class CoarseGrid:
     model: Any
     box: FloatArray
     grid: LatentGrid
+    scan: LatentGrid | None = None  # the wide scan grid (``scan_grid``): the box's error per x
 
     @classmethod
     @torch.no_grad()
     def build(
         cls, model: Any, data_x: NDArray[Any] | None = None, size: int = COARSE_SIZE, n_box: int = 1000
     ) -> CoarseGrid:
-        """The box covers the prior's bulk and the encoder posteriors of (up to ``n_box`` evenly spaced) points of
-        ``data_x`` (``choose_box``); the grid has ``size``^2 cells."""
+        """The box covers the prior's bulk and where the posteriors of (up to ``n_box`` evenly spaced) points of
+        ``data_x`` have mass (``choose_box``); the grid has ``size``^2 cells."""
         dev, dt = model_device_dtype(model)
         xs = None
         if data_x is not None and len(data_x):
             idx = np.linspace(0, len(data_x) - 1, min(n_box, len(data_x))).astype(int)
             xs = torch.as_tensor(np.asarray(data_x)[idx]).to(device=dev, dtype=dt)
-        box = choose_box(model, xs)
+        scan = scan_grid(model)
+        box = choose_box(model, xs, scan=scan)
         grid = LatentGrid.build(model, size=size, box=box)
-        return cls(model=model, box=box.numpy().copy(), grid=grid)
+        return cls(model=model, box=box.numpy().copy(), grid=grid, scan=scan)
 
     @property
     def size(self) -> int:
@@ -93,7 +95,8 @@ class PosteriorPicture:
     coarse global grid's ``coarse_density`` over ``coarse_extent``; ``levels``: the density thresholds of the HPD
     regions holding ``level_masses`` of the mass (decreasing); ``log_px`` (fine sum over the fine box + coarse sum
     outside it); ``outside_mass``: the share of p(x) outside the fine box; ``mode``: the fine grid's best point;
-    ``log_density``: log p(z|x) on the fine grid (finite where ``density`` underflows to 0)."""
+    ``log_density``: log p(z|x) on the fine grid (finite where ``density`` underflows to 0); ``box_error``: the
+    error of the coarse box, log(1 + M_out / M_box) in nats (``lvm.estimators.quadrature.box_error``)."""
 
     index: int | None
     log_px: float
@@ -106,6 +109,7 @@ class PosteriorPicture:
     outside_mass: float
     mode: tuple[float, float]
     log_density: FloatArray
+    box_error: float = float("nan")
 
     @property
     def cell_area(self) -> float:
@@ -142,7 +146,9 @@ def posterior_picture(
 ) -> PosteriorPicture:
     """The exact posterior of one x (``local_posterior``: support from the coarse grid, a ``fine``^2 grid over it)
     as densities on both grids, its HPD levels and its mode."""
-    lp = local_posterior(coarse.grid, model_x(coarse.model, x)[None], size=fine, threshold=threshold)
+    xt = model_x(coarse.model, x)[None]
+    lp = local_posterior(coarse.grid, xt, size=fine, threshold=threshold)
+    berr = box_error(coarse.model, xt, coarse.grid.box, log_px=torch.tensor([lp.log_px]), scan=coarse.scan)
     log_density = lp.log_density.reshape(fine, fine).double().cpu().numpy()
     density = np.exp(log_density)
     lj, n = lp.coarse_log_joint, coarse.grid.size
@@ -162,6 +168,7 @@ def posterior_picture(
         outside_mass=lp.outside_mass,
         mode=(float(mode[0]), float(mode[1])),
         log_density=log_density,
+        box_error=float(berr[0]),
     )
 
 

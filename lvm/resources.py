@@ -18,6 +18,14 @@ def resources_dir() -> Path:
     return Path(__file__).resolve().parents[1] / "resources"
 
 
-def pretrained_model_path() -> Path:
-    """The bundled 2-D VAE checkpoint (``resources/models/vae2d.safetensors``)."""
-    return resources_dir() / "models" / "vae2d.safetensors"
+# the bundled VAEs: name -> (file in resources/models, what it is)
+BUNDLED_MODELS: dict[str, tuple[str, str]] = {
+    "vae2d": ("vae2d.safetensors", "2-D latent VAE (exact log p(x) by quadrature)"),
+    "vae10d": ("vae10d.safetensors", "10-D latent VAE (log p(x) by AIS)"),
+}
+
+
+def pretrained_model_path(name: str = "vae2d") -> Path:
+    """A bundled VAE checkpoint: ``vae2d`` (the default model, 2-D latent) or ``vae10d`` (10-D latent), in
+    ``resources/models/``."""
+    return resources_dir() / "models" / BUNDLED_MODELS[name][0]

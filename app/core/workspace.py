@@ -164,10 +164,19 @@ class Workspace:
         device = resolve_device(spec)
         if spec == self.device_spec and device == self.device:
             return
+        movable = self.model is None or callable(getattr(self.model, "to", None))
+        if not movable and device != self.device:  # (a user's model that is no torch module)
+            from lvm.errors import ModelInputError
+
+            raise ModelInputError(
+                f"the model ({type(self.model).__name__}) is not a torch module and cannot move to {device}; "
+                f"the computations stay on {self.device}"
+            )
         self.device_spec, self._device = spec, device
         moved = None
         if self.model is not None:
-            moved = copy.deepcopy(self.model).to(device)
+            moved = copy.deepcopy(self.model)
+            moved = moved.to(device) if movable else moved
             self.model = moved
         self.events.device.emit(device)
         if moved is not None and self.model is moved:  # (a device subscriber may have set another model meanwhile)
@@ -210,6 +219,13 @@ class Workspace:
         if self.model is None or self.model_path is not None:
             return None, None
         from lvm.errors import LVMError
+        from lvm.models.vae import VAE
+
+        if not isinstance(self.model, VAE):  # (a live model handed to app.explore: its code is in no file)
+            return None, (
+                f"the model ({type(self.model).__name__}, from Python) is in no file: the session cannot keep it "
+                "(write a .py file that builds it and open that)"
+            )
 
         try:
             return model_to_base64(self.model, self.model_info), None

@@ -17,13 +17,15 @@ KL_COLOR = (220, 70, 50)
 
 
 class ElboKLBar(QWidget):
-    """``set_values(log_px, elbo)``; ``log_px`` may be None while it is being computed."""
+    """``set_values(log_px, elbo, note)``; ``log_px`` may be None while it is being computed; ``note`` says what
+    log p(x) is when it is an estimate (e.g. "AIS estimate ± 0.03"), shown beside it."""
 
     def __init__(self, min_span: float = 4.0, parent=None):
         super().__init__(parent)
         self.min_span = float(min_span)
         self.log_px: float | None = None
         self.elbo: float | None = None
+        self.note: str | None = None
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.setSpacing(2)
@@ -53,8 +55,8 @@ class ElboKLBar(QWidget):
     def kl(self) -> float | None:
         return None if self.log_px is None or self.elbo is None else self.log_px - self.elbo
 
-    def set_values(self, log_px: float | None, elbo: float | None) -> None:
-        self.log_px, self.elbo = log_px, elbo
+    def set_values(self, log_px: float | None, elbo: float | None, note: str | None = None) -> None:
+        self.log_px, self.elbo, self.note = log_px, elbo, note
         self._show_text()
         visible = elbo is not None and math.isfinite(elbo)
         for item in (self.elbo_bar, self.kl_bar, self.px_line, self.elbo_text, self.kl_text):
@@ -93,7 +95,8 @@ class ElboKLBar(QWidget):
         elif lp is None:
             self.label.setText(f"ELBO(q) = <b>{e:.3f}</b> nats; log p(x) is being computed…")
         else:
+            what = f"log p(x) ≈ <b>{lp:.3f}</b> ({self.note})" if self.note else f"log p(x) = <b>{lp:.3f}</b>"
             self.label.setText(
-                f"log p(x) = <b>{lp:.3f}</b> = <span style='color:rgb{ELBO_COLOR}'>ELBO(q) <b>{e:.3f}</b></span>"
+                f"{what} = <span style='color:rgb{ELBO_COLOR}'>ELBO(q) <b>{e:.3f}</b></span>"
                 f" + <span style='color:rgb{KL_COLOR}'>KL(q‖p(z|x)) <b>{lp - e:.3f}</b></span> nats"
             )

@@ -26,6 +26,7 @@ BENCHMARKS: dict[str, str] = {
     "gui": "lvm.bench.gui",
     "discrete": "lvm.bench.discrete",
     "startup": "lvm.bench.startup",
+    "ais": "lvm.bench.ais",
 }
 
 

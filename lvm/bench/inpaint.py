@@ -37,6 +37,7 @@ def _model(device: torch.device) -> tuple[VAE, str]:
 
 def run(quick: bool, device: torch.device) -> dict[str, Any]:
     from lvm.data import load_dataset
+    from lvm.estimators.quadrature import box_error
     from lvm.inpainting import InpaintGrid, make_mask, refined_log_p_obs
 
     model, name = _model(device)
@@ -61,6 +62,8 @@ def run(quick: bool, device: torch.device) -> dict[str, Any]:
         ref = median_time(redecode_and_infer, repeats=1 if quick else 3, warmup=0)
         res = grid.infer(x, mask, n_samples=0)
         refined = refined_log_p_obs(grid, x, mask, factor=4)
+        xt, m = grid.prepare(x, mask)
+        box_err = box_error(model, xt.reshape(1, -1), grid.box, log_px=torch.tensor([refined]), mask=m.reshape(1, -1))
         cases.append(
             case(
                 f"inpaint update {size}^2 grid (posterior + predictive + 16 samples)",
@@ -72,6 +75,7 @@ def run(quick: bool, device: torch.device) -> dict[str, Any]:
                 log_p_obs=res.log_p_obs,
                 refinement_change=refined - res.log_p_obs,
                 refined_grid=size * 4,
+                box_error=float(box_err[0]),
                 updates_per_s=1.0 / ours,
                 model=name,
                 device=str(device),

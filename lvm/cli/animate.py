@@ -40,7 +40,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     em.add_argument("--cov", default="full", choices=("full", "tied", "diag", "spherical"), help="covariance type")
     em.add_argument("--init", default="random_from_data", choices=("kmeans", "k-means++", "random", "random_from_data"))
     vi = p.add_argument_group("vi")
-    vi.add_argument("--model", default=None, help="a 2-D latent VAE checkpoint (default: the bundled vae2d)")
+    vi.add_argument(
+        "--model",
+        default=None,
+        help="a 2-D latent VAE checkpoint, or a Python file (FILE.py[:FACTORY]) building a latent model (naming it "
+        "runs it); default: the bundled vae2d",
+    )
     vi.add_argument("--index", type=int, default=0, help="the image of --data whose posterior is fitted (default 0)")
     vi.add_argument("--steps", type=int, default=60, help="optimisation steps (default 60)")
     vi.add_argument("--every", type=int, default=3, help="steps between frames (default 3)")
@@ -94,11 +99,11 @@ def _frames(args: argparse.Namespace, size: tuple[int, int]) -> Iterator[Image.I
         )
         return anim.em_frames(data.x, half_steps, size, args.cov)
     if args.what == "vi":
-        from lvm.checkpoint import load_model
         from lvm.resources import pretrained_model_path
+        from lvm.user_models import load_any_model
 
-        model, _ = load_model(args.model or pretrained_model_path())
-        model.eval()
+        # (naming a file on the command line: consent to run it)
+        model, _ = load_any_model(args.model or pretrained_model_path(), allow_code=True)
         data = load_dataset(args.data or "digits").split(args.split)
         if not 0 <= args.index < len(data):
             raise DatasetError(f"--index {args.index}: the data has {len(data)} images; give 0 to {len(data) - 1}")

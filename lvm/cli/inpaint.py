@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from typing import Any
 
 import numpy as np
 
@@ -23,7 +24,12 @@ TINT = np.array([255.0, 170.0, 60.0])
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", required=True, help="VAE checkpoint (.safetensors) with a 2-D (or 1-D) latent space")
+    p.add_argument(
+        "--model",
+        required=True,
+        help="VAE checkpoint (.safetensors), or a Python file (FILE.py[:FACTORY]) building a latent model (naming it "
+        "runs it), with a 2-D (or 1-D) latent space and a Bernoulli decoder",
+    )
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--image", help="a 28 x 28 8-bit grey or RGB PNG (white ink on black; see --invert)")
     src.add_argument("--index", type=int, help="index of an image in --data")
@@ -72,25 +78,47 @@ def _tile(x: np.ndarray, mask: np.ndarray, fill: np.ndarray | None) -> np.ndarra
     return np.where(mask[:, None], grey, miss).reshape(28, 28, 3).astype(np.uint8)
 
 
+def _box_error(model: Any, grid: Any, x: np.ndarray, mask: np.ndarray, log_p_obs: float) -> float:
+    """The quadrature box's error for log p(x_obs), in nats (``lvm.estimators.quadrature.box_error``)."""
+    import torch
+
+    from lvm.estimators.quadrature import box_error
+
+    xt, m = grid.prepare(x, mask)
+    err = box_error(model, xt.reshape(1, -1), grid.box, log_px=torch.tensor([log_p_obs]), mask=m.reshape(1, -1))
+    return float(err[0])
+
+
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from lvm.checkpoint import load_model
     from lvm.device import resolve_device
     from lvm.imageio import image_grid, write_png
     from lvm.inpainting import InpaintGrid, make_mask, refined_log_p_obs
+    from lvm.models.capabilities import describe
+    from lvm.user_models import load_any_model
 
     if args.samples < 0 or args.grid < 2 or args.scale < 1:
         raise ModelInputError("--samples must be >= 0, --grid >= 2 and --scale >= 1")
     device = resolve_device(args.device)
-    model, _ = load_model(args.model, device)
-    if model.data_dim != 784:
-        raise ModelInputError(f"{args.model}: the model is for {model.data_dim}-pixel data; inpainting needs 28 x 28")
+    model, _ = load_any_model(args.model, device, allow_code=True)  # (naming the file on the command line: consent)
+    caps = describe(model)
+    if caps.data_dim != 784:
+        raise ModelInputError(
+            f"{args.model}: the model is for {caps.data_dim or 'an undeclared number of'}-pixel data; inpainting "
+            "needs 28 x 28 (declare `data_dim = 784`)"
+        )
+    if caps.decoder != "bernoulli" or caps.latent_dim > 2:
+        raise ModelInputError(
+            f"{args.model}: exact inpainting needs a Bernoulli decoder (`bernoulli_logits`) and at most 2 latent "
+            f"dimensions; this model has a {caps.decoder} decoder and {caps.latent_dim} latent dimensions"
+        )
     x = _load_image(args).reshape(-1)
     mask = make_mask(args.mask, (28, 28), seed=args.seed)
     grid = InpaintGrid.build(model, size=args.grid)
     res = grid.infer(x, mask, n_samples=args.samples, generator=torch.Generator(device="cpu").manual_seed(args.seed))
     refined = refined_log_p_obs(grid, x, mask, factor=args.refine) if args.refine > 1 else None
+    box_err = _box_error(model, grid, x, mask, res.log_p_obs if refined is None else refined)
 
     tiles = [_tile(x, mask, None), _tile(x, mask, res.predictive.cpu().numpy())]
     tiles += [_tile(x, mask, s) for s in res.samples.cpu().numpy()]
@@ -104,6 +132,7 @@ def run(args: argparse.Namespace) -> int:
         "missing": int((~mask).sum()),
         "grid": args.grid,
         "box": grid.box.tolist(),
+        "box_error": box_err,
         "mask": args.mask,
         "posterior_mean_z": res.posterior_mean(grid).cpu().tolist(),
         "samples": args.samples,
@@ -124,5 +153,6 @@ def run(args: argparse.Namespace) -> int:
             print(
                 f"  {args.grid * args.refine}^2 grid: {refined:.4f} (refinement change {refined - res.log_p_obs:+.2e})"
             )
+        print(f"  box error {box_err:.1e} nats (the posterior's mass outside the box)")
         print(f"wrote {args.out}: observed, predictive mean, {args.samples} sampled completions")
     return 0

@@ -2,6 +2,7 @@
 Gauss-Hermite ELBOs and per-x Gaussian variational inference. All work with any latent model of
 ``lvm.models.base`` and any ``torch.distributions`` q."""
 
+from lvm.estimators.ais import AISProgress, AISResult, BDMCResult, ais, ais_steps, bdmc, bdmc_simulated
 from lvm.estimators.montecarlo import (
     Estimate,
     effective_sample_size,
@@ -16,6 +17,7 @@ from lvm.estimators.quadrature import (
     LatentGrid,
     LocalPosterior,
     RefinementReport,
+    box_error,
     choose_box,
     coarse_support,
     elbo_gauss_hermite,
@@ -29,11 +31,20 @@ from lvm.estimators.quadrature import (
     log_marginal_on_support,
     posterior_moments,
     posterior_on_grid,
+    posterior_region,
     refinement_report,
+    scan_grid,
 )
 from lvm.estimators.vi import GapDecomposition, VISnapshot, fit_gaussian_q, gap_decomposition, vi_steps
 
 __all__ = [
+    "AISProgress",
+    "AISResult",
+    "BDMCResult",
+    "ais",
+    "ais_steps",
+    "bdmc",
+    "bdmc_simulated",
     "Estimate",
     "naive_mc",
     "importance",
@@ -43,6 +54,9 @@ __all__ = [
     "kl_to_standard_normal",
     "LatentGrid",
     "choose_box",
+    "posterior_region",
+    "scan_grid",
+    "box_error",
     "log_marginal",
     "posterior_on_grid",
     "posterior_moments",

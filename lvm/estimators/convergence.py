@@ -32,6 +32,7 @@ import torch
 from numpy.typing import ArrayLike, NDArray
 
 from lvm.estimators.montecarlo import Estimate, effective_sample_size, importance, naive_mc
+from lvm.estimators.validation import check_gaussian_params, check_x
 from lvm.gaussian_q import gaussian, model_x
 from lvm.posterior_grid import PosteriorPicture
 
@@ -123,6 +124,15 @@ def lk_groups(log_w: ArrayLike, ks: Sequence[int]) -> dict[int, FloatArray]:
     return out
 
 
+def _one_x(model: Any, x: ArrayLike | torch.Tensor, q_mean: ArrayLike | None, q_tril: ArrayLike | None) -> torch.Tensor:
+    """One x (any shape holding D values, flattened) as a checked (1, D) tensor; q = N(q_mean, q_tril q_tril^T)'s
+    shapes checked when given (``lvm.estimators.validation``)."""
+    xt = check_x(model, model_x(model, x)[None])
+    if q_mean is not None and q_tril is not None:
+        check_gaussian_params(model, np.asarray(q_mean, dtype=np.float64), np.asarray(q_tril, dtype=np.float64), 1)
+    return xt
+
+
 def _draw(
     model: Any,
     xt: torch.Tensor,
@@ -157,7 +167,7 @@ def weighted_samples(
 ) -> WeightedSamples:
     """n samples of a proposal ('iwae': q = N(q_mean, q_tril q_tril^T); 'uniform': U(box^2); 'prior': N(0, I))
     with their log-weights (the ``Estimate``'s own samples)."""
-    est = _draw(model, model_x(model, x)[None], proposal, n, q_mean, q_tril, box, seed, samples=True)
+    est = _draw(model, _one_x(model, x, q_mean, q_tril), proposal, n, q_mean, q_tril, box, seed, samples=True)
     assert est.log_weights is not None and est.samples is not None
     log_w = est.log_weights[:, 0].double()
     return WeightedSamples(
@@ -194,7 +204,7 @@ def convergence_steps(
     ks_t = tuple(sorted({int(k) for k in ks}))
     K = ks_t[-1]
     names = tuple(proposals)
-    xt = model_x(model, x)[None]
+    xt = _one_x(model, x, q_mean, q_tril)
     pooled: dict[str, dict[int, list[FloatArray]]] = {name: {k: [] for k in ks_t} for name in names}
     with torch.no_grad():
         samples = {name: weighted_samples(model, x, name, n_show, q_mean, q_tril, box, seed) for name in names}
@@ -293,7 +303,7 @@ def jensen_estimates(
     model: Any, x: ArrayLike | torch.Tensor, q_mean: ArrayLike, q_tril: ArrayLike, k: int, repeats: int, seed: int = 0
 ) -> FloatArray:
     """``repeats`` independent importance-sampling estimates log p_hat(x) = log (1/k) sum_i w_i, z_i ~ q (R,)."""
-    xt = model_x(model, x)[None].expand(repeats, -1)
+    xt = _one_x(model, x, q_mean, q_tril).expand(repeats, -1)
     q = gaussian(model, q_mean, q_tril, batch=repeats)
     out: FloatArray = importance(model, xt, q, int(k), seed=seed).value.double().cpu().numpy()
     return out

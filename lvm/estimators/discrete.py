@@ -38,6 +38,7 @@ from torch.distributions import Distribution
 
 from lvm.errors import LVMError, ModelInputError
 from lvm.estimators.montecarlo import _LSE, Estimate
+from lvm.estimators.validation import check_x
 
 if TYPE_CHECKING:
     from lvm.models.base import BernoulliDecoderModel
@@ -71,15 +72,8 @@ def _split(latent_dim: int) -> tuple[int, int]:
 
 
 def _check_x(model: BinaryLatentModel, x: torch.Tensor | npt.ArrayLike) -> torch.Tensor:
-    x = torch.as_tensor(x)
-    if x.dim() == 1:
-        x = x.unsqueeze(0)
-    if x.dim() != 2 or x.shape[1] != model.data_dim:
-        raise ModelInputError(f"x must have shape (batch, {model.data_dim}); got {tuple(x.shape)}")
-    x = x.to(device=model.prior_logits.device, dtype=torch.float32)
-    if not torch.isfinite(x).all():
-        raise ModelInputError("x contains NaN or inf; clean the data first")
-    return x
+    """x (B, D) or one x (D,) -> a finite float32 (B, D) tensor on the model's device (``validation.check_x``)."""
+    return check_x(model, x, allow_single=True, device=model.prior_logits.device, dtype=torch.float32)
 
 
 EXP_SAFE = 80.0  # exp of numbers in [-80, 80] is a normal float32 with full precision

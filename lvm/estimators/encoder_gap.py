@@ -16,7 +16,9 @@ import numpy as np
 import torch
 from numpy.typing import ArrayLike, NDArray
 
+from lvm.errors import ModelInputError
 from lvm.estimators.quadrature import elbo_gauss_hermite, log_marginal_adaptive
+from lvm.estimators.validation import check_x
 from lvm.gaussian_q import model_device_dtype
 
 __all__ = ["EncoderGapSnapshot", "encoder_gap_steps"]
@@ -54,6 +56,12 @@ def encoder_gap_steps(
     dev, dt = model_device_dtype(model)
     idx = np.asarray(indices, dtype=np.int64)
     n = len(idx)
+    if n:
+        if idx.min() < 0 or idx.max() >= len(data_x):
+            raise ModelInputError(
+                f"indices must lie in [0, {len(data_x)}) (rows of data_x); got {int(idx.min())}..{int(idx.max())}"
+            )
+        check_x(model, np.asarray(data_x)[idx], name="data_x")
     elbo = np.full(n, np.nan)
     lpx = np.full(n, np.nan)
     boxt = torch.as_tensor(np.asarray(box, dtype=np.float64))

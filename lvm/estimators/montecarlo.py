@@ -25,6 +25,7 @@ import torch
 from torch.distributions import Distribution, Independent, MultivariateNormal, Normal, kl_divergence
 
 from lvm.errors import ModelInputError
+from lvm.estimators.validation import check_q, check_x
 from lvm.models.base import LatentModel, standard_normal_log_prob
 
 __all__ = [
@@ -77,18 +78,6 @@ def make_generator(
     return g
 
 
-def _check_x(model: LatentModel, x: torch.Tensor) -> torch.Tensor:
-    if x.dim() == 1:
-        x = x.unsqueeze(0)
-    if x.dim() != 2:
-        raise ModelInputError(f"x must have shape (batch, data_dim); got {tuple(x.shape)}")
-    if not x.dtype.is_floating_point:
-        x = x.float()
-    if not torch.isfinite(x).all():
-        raise ModelInputError("x contains NaN or inf; clean the data first")
-    return x
-
-
 def model_log_likelihood(model: LatentModel, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
     """log p(x|z) for x (B, D), z (S, B, Dz) -> (S, B); a fast path for Bernoulli decoders.
 
@@ -96,6 +85,11 @@ def model_log_likelihood(model: LatentModel, x: torch.Tensor, z: torch.Tensor) -
     """
     if hasattr(model, "bernoulli_logits"):
         logits: torch.Tensor = model.bernoulli_logits(z)
+        if logits.shape[-1] != x.shape[-1]:  # the product below would broadcast a wrong width silently
+            raise ModelInputError(
+                f"x has {x.shape[-1]} columns but the model's decoder gives {logits.shape[-1]} pixels: pass x of "
+                f"shape (batch, {logits.shape[-1]})"
+            )
         xs = x.to(logits.dtype)
         return (logits * xs).sum(-1) - torch.nn.functional.softplus(logits).sum(-1)
     return model.log_likelihood(x, z)
@@ -193,8 +187,9 @@ def naive_mc(
     ``proposal="uniform"``: z ~ U(box^Dz), log w = log p(x|z) + log p(z) + Dz log(b - a) (the box's volume), which
     estimates the integral over the box only (the lecture's picture). ``proposal="prior"``: z ~ N(0, I) and
     log w = log p(x|z) + log p(z) - log N(z; 0, I), i.e. exactly log p(x|z) when the prior is standard normal.
+    x: (B, D), numpy or torch (``lvm.estimators.validation.check_x``).
     """
-    x = _check_x(model, x)
+    x = check_x(model, x)
     if k < 1:
         raise ModelInputError(f"k must be at least 1; got {k}")
     dz = int(model.latent_dim)
@@ -240,8 +235,10 @@ def importance(
 
     value = logsumexp_i(log w_i) - log k with log w_i = log p(x, z_i) - log q(z_i), z_i ~ q: the IWAE bound L_k's
     single-draw estimate. With q = p(z|x) every weight equals p(x) and the estimate is exact with zero variance.
+    x: (B, D), numpy or torch; q: batch shape (B,) (``lvm.estimators.validation``).
     """
-    x = _check_x(model, x)
+    x = check_x(model, x)
+    check_q(model, q, x.shape[0])
     if k < 1:
         raise ModelInputError(f"k must be at least 1; got {k}")
     g = make_generator(seed, generator, x.device)
@@ -306,7 +303,8 @@ def elbo(
     Runs without gradients (an evaluation tool).
     """
     with torch.no_grad():
-        x = _check_x(model, x)
+        x = check_x(model, x)
+        check_q(model, q, x.shape[0])
         if k < 1:
             raise ModelInputError(f"k must be at least 1; got {k}")
         g = make_generator(seed, generator, x.device)

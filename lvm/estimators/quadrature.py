@@ -17,9 +17,12 @@ log sigma(l) - log sigma(-l) = l makes the whole likelihood table one GEMM:
 log p(x|z_g) = [x^2, x] @ [-exp(-v_g)/2, m_g exp(-v_g)]^T + c_g. Other models fall back to ``log_likelihood``.
 The logsumexp over the grid streams over chunks of grid points (running logaddexp), so memory stays bounded.
 
-The box (``choose_box``): the prior's bulk [-4, 4]^Dz (prior mass outside ~1e-4 per axis, and any posterior mass
-out there is further damped by the prior), widened to cover every given x's encoder posterior mean +- 6 sigma
-when the model has ``encode(x)``, and clipped to [-12, 12] (prior density there is below e^-72).
+The box (``choose_box``): the prior's bulk [-4, 4]^Dz, widened to where every given x's posterior has mass: a
+coarse scan of log p(x, z) over the wide box [-12, 12]^Dz (prior density beyond is below e^-72) keeps the cells
+within 20 nats of x's best cell, plus a margin of one cell (``posterior_region``), and, when the model has
+``encode(x)``, the encoder's mean +- 6 sigma. The box has an error of its own, besides the grid's: the mass of
+p(z|x) outside it. ``box_error`` estimates it on the same scan, log(1 + M_out / M_box), and ``refinement_report``
+reports it beside the grid's refinement change.
 
 Coarse to fine (the one scheme that ``log_marginal_adaptive``, ``local_posterior``, ``lvm.inpainting`` and the labs
 share): the posterior p(z|x) is concentrated, so a coarse grid finds where it lives and only there is a fine grid
@@ -51,11 +54,15 @@ from torch.distributions import Distribution
 
 from lvm.errors import ModelInputError
 from lvm.estimators.montecarlo import model_log_likelihood, prior_is_standard_normal
+from lvm.estimators.validation import XLike, check_gaussian_params, check_q, check_x
 from lvm.models.base import LOG_2PI, BernoulliDecoderModel, EncoderModel, GaussianDecoderModel, LatentModel
 
 __all__ = [
     "LatentGrid",
     "choose_box",
+    "scan_grid",
+    "posterior_region",
+    "box_error",
     "log_marginal",
     "posterior_on_grid",
     "posterior_moments",
@@ -76,6 +83,11 @@ __all__ = [
 
 PRIOR_BULK = 4.0
 BOX_LIMIT = 12.0
+# the scan for the posterior's mass (``choose_box``, ``box_error``): cells per axis over [-BOX_LIMIT, BOX_LIMIT]^Dz
+SCAN_SIZE = {1: 1024, 2: 64}
+BOX_TOLERANCE = 20.0  # nats below x's best scan cell still counted as posterior mass
+BOX_MARGIN = 1  # scan cells added around that region
+BOX_REFINE = 8  # sub-cells per axis of a scan cell at the box's edge (``box_error``)
 DEFAULT_CHUNK = 8192
 DEFAULT_X_CHUNK = 2048
 # The most memory a stored grid's decoder tables may take (a 1024^2 grid of a 784-pixel decoder would be 3.3 GB):
@@ -95,16 +107,9 @@ def _model_device_dtype(
     return (torch.device(device) if device is not None else torch.device("cpu")), (dtype or torch.float64)
 
 
-def _as_x(x: torch.Tensor, dtype: torch.dtype, device: torch.device | str) -> torch.Tensor:
-    x = torch.as_tensor(x)
-    if x.dim() == 1:
-        x = x.unsqueeze(0)
-    if x.dim() != 2:
-        raise ModelInputError(f"x must have shape (batch, data_dim); got {tuple(x.shape)}")
-    x = x.to(device=device, dtype=dtype)
-    if not torch.isfinite(x).all():
-        raise ModelInputError("x contains NaN or inf; clean the data first")
-    return x
+def _as_x(model: LatentModel, x: XLike, dtype: torch.dtype, device: torch.device | str) -> torch.Tensor:
+    """x (B, D), numpy or torch, checked (``lvm.estimators.validation.check_x``), on ``device`` in ``dtype``."""
+    return check_x(model, x, device=device, dtype=dtype)
 
 
 def _check_dim(model: LatentModel) -> int:
@@ -129,26 +134,201 @@ def _encoder_moments(model: EncoderModel, x: torch.Tensor, batch: int = 2048) ->
 
 def choose_box(
     model: LatentModel,
-    x: torch.Tensor | None = None,
+    x: XLike | None = None,
     n_sigma: float = 6.0,
     prior_bulk: float = PRIOR_BULK,
     limit: float = BOX_LIMIT,
+    *,
+    tolerance: float = BOX_TOLERANCE,
+    margin: int = BOX_MARGIN,
+    scan_size: int | None = None,
+    mask: torch.Tensor | None = None,
+    scan: LatentGrid | None = None,
 ) -> torch.Tensor:
     """The integration box, (Dz, 2) float64 rows [low, high]: see the module docstring.
 
-    [-prior_bulk, prior_bulk]^Dz, widened to cover encoder means +- n_sigma encoder sigmas of every x when ``x`` is
-    given and the model has ``encode``, then clipped to [-limit, limit].
+    [-prior_bulk, prior_bulk]^Dz, widened when ``x`` is given to cover (a) where each x's posterior has mass
+    (``posterior_region``: the scan cells of [-limit, limit]^Dz within ``tolerance`` nats of x's best cell, plus
+    ``margin`` cells) and (b) encoder means +- n_sigma encoder sigmas when the model has ``encode``; then clipped
+    to [-limit, limit]. ``mask`` (D,) or (B, D), 1 = observed: the posterior given the observed pixels only;
+    ``scan``: a ``scan_grid`` decoded before (reused).
     """
     dz = _check_dim(model)
     box = torch.tensor([[-prior_bulk, prior_bulk]] * dz, dtype=torch.float64)
-    if x is not None and hasattr(model, "encode"):
+    if x is not None:
         dev, dt = _model_device_dtype(model)
-        m, s = _encoder_moments(cast(EncoderModel, model), _as_x(x, dt, dev))
-        lo = (m - n_sigma * s).min(0).values.double().cpu()
-        hi = (m + n_sigma * s).max(0).values.double().cpu()
-        box[:, 0] = torch.minimum(box[:, 0], lo)
-        box[:, 1] = torch.maximum(box[:, 1], hi)
+        xt = _as_x(model, x, dt, dev)
+        region = posterior_region(model, xt, limit, tolerance, margin, scan_size, mask, scan)
+        box[:, 0] = torch.minimum(box[:, 0], region[:, 0])
+        box[:, 1] = torch.maximum(box[:, 1], region[:, 1])
+        if hasattr(model, "encode"):
+            m, s = _encoder_moments(cast(EncoderModel, model), xt)
+            lo = (m - n_sigma * s).min(0).values.double().cpu()
+            hi = (m + n_sigma * s).max(0).values.double().cpu()
+            box[:, 0] = torch.minimum(box[:, 0], lo)
+            box[:, 1] = torch.maximum(box[:, 1], hi)
     return box.clamp(-limit, limit)
+
+
+def scan_grid(model: LatentModel, limit: float = BOX_LIMIT, scan_size: int | None = None) -> LatentGrid:
+    """The coarse grid over the wide box [-limit, limit]^Dz (``SCAN_SIZE`` cells per axis by default) on which
+    ``choose_box`` looks for the posterior's mass and ``box_error`` measures the mass outside a box."""
+    dz = _check_dim(model)
+    size = SCAN_SIZE[dz] if scan_size is None else int(scan_size)
+    wide = torch.tensor([[-limit, limit]] * dz, dtype=torch.float64)
+    return LatentGrid.build(model, size=size, box=wide)
+
+
+def _scan_chunks(
+    scan: LatentGrid, x: torch.Tensor, mask: torch.Tensor | None
+) -> Iterator[tuple[int, int, torch.Tensor]]:
+    """(a, b, log p(x_a..b, z_g)) over chunks of x on the scan grid; a model without a decoder fast path decodes
+    (points x chunk) z's at once, so its chunks are small enough to bound that memory."""
+    n = x.shape[0]
+    if scan.kind == "generic":
+        x_chunk = max(1, (1 << 22) // max(1, scan.points.shape[0] * x.shape[1]))
+    else:
+        x_chunk = DEFAULT_X_CHUNK
+    if mask is not None:
+        mask = torch.as_tensor(mask).to(device=x.device, dtype=x.dtype)
+    for a in range(0, n, x_chunk):
+        b = min(n, a + x_chunk)
+        yield a, b, scan.log_joint(x[a:b], _mask_rows(mask, a, b))
+
+
+@torch.no_grad()
+def posterior_region(
+    model: LatentModel,
+    x: XLike,
+    limit: float = BOX_LIMIT,
+    tolerance: float = BOX_TOLERANCE,
+    margin: int = BOX_MARGIN,
+    scan_size: int | None = None,
+    mask: torch.Tensor | None = None,
+    scan: LatentGrid | None = None,
+) -> torch.Tensor:
+    """The smallest box (Dz, 2) of scan cells holding, for every x, the cells whose log p(x, z_g) is within
+    ``tolerance`` nats of that x's best cell, widened by ``margin`` cells and clipped to [-limit, limit].
+
+    Scan: ``scan_grid`` (the midpoint rule on [-limit, limit]^Dz); a cell left out holds less than e^-tolerance of
+    x's best cell, so all of them together less than G e^-tolerance of p(x) (as far as the scan resolves p(z|x)).
+    """
+    scan = scan_grid(model, limit, scan_size) if scan is None else scan
+    xt = scan.prepare(x)
+    keep = torch.zeros(scan.points.shape[0], dtype=torch.bool, device=scan.points.device)
+    for _, _, lj in _scan_chunks(scan, xt, mask):
+        keep |= (lj >= lj.max(-1, keepdim=True).values - tolerance).any(0)
+    idx = torch.nonzero(keep.reshape(scan.shape)).cpu()  # (cells, Dz)
+    wide = scan.box.to(torch.float64)
+    h = (wide[:, 1] - wide[:, 0]) / scan.size
+    lo = wide[:, 0] + (idx.min(0).values - margin) * h
+    hi = wide[:, 0] + (idx.max(0).values + 1 + margin) * h
+    return torch.stack([torch.maximum(lo, wide[:, 0]), torch.minimum(hi, wide[:, 1])], -1)
+
+
+@torch.no_grad()
+def box_error(
+    model: LatentModel,
+    x: XLike,
+    box: torch.Tensor,
+    log_px: torch.Tensor | None = None,
+    mask: torch.Tensor | None = None,
+    limit: float = BOX_LIMIT,
+    scan_size: int | None = None,
+    scan: LatentGrid | None = None,
+    refine: int = BOX_REFINE,
+) -> torch.Tensor:
+    """The error of integrating over ``box`` instead of all of z, per x (B,) float64, in nats:
+
+        log p(x) - log p_box(x) = log(1 + M_out / M_box),
+
+    M_box = exp(``log_px``), the quadrature's value over the box (default: the scan's sum over the cells inside
+    it). M_out, the mass outside the box, by the midpoint rule on the scan grid over [-limit, limit]^Dz
+    (``scan_grid``) on the scan's cells where no x has mass (below its best cell by more than ``BOX_TOLERANCE`` +
+    5 nats), and by the trapezoid rule on ``refine``^Dz sub-cells of each other cell not wholly inside the box,
+    counting every sub-cell the box cuts as outside: an upper estimate where p(z|x)'s tail beyond the box is
+    convex (beyond about one sd of its mode), as far as the scan resolves p(z|x). Prior mass beyond
+    [-limit, limit] (< e^-limit^2/2 per axis) is left out. Costs one scan, plus the sub-cells where x's have mass
+    outside the box (none for a box from ``choose_box``).
+    """
+    scan = scan_grid(model, limit, scan_size) if scan is None else scan
+    xt = scan.prepare(x)
+    dz = scan.points.shape[-1]
+    dev = scan.points.device
+    box = torch.as_tensor(box, dtype=torch.float64).reshape(dz, 2)
+    h = (scan.box[:, 1] - scan.box[:, 0]).to(torch.float64) / scan.size
+    p64 = scan.points.double().cpu()
+    eps = 1e-9 * h
+    inside = ((p64 - h / 2 >= box[:, 0] - eps) & (p64 + h / 2 <= box[:, 1] + eps)).all(-1).to(dev)
+    n = xt.shape[0]
+    log_in = torch.empty(n, dtype=torch.float64, device=xt.device)
+    out_lj = torch.empty((n, int((~inside).sum())), dtype=torch.float64, device=xt.device)
+    relevant = torch.zeros(out_lj.shape[1], dtype=torch.bool, device=xt.device)
+    for a, b, lj in _scan_chunks(scan, xt, mask):
+        lj = lj.double()
+        log_in[a:b] = torch.logsumexp(lj.masked_fill(~inside, -math.inf), -1) + scan.log_cell
+        out_lj[a:b] = lj[:, ~inside]
+        relevant |= (out_lj[a:b] >= lj.max(-1, keepdim=True).values - BOX_TOLERANCE - 5.0).any(0)
+    # outside cells where no x has mass: the scan's rule; the others: refine^Dz sub-cells each
+    log_out = torch.logsumexp(out_lj.masked_fill(relevant, -math.inf), -1) + scan.log_cell
+    centres = p64[(~inside).cpu()][relevant.cpu()]  # (cells, Dz)
+    if centres.shape[0]:
+        r = max(1, int(refine))
+        while r > 2 and centres.shape[0] * (r + 1) ** dz > (1 << 16):  # bounded work for a box far off x's mass
+            r //= 2
+        log_out = torch.logaddexp(log_out, _log_mass_outside(model, scan.kind, centres, h, r, box, xt, mask))
+    if log_px is not None:
+        log_in = torch.as_tensor(log_px).to(device=xt.device, dtype=torch.float64).reshape(-1)
+    return torch.nn.functional.softplus(log_out - log_in)
+
+
+def _log_mass_outside(
+    model: LatentModel,
+    kind: str,
+    centres: torch.Tensor,
+    h: torch.Tensor,
+    r: int,
+    box: torch.Tensor,
+    x: torch.Tensor,
+    mask: torch.Tensor | None,
+) -> torch.Tensor:
+    """log of the mass of p(x_b, z) (B,) float64 over the r^Dz sub-cells of the scan cells at ``centres`` (cells, Dz)
+    of width ``h`` that are not wholly inside ``box``, by the trapezoid rule on each sub-cell (the mean of its 2^Dz
+    corners: above the integral where the posterior's tail is convex, i.e. beyond about one sd of its mode)."""
+    dz = centres.shape[1]
+    offs = torch.arange(r + 1, dtype=torch.float64) / r - 0.5  # the corner lattice of one cell
+    mids = (torch.arange(r, dtype=torch.float64) + 0.5) / r - 0.5
+    lattice = torch.stack([g.reshape(-1) for g in torch.meshgrid(*([offs] * dz), indexing="ij")], -1) * h
+    subs = torch.stack([g.reshape(-1) for g in torch.meshgrid(*([mids] * dz), indexing="ij")], -1) * h
+    eps = 1e-9 * h
+    log_vol = float(torch.log(h / r).sum())
+    per_cell = (r + 1) ** dz
+    cells_chunk = max(1, DEFAULT_CHUNK // per_cell)
+    if mask is not None:
+        mask = torch.as_tensor(mask).to(device=x.device, dtype=x.dtype)
+    x_chunk = DEFAULT_X_CHUNK if kind != "generic" else max(1, (1 << 22) // max(1, cells_chunk * per_cell * x.shape[1]))
+    out = torch.full((x.shape[0],), -math.inf, dtype=torch.float64, device=x.device)
+    for i in range(0, centres.shape[0], cells_chunk):
+        c = centres[i : i + cells_chunk]
+        sub_centres = c[:, None, :] + subs[None]  # (cells, r^Dz, Dz)
+        half = h / (2 * r)
+        within = ((sub_centres - half >= box[:, 0] - eps) & (sub_centres + half <= box[:, 1] + eps)).all(-1)
+        keep = (~within).to(x.device)  # (cells, r^Dz)
+        z = (c[:, None, :] + lattice[None]).reshape(-1, dz).to(device=x.device, dtype=x.dtype)
+        tables = _decode(model, kind, z)
+        lp = model.log_prior(z)
+        for a in range(0, x.shape[0], x_chunk):
+            b = min(x.shape[0], a + x_chunk)
+            lj = (_log_lik_block(model, kind, tables, z, x[a:b], _mask_rows(mask, a, b)) + lp).double()
+            lj = lj.reshape(b - a, c.shape[0], *([r + 1] * dz))
+            if dz == 2:
+                corners = [lj[..., :-1, :-1], lj[..., 1:, :-1], lj[..., :-1, 1:], lj[..., 1:, 1:]]
+            else:
+                corners = [lj[..., :-1], lj[..., 1:]]
+            sub = torch.logsumexp(torch.stack(corners, -1), -1) - math.log(len(corners))  # (b, cells, r[, r])
+            sub = sub.reshape(b - a, c.shape[0], -1).masked_fill(~keep, -math.inf)
+            out[a:b] = torch.logaddexp(out[a:b], torch.logsumexp(sub.reshape(b - a, -1), -1) + log_vol)
+    return out
 
 
 def _axes(box: torch.Tensor, n: int) -> list[torch.Tensor]:
@@ -253,7 +433,7 @@ class LatentGrid:
         model: LatentModel,
         size: int = 256,
         box: torch.Tensor | None = None,
-        x: torch.Tensor | None = None,
+        x: XLike | None = None,
         store: bool = True,
         chunk: int = DEFAULT_CHUNK,
         device: torch.device | str | None = None,
@@ -315,8 +495,9 @@ class LatentGrid:
         """(..., G) -> (..., n) or (..., n, n) with [i, j] at (z1_i, z2_j)."""
         return values.reshape(*values.shape[:-1], *self.shape)
 
-    def prepare(self, x: torch.Tensor) -> torch.Tensor:
-        return _as_x(x, self.points.dtype, self.points.device)
+    def prepare(self, x: XLike) -> torch.Tensor:
+        """x checked (``lvm.estimators.validation.check_x``) as (B, D) on the grid's device and dtype."""
+        return _as_x(self.model, x, self.points.dtype, self.points.device)
 
     def blocks(self) -> Iterator[tuple[int, int, dict[str, torch.Tensor]]]:
         """Iterate (start, stop, tables) over chunks of grid points."""
@@ -334,7 +515,7 @@ class LatentGrid:
         """log p(x_b, z_g) for grid points i..j -> (B, j - i)."""
         return _log_lik_block(self.model, self.kind, tables, self.points[i:j], x, mask) + self.log_prior[i:j]
 
-    def log_joint(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+    def log_joint(self, x: XLike, mask: torch.Tensor | None = None) -> torch.Tensor:
         """The whole table log p(x_b, z_g) -> (B, G) (for small batches)."""
         x = self.prepare(x)
         return torch.cat([self.log_joint_block(x, i, j, t, mask) for i, j, t in self.blocks()], -1)
@@ -348,7 +529,7 @@ def _mask_rows(mask: torch.Tensor | None, i: int, j: int) -> torch.Tensor | None
 
 @torch.no_grad()
 def log_marginal(
-    grid: LatentGrid, x: torch.Tensor, mask: torch.Tensor | None = None, x_chunk: int = DEFAULT_X_CHUNK
+    grid: LatentGrid, x: XLike, mask: torch.Tensor | None = None, x_chunk: int = DEFAULT_X_CHUNK
 ) -> torch.Tensor:
     """log p(x) (B,) by the midpoint rule on ``grid``: log V + logsumexp_g log p(x, z_g), streamed over chunks.
 
@@ -367,7 +548,7 @@ def log_marginal(
 
 
 @torch.no_grad()
-def posterior_on_grid(grid: LatentGrid, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+def posterior_on_grid(grid: LatentGrid, x: XLike, mask: torch.Tensor | None = None) -> torch.Tensor:
     """Normalised log posterior mass per cell, log P(cell g | x) (B, G); logsumexp over g is 0.
 
     The log density at the cell centre is this minus ``grid.log_cell``; ``grid.reshape`` gives the picture.
@@ -378,7 +559,7 @@ def posterior_on_grid(grid: LatentGrid, x: torch.Tensor, mask: torch.Tensor | No
 
 @torch.no_grad()
 def posterior_moments(
-    grid: LatentGrid, x: torch.Tensor, mask: torch.Tensor | None = None
+    grid: LatentGrid, x: XLike, mask: torch.Tensor | None = None
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Posterior mean (B, Dz) and covariance (B, Dz, Dz) of p(z|x) on the grid (a Gaussian summary, e.g. for a
     moment-matched proposal)."""
@@ -391,7 +572,7 @@ def posterior_moments(
 
 def local_box(
     grid: LatentGrid,
-    x: torch.Tensor,
+    x: XLike,
     n_sigma: float = 5.0,
     min_half_width: float | None = None,
     mask: torch.Tensor | None = None,
@@ -399,7 +580,7 @@ def local_box(
     """A box (Dz, 2) around one x's posterior found on a (coarse) grid: mean +- n_sigma posterior sds per axis,
     at least two coarse cells wide each side, clipped to the grid's box: a Gaussian summary of where the posterior
     lives (``local_posterior`` draws the posterior itself, coarse to fine)."""
-    mean, cov = posterior_moments(grid, x[:1] if x.dim() == 2 else x, mask)
+    mean, cov = posterior_moments(grid, grid.prepare(x)[:1], mask)
     sd = torch.sqrt(torch.diagonal(cov[0], dim1=-2, dim2=-1).clamp_min(0)).double().cpu()
     cell = (grid.box[:, 1] - grid.box[:, 0]) / grid.size
     half = torch.maximum(n_sigma * sd, 2 * cell if min_half_width is None else torch.full_like(sd, min_half_width))
@@ -411,10 +592,11 @@ def local_box(
 
 @torch.no_grad()
 def _q_terms(
-    grid: LatentGrid, x: torch.Tensor, q: Distribution
+    grid: LatentGrid, x: XLike, q: Distribution
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     x = grid.prepare(x)
     bsz = x.shape[0]
+    check_q(grid.model, q, bsz)
     lpx = torch.full((bsz,), -math.inf, dtype=x.dtype, device=x.device)
     s_joint = torch.zeros(bsz, dtype=torch.float64, device=x.device)  # sum_g w_g (log p(x,z_g) - log q(z_g))
     s_mass = torch.zeros_like(s_joint)
@@ -433,7 +615,7 @@ def _q_terms(
     return lpx.double(), s_joint, s_logq, s_mass
 
 
-def elbo_quadrature(grid: LatentGrid, x: torch.Tensor, q: Distribution) -> torch.Tensor:
+def elbo_quadrature(grid: LatentGrid, x: XLike, q: Distribution) -> torch.Tensor:
     """ELBO(q) = int q(z) [log p(x, z) - log q(z)] dz by the midpoint rule (B,), for any q with ``log_prob``.
 
     Accurate when q's bulk lies in the box and q is several cells wide.
@@ -442,7 +624,7 @@ def elbo_quadrature(grid: LatentGrid, x: torch.Tensor, q: Distribution) -> torch
     return s_joint.to(grid.points.dtype)
 
 
-def kl_q_posterior(grid: LatentGrid, x: torch.Tensor, q: Distribution) -> torch.Tensor:
+def kl_q_posterior(grid: LatentGrid, x: XLike, q: Distribution) -> torch.Tensor:
     """KL(q || p(z|x)) = int q(z) [log q(z) - log p(x, z) + log p(x)] dz by the midpoint rule (B,).
 
     Equals log p(x) - ELBO(q) when q's mass on the grid is 1; an independent check of that identity.
@@ -488,7 +670,7 @@ class LocalPosterior:
 
 @torch.no_grad()
 def local_posterior(
-    coarse: LatentGrid, x: torch.Tensor, size: int = 48, threshold: float = 16.0, margin: int = 1
+    coarse: LatentGrid, x: XLike, size: int = 48, threshold: float = 16.0, margin: int = 1
 ) -> LocalPosterior:
     """The posterior of one x on a ``size``^Dz fine grid over its support (2b in the module docstring).
 
@@ -540,7 +722,7 @@ class AdaptiveResult:
 @torch.no_grad()
 def log_marginal_adaptive(
     model: LatentModel,
-    x: torch.Tensor,
+    x: XLike,
     size: int = 256,
     block: int = 8,
     box: torch.Tensor | None = None,
@@ -594,7 +776,7 @@ def log_marginal_adaptive(
 @torch.no_grad()
 def log_marginal_on_support(
     model: LatentModel,
-    x: torch.Tensor,
+    x: XLike,
     support: torch.Tensor,
     box: torch.Tensor,
     size: int,
@@ -612,8 +794,14 @@ def log_marginal_on_support(
     product, for exactly the x's whose support touches it. Returns ``(log_px, work, decoded)``: the number of
     (x, fine point) terms summed and of fine points decoded.
     """
-    dz = support.dim() - 1
+    dz = _check_dim(model)
+    x = check_x(model, x)
     n = x.shape[0]
+    if support.dim() != dz + 1 or support.shape[0] != n or len(set(support.shape[1:])) != 1:
+        raise ModelInputError(
+            f"support must be a (batch, n{', n' if dz == 2 else ''}) boolean array of coarse cells, one row per x "
+            f"({n}); got shape {tuple(support.shape)}"
+        )
     nb = support.shape[-1]
     block = size // nb
     box = torch.as_tensor(box, dtype=torch.float64).reshape(dz, 2)
@@ -702,37 +890,62 @@ def log_marginal_on_support(
 # ------------------------------------------------------------------------------------------------ refinement
 @dataclass(frozen=True)
 class RefinementReport:
-    """log p(x) per grid size: ``log_px[i]`` (B,) for ``sizes[i]``; ``max_change``/``mean_change``: max and mean
-    |log p_finest - log p_next finest| over x (nats), the quadrature's accuracy figure."""
+    """The two errors of quadrature, in nats. The grid's: log p(x) per grid size, ``log_px[i]`` (B,) for
+    ``sizes[i]``, and ``max_change``/``mean_change``, the max and mean |log p_finest - log p_next finest| over x.
+    The box's: ``box_errors`` (B,) = log(1 + M_out / M_box) (``box_error``: the mass of p(z|x) outside ``box``),
+    ``box_error``/``mean_box_error`` its max and mean over x. ``total_error``: the sum of the two maxima."""
 
     sizes: tuple[int, ...]
     log_px: tuple[torch.Tensor, ...]
     mean_log_px: tuple[float, ...]
     max_change: float
     mean_change: float
+    box: torch.Tensor | None = None
+    box_errors: torch.Tensor | None = None
+    box_error: float = float("nan")
+    mean_box_error: float = float("nan")
+
+    @property
+    def total_error(self) -> float:
+        """max grid change + max box error: what the finest value may be off by (as far as both resolve it)."""
+        return self.max_change + self.box_error
+
+    def summary(self) -> str:
+        """One line for a report: both errors."""
+        return (
+            f"grid error (refinement {self.sizes[-2] if len(self.sizes) > 1 else '-'} -> {self.sizes[-1]}) "
+            f"{self.max_change:.1e} nats, box error {self.box_error:.1e} nats (max over x)"
+        )
 
 
 def refinement_report(
     model: LatentModel,
-    x: torch.Tensor,
+    x: XLike,
     sizes: tuple[int, ...] = (128, 256, 512),
     box: torch.Tensor | None = None,
     method: str = "adaptive",
     **kwargs: Any,
 ) -> RefinementReport:
-    """log p(x) on successively finer grids over the same box; the change when refining is the accuracy.
+    """log p(x) on successively finer grids over the same box; the change when refining is the grid's error, and
+    ``box_error`` (the posterior mass outside the box, measured against the finest value) is the box's.
 
-    ``method``: 'adaptive' (``log_marginal_adaptive``, sizes must be multiples of its block) or 'dense' (the
-    full grid, decoded chunk by chunk so memory stays bounded).
+    ``box``: default ``choose_box(model, x)`` (from where the posterior's mass is). ``method``: 'adaptive'
+    (``log_marginal_adaptive``, sizes must be multiples of its block) or 'dense' (the full grid, decoded chunk by
+    chunk so memory stays bounded).
     """
+    dz = _check_dim(model)
+    dev, dt = _model_device_dtype(model)
+    xt = _as_x(model, x, dt, dev)
+    mask = kwargs.get("mask")
     if box is None:
-        box = choose_box(model, x)
+        box = choose_box(model, xt, mask=mask)
+    box = torch.as_tensor(box, dtype=torch.float64).reshape(dz, 2)
     out: list[torch.Tensor] = []
     for s in sizes:
         if method == "adaptive":
-            out.append(log_marginal_adaptive(model, x, size=s, box=box, **kwargs).log_px)
+            out.append(log_marginal_adaptive(model, xt, size=s, box=box, **kwargs).log_px)
         elif method == "dense":
-            out.append(log_marginal(LatentGrid.build(model, size=s, box=box, store=False), x))
+            out.append(log_marginal(LatentGrid.build(model, size=s, box=box, store=False), xt, mask=mask))
         else:
             raise ModelInputError(f"method must be 'adaptive' or 'dense'; got {method!r}")
     if len(out) >= 2:
@@ -740,12 +953,17 @@ def refinement_report(
         mx, mean = float(d.max()), float(d.mean())
     else:
         mx = mean = float("nan")
+    berr = box_error(model, xt, box, log_px=out[-1] if out else None, mask=mask)
     return RefinementReport(
         sizes=tuple(sizes),
         log_px=tuple(out),
         mean_log_px=tuple(float(v.mean()) for v in out),
         max_change=mx,
         mean_change=mean,
+        box=box,
+        box_errors=berr,
+        box_error=float(berr.max()),
+        mean_box_error=float(berr.mean()),
     )
 
 
@@ -777,7 +995,7 @@ def gauss_hermite_nodes(
 @overload
 def elbo_gauss_hermite(
     model: LatentModel,
-    x: torch.Tensor,
+    x: XLike,
     mean: torch.Tensor,
     scale_tril: torch.Tensor,
     n: int = 16,
@@ -788,7 +1006,7 @@ def elbo_gauss_hermite(
 @overload
 def elbo_gauss_hermite(
     model: LatentModel,
-    x: torch.Tensor,
+    x: XLike,
     mean: torch.Tensor,
     scale_tril: torch.Tensor,
     n: int = 16,
@@ -799,7 +1017,7 @@ def elbo_gauss_hermite(
 
 def elbo_gauss_hermite(
     model: LatentModel,
-    x: torch.Tensor,
+    x: XLike,
     mean: torch.Tensor,
     scale_tril: torch.Tensor,
     n: int = 16,
@@ -814,10 +1032,28 @@ def elbo_gauss_hermite(
     (or, with ``return_parts``, a dict of 'elbo', 'expected_log_lik', 'expected_log_prior', 'entropy').
     Then KL(q || p(z|x)) = log p(x) - ELBO.
     """
-    unbatched = x.dim() == 1
-    x2 = x.unsqueeze(0) if unbatched else x
-    m = mean.reshape(-1, mean.shape[-1]).expand(x2.shape[0], -1)
-    L = scale_tril.reshape(-1, *scale_tril.shape[-2:]).expand(x2.shape[0], -1, -1)
+    x2 = check_x(model, x, allow_single=True)
+    unbatched = _ndim(x) == 1
+    m0, L0 = check_gaussian_params(model, mean, scale_tril, x2.shape[0])
+    return _elbo_gauss_hermite(model, x2, m0, L0, n, unbatched, return_parts)
+
+
+def _ndim(x: XLike) -> int:
+    return x.dim() if isinstance(x, torch.Tensor) else int(np.ndim(x))
+
+
+def _elbo_gauss_hermite(
+    model: LatentModel,
+    x2: torch.Tensor,
+    mean: torch.Tensor,
+    scale_tril: torch.Tensor,
+    n: int,
+    unbatched: bool,
+    return_parts: bool,
+) -> torch.Tensor | dict[str, torch.Tensor]:
+    """``elbo_gauss_hermite`` on checked inputs: x2 (B, D), mean (1 or B, Dz), scale_tril (1 or B, Dz, Dz)."""
+    m = mean.expand(x2.shape[0], -1)
+    L = scale_tril.expand(x2.shape[0], -1, -1)
     dz = m.shape[-1]
     if n**dz > 2_000_000:
         raise ModelInputError(f"{n}^{dz} Gauss-Hermite nodes are too many; use fewer nodes or Monte Carlo")

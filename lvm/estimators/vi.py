@@ -16,14 +16,16 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, TypeAlias
+from typing import Any, TypeAlias, cast
 
+import numpy as np
 import torch
 from torch.distributions import Distribution, Independent, MultivariateNormal, Normal
 
 from lvm.errors import ModelInputError
 from lvm.estimators.montecarlo import make_generator, model_log_likelihood
-from lvm.estimators.quadrature import elbo_gauss_hermite
+from lvm.estimators.quadrature import _elbo_gauss_hermite
+from lvm.estimators.validation import XLike, check_gaussian_params, check_x
 from lvm.models.base import LatentModel
 
 __all__ = ["VISnapshot", "vi_steps", "fit_gaussian_q", "GapDecomposition", "gap_decomposition"]
@@ -64,14 +66,13 @@ def _init_params(model: LatentModel, x: torch.Tensor, init: QInit) -> tuple[torc
             raise ModelInputError("init must be a Normal/MultivariateNormal distribution or a (mean, scale_tril) pair")
     else:
         m, L = init
-    m = torch.as_tensor(m).detach().to(x.dtype).reshape(-1, dz).expand(b, dz).clone()
-    L = torch.as_tensor(L).detach().to(x.dtype).reshape(-1, dz, dz).expand(b, dz, dz).clone()
-    return m, L
+    m, L = check_gaussian_params(model, torch.as_tensor(m).detach(), torch.as_tensor(L).detach(), b)
+    return m.to(x).expand(b, dz).clone(), L.to(x).expand(b, dz, dz).clone()
 
 
 def vi_steps(
     model: LatentModel,
-    x: torch.Tensor,
+    x: XLike,
     steps: int = 400,
     lr: float = 0.1,
     objective: str = "gauss_hermite",
@@ -90,15 +91,10 @@ def vi_steps(
     """
     if objective not in ("gauss_hermite", "reparam"):
         raise ModelInputError(f"objective must be 'gauss_hermite' or 'reparam'; got {objective!r}")
-    x = torch.as_tensor(x)
-    unbatched = x.dim() == 1
-    xb = x.unsqueeze(0) if unbatched else x
-    if isinstance(model, torch.nn.Module):
-        p = next(iter(model.parameters()), None)
-        if p is not None:
-            xb = xb.to(device=p.device, dtype=p.dtype)
-    elif not xb.dtype.is_floating_point:
-        xb = xb.double()
+    unbatched = (x.dim() if isinstance(x, torch.Tensor) else np.ndim(x)) == 1
+    # a model without parameters: x keeps its floating dtype (integers become float64)
+    floating = x.dtype.is_floating_point if isinstance(x, torch.Tensor) else np.asarray(x).dtype.kind == "f"
+    xb = check_x(model, x, allow_single=True, dtype=None if floating else torch.float64)
     m0, L0 = _init_params(model, xb, init)
     dz = m0.shape[-1]
     mean = m0.clone().requires_grad_(True)
@@ -114,7 +110,7 @@ def vi_steps(
     def objective_value() -> torch.Tensor:
         L = scale_tril()
         if objective == "gauss_hermite":
-            return elbo_gauss_hermite(model, xb, mean, L, n=n_nodes)
+            return cast(torch.Tensor, _elbo_gauss_hermite(model, xb, mean, L, n_nodes, False, False))
         eps = torch.randn((n_samples,) + tuple(mean.shape), generator=g, device=mean.device, dtype=mean.dtype)
         z = mean + torch.einsum("bij,sbj->sbi", L, eps)
         q: Distribution = MultivariateNormal(mean, scale_tril=L)  # MultivariateNormal.log_prob has no annotations
@@ -141,7 +137,7 @@ def vi_steps(
         opt.step()
 
 
-def fit_gaussian_q(model: LatentModel, x: torch.Tensor, **kwargs: Any) -> VISnapshot:
+def fit_gaussian_q(model: LatentModel, x: XLike, **kwargs: Any) -> VISnapshot:
     """Run ``vi_steps`` to the end and return the last snapshot (its ``.q`` is the fitted MultivariateNormal)."""
     last = None
     kwargs.setdefault("every", 10**9)

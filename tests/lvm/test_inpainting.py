@@ -373,6 +373,7 @@ def test_cli(tmp_path, tiny_vae, capsys):
     )
     summary = json.loads(capsys.readouterr().out)
     assert np.isfinite(summary["log_p_obs"]) and abs(summary["refinement_change"]) < 0.05
+    assert 0 <= summary["box_error"] < np.inf  # the box's error, reported beside the grid's
     img = read_png(out)
     assert img.ndim == 3 and img.shape[1] == (6 * 29 + 1) * 4
     digit = tmp_path / "d.png"

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from lvm.errors import ModelInputError
 from lvm.latent_space import (
     aggregate_density,
+    axes_plane,
     cell_centres,
     decode_mosaic,
     decode_point,
@@ -23,6 +24,7 @@ from lvm.latent_space import (
     inverse_normal_cdf,
     nearest_encoding,
     normal_cdf,
+    pca_plane,
     prior_density,
     quantile_centres,
     square_cells,
@@ -111,7 +113,7 @@ def test_decode_mosaic_places_each_tile_at_its_z():
             with torch.no_grad():
                 tile = model.decode_mean(torch.tensor([[a, b]], dtype=torch.float32)).numpy().reshape(4, 3)
             np.testing.assert_allclose(mosaic[j * 4 : (j + 1) * 4, i * 3 : (i + 1) * 3], tile[::-1], atol=1e-6)
-    with pytest.raises(ModelInputError, match="not images"):
+    with pytest.raises(ModelInputError, match="as an image"):
         decode_mosaic(vae(shape=None), zx, zy)
 
 
@@ -173,3 +175,54 @@ def test_nearest_encoding():
     mu = np.array([[0.0, 0.0, 9.0], [1.0, 1.0, -9.0], [3.0, 0.0, 0.0]], np.float32)
     assert nearest_encoding(mu, (0.9, 0.8)) == 1 and nearest_encoding(mu, (2.5, -1.0)) == 2
     assert nearest_encoding(mu[:0], (0.0, 0.0)) is None
+
+
+def test_pca_plane_is_orthonormal_through_the_mean_and_projects_its_own_points_back():
+    rng = np.random.default_rng(1)
+    mu = (rng.normal(size=(300, 6)) * np.array([3.0, 0.2, 2.0, 0.1, 0.1, 0.1])).astype(np.float32)
+    plane = pca_plane(mu)
+    np.testing.assert_allclose(plane.basis @ plane.basis.T, np.eye(2), atol=1e-9)
+    np.testing.assert_allclose(plane.origin, mu.mean(0), atol=1e-5)
+    assert abs(plane.basis[0, 0]) > 0.99 and abs(plane.basis[1, 2]) > 0.99  # the two directions of most variance
+    a = torch.tensor([[0.5, -1.25], [2.0, 0.0]], dtype=torch.float64)
+    np.testing.assert_allclose(plane.project(plane.to_latent(a).numpy()), a.numpy(), atol=1e-5)
+    assert plane.prior_centre == pytest.approx(tuple(-plane.basis @ plane.origin))
+    with pytest.raises(ModelInputError):
+        axes_plane(4, 1, 1)
+
+
+def test_aggregate_density_on_a_pca_plane_is_the_mean_of_the_projected_gaussians():
+    """On any plane, q(a) = (1/N) sum_n N(a; (mu_n - o) B^T, B diag(sigma_n^2) B^T): brute force with
+    MultivariateNormal, and on an axes plane the separable fast path agrees with it."""
+    rng = np.random.default_rng(2)
+    mu = rng.normal(size=(9, 4)).astype(np.float32)
+    sigma = rng.uniform(0.3, 1.2, size=(9, 4)).astype(np.float32)
+    zx, zy = np.linspace(-2, 2, 5), np.linspace(-1.5, 1.5, 4)
+    for plane in (pca_plane(mu), axes_plane(4, 3, 1)):
+        q = aggregate_density(mu, sigma, zx, zy, plane)
+        mean = torch.as_tensor(plane.project(mu), dtype=torch.float64)
+        cov = torch.as_tensor(plane.project_cov(sigma))
+        dist = torch.distributions.MultivariateNormal(mean, covariance_matrix=cov)
+        gx, gy = np.meshgrid(zx, zy)
+        pts = torch.as_tensor(np.stack([gx.ravel(), gy.ravel()], 1))[:, None, :]
+        brute = dist.log_prob(pts).exp().mean(-1).reshape(4, 5).numpy()
+        np.testing.assert_allclose(q, brute, rtol=1e-4, atol=1e-8)
+    c = (0.5, -1.0)
+    np.testing.assert_allclose(prior_density(zx, zy, c), prior_density(zx - c[0], zy - c[1]), atol=1e-7)
+
+
+def test_decoding_on_a_plane_decodes_its_points_for_any_latent_model():
+    from lvm.models.linear_gaussian import LinearGaussianModel
+
+    model = LinearGaussianModel.random(16, 5, dtype=torch.float32)
+    plane = pca_plane(np.random.default_rng(3).normal(size=(50, 5)))
+    zx, zy = np.array([-1.0, 0.5]), np.array([0.25])
+    mosaic = decode_mosaic(model, zx, zy, plane)  # (a 16-pixel model is drawn as 4 x 4 images)
+    for i, a in enumerate(zx):
+        z = plane.to_latent(torch.tensor([[a, 0.25]], dtype=torch.float32))
+        tile = model.gaussian_params(z)[0].clamp(0, 1).numpy().reshape(4, 4)[::-1]
+        np.testing.assert_allclose(mosaic[:, 4 * i : 4 * (i + 1)], tile, atol=1e-5)
+    mean, sample, var = decode_point(model, (0.3, -0.2), torch.Generator().manual_seed(0), plane)
+    z = plane.to_latent(torch.tensor([[0.3, -0.2]], dtype=torch.float32))
+    np.testing.assert_allclose(mean, model.gaussian_params(z)[0].numpy().reshape(4, 4), atol=1e-5)
+    assert var is not None and np.allclose(var, 0.25) and sample is not None and sample.shape == (4, 4)

@@ -239,9 +239,9 @@ class ConvergencePanel(_LazyPanel):
         self.proposal_status.setText("")
 
     def run(self) -> None:
-        pic = self.lab.picture
-        if not self.lab.can_compute() or pic is None or pic.index != self.ws.selected_index:
-            self.status.setText(self.lab.why_not() or "waiting for the exact posterior…")
+        reference = self.lab.log_px_reference()
+        if not self.lab.can_compute() or reference is None:
+            self.status.setText(self.lab.why_not() or "waiting for log p(x) (the exact posterior, or AIS)…")
             return
         self.stale = False
         self.clear()
@@ -253,13 +253,21 @@ class ConvergencePanel(_LazyPanel):
         mean, L = enc
         with single_thread():
             self.elbo = gaussian_elbo(model, x, mean, L)
-        self.log_px = pic.log_px
+        self.log_px, what = reference
+        legend_label = self.plot.getPlotItem().legend.getLabel(self.exact_line)
+        if legend_label is not None and legend_label.text != what:
+            legend_label.setText(what)  # exact (quadrature) or an AIS estimate
         st = self.settings
         mean, L = st.proposal(mean, L)  # IWAE's proposal: the encoder's q, or moved and scaled from it
         self.proposal = st.proposal_name()
-        cbox = self.lab.context.box  # the naive uniform proposal's square box covers the integration box
-        box = (float(cbox[:, 0].min()), float(cbox[:, 1].max()))
-        self.coverage = proposal_coverage(pic, mean, L, box)  # exact, on the posterior's fine grid (~1 ms)
+        pic, context = self.lab.picture, self.lab.context
+        if pic is not None and context is not None:  # 2-D: the uniform proposal's box covers the integration box
+            cbox = context.box
+            box = (float(cbox[:, 0].min()), float(cbox[:, 1].max()))
+            self.coverage = proposal_coverage(pic, mean, L, box)  # exact, on the posterior's fine grid (~1 ms)
+        else:  # d > 2: the uniform box is the prior's bulk, and there is no grid for the exact coverage
+            box = (-4.0, 4.0)
+            self.coverage = None
         ks, repeats, seed, n_show = st.ks(), st.repeats, st.seed, st.n_show
         self.status.setText(f"computing {repeats} repeats × {max(ks)} samples per estimator (seed {seed})…")
         self.lab.runner.submit(
@@ -286,16 +294,18 @@ class ConvergencePanel(_LazyPanel):
         self.plot.setYRange(ylo, log_px + max(1.0, 0.15 * (log_px - ylo)), padding=0)
         self.plot.setXRange(0, math.log10(ks[-1]), padding=0.03)
         self.progress.setValue(int(1000 * snap.done / snap.repeats))
-        pic = self.lab.picture
+        pic = self.lab.picture if not self.lab.sliced() else None
+        plane = self.lab.slice.plane if self.lab.sliced() else None
         for name in PROPOSALS:
             p, img, sc = self.sample_plots[name]
             s = snap.samples[name]
             w = s.normalised_weights
             size = 2.0 + 26.0 * np.sqrt(w / w.max())
-            sc.setData(s.z[:, 0], s.z[:, 1], size=size)
+            z = s.z if plane is None else plane.coordinates(s.z)  # d > 2: projected onto the slice's plane
+            sc.setData(z[:, 0], z[:, 1], size=size)
             if pic is not None:
                 set_image(img, pic.density, pic.extent, upsample=2)
-            ext = (s.z[:, 0].min(), s.z[:, 0].max(), s.z[:, 1].min(), s.z[:, 1].max())
+            ext = (z[:, 0].min(), z[:, 0].max(), z[:, 1].min(), z[:, 1].max())
             r = union_rect(ext, pic.extent if pic is not None else None)
             p.getViewBox().setRange(r, padding=0.05)
             p.setTitle(f"{ESTIMATOR_LABELS[name]}<br>ESS {s.ess:.1f} of {len(s.log_w)} drawn")
@@ -407,9 +417,9 @@ class JensenPanel(_LazyPanel):
         self.l_hist.setData([], [])
 
     def run(self) -> None:
-        pic = self.lab.picture
-        if not self.lab.can_compute() or pic is None or pic.index != self.ws.selected_index:
-            self.status.setText(self.lab.why_not() or "waiting for the exact posterior…")
+        reference = self.lab.log_px_reference()
+        if not self.lab.can_compute() or reference is None:
+            self.status.setText(self.lab.why_not() or "waiting for log p(x) (the exact posterior, or AIS)…")
             return
         model, x = self.ws.model, self.ws.selected_x
         enc = encoder_q(model, x)
@@ -419,7 +429,7 @@ class JensenPanel(_LazyPanel):
         self.stale = False
         mean, L = enc
         st = self.settings
-        k, repeats, seed, log_px = st.k, st.repeats, st.seed, pic.log_px
+        k, repeats, seed, log_px = st.k, st.repeats, st.seed, reference[0]
         self.status.setText(f"computing {repeats} estimates with k = {k} (seed {seed})…")
         self.lab.runner.submit(
             self.lab.channel(self.chan),

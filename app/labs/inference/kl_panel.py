@@ -40,6 +40,7 @@ from app.widgets.data_point_card import DataPointCard
 from app.widgets.elbo_kl_bar import ElboKLBar
 from app.widgets.gaussian_ellipse_roi import GaussianEllipseROI
 from lvm.gaussian_q import cov_to_tril, encoder_q, gaussian_elbo, model_x, params_to_tril, tril_to_params
+from lvm.models.capabilities import describe
 from lvm.posterior_grid import hpd_extent
 from lvm.threads import single_thread
 
@@ -176,6 +177,8 @@ class KLGapPanel(QWidget):
         if enc is not None:
             m, L = enc
             self.enc_curve.setData(*ellipse_points(m, L @ L.T, 2.0))
+        self.enc_button.setEnabled(enc is not None)  # (a user's model without an encoder: say so on the button)
+        self.enc_button.setToolTip("" if enc is not None else describe(self.ws.model).missing("encoder") or "")
         kept = self.ws.q if keep_workspace_q else None
         if kept is not None:
             self.set_q(np.array(kept.mean), np.array(kept.scale_tril), publish=False)

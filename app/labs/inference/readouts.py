@@ -44,7 +44,8 @@ def kl_info(pic: PosteriorPicture, coarse_size: int) -> str:
     return (
         f"<b>{x_name(pic.index)}</b><br>log p(x) = {pic.log_px:.4f} (quadrature: coarse {coarse_size}²"
         f" grid over the box, fine {pic.density.shape[0]}² grid on the support; mass outside the fine box "
-        f"{pic.outside_mass:.1e})<br>posterior mode ≈ ({pic.mode[0]:.3f}, {pic.mode[1]:.3f})"
+        f"{pic.outside_mass:.1e}; box error {pic.box_error:.1e} nats)<br>posterior mode ≈ ({pic.mode[0]:.3f}, "
+        f"{pic.mode[1]:.3f})"
     )
 
 

@@ -86,6 +86,14 @@ class ScatterPanel(_LazyPanel):
 
     def run(self) -> None:
         ctx = self.lab.context
+        if self.lab.sliced():
+            d = self.ws.model.latent_dim
+            self.status.setText(
+                f"This model's latent space is {d}-D: this panel needs the exact log p(x) of every point, by "
+                "quadrature, which needs a 2-D latent (AIS for each of hundreds of points would take minutes). The "
+                "'KL gap in a slice' panel shows the gap for one x, with log p(x) by AIS."
+            )
+            return
         if not self.lab.can_compute() or ctx is None:
             self.status.setText(self.lab.why_not() or "waiting for the model's latent grid…")
             return

@@ -18,7 +18,7 @@ import numpy as np
 from lvm.errors import SessionError
 from lvm.estimators.convergence import DEFAULT_KS
 
-PANELS = ("kl", "onedim", "convergence", "jensen", "scatter")
+PANELS = ("kl", "slice", "onedim", "convergence", "jensen", "scatter")
 WHERE = "views.inference"
 
 # the 1-D picture: the slides' presets N(2, 2) and N(-4, 0.75) (second number: variance or standard deviation)
@@ -31,15 +31,16 @@ SCALE_RANGE = (0.05, 20.0)  # ... and its scale times this
 
 def analysis_problem(model: Any, data: Any, index: int | None) -> str:
     """What stops the lab from analysing x #``index`` of ``data`` (a split: ``.x`` (N, D)) under ``model``, said
-    as what to do; "" when nothing does. Exact posteriors by quadrature need a 2-D latent and matching data."""
+    as what to do; "" when nothing does. A 2-D latent gets exact posteriors by quadrature; more dimensions a slice
+    through the posterior and log p(x) by AIS (``is_sliced``); both need matching data."""
     if model is None:
         return "Open or train a model (File → Open model…) to see its posteriors."
     if data is None:
         return "Load a data set first."
-    if int(getattr(model, "latent_dim", 0)) != 2:
+    if int(getattr(model, "latent_dim", 0)) < 2:
         return (
-            f"This model has a {getattr(model, 'latent_dim', '?')}-D latent space; exact posteriors by quadrature "
-            "need a 2-D latent. Open a 2-D VAE."
+            f"This model has a {getattr(model, 'latent_dim', '?')}-D latent space; the lab's pictures need at least "
+            "2 dimensions (the 1-D picture tab has its own 1-D model)."
         )
     if data.x.shape[1] != getattr(model, "data_dim", -1):
         return (
@@ -49,6 +50,12 @@ def analysis_problem(model: Any, data: Any, index: int | None) -> str:
     if index is None:
         return "Select a data point."
     return ""
+
+
+def is_sliced(model: Any) -> bool:
+    """The lab shows a slice of the posterior and estimates log p(x) by AIS: the latent space has more than 2
+    dimensions (quadrature, and the exact pictures, need at most 2)."""
+    return model is not None and int(getattr(model, "latent_dim", 0)) > 2
 
 
 class _Settings:

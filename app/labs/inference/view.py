@@ -22,10 +22,12 @@ from app.labs.inference.kl_panel import KLGapPanel
 from app.labs.inference.onedim_panel import OneDPanel
 from app.labs.inference.plots import drawn_posterior
 from app.labs.inference.scatter_panel import ScatterPanel
-from app.labs.inference.state import InferenceState, analysis_problem
+from app.labs.inference.slice_panel import SlicePanel
+from app.labs.inference.state import InferenceState, analysis_problem, is_sliced
 from app.widgets.lab_view import LabView
 from lvm.errors import SessionError
 from lvm.posterior_grid import CoarseGrid
+from lvm.threads import single_thread
 
 EXPLANATION = r"""
 <h3>Inference: how well do we know log p(x)?</h3>
@@ -55,6 +57,12 @@ $= \mathbb{E}_q[\log p(x, z) - \log q(z)]$.</p>
 <br>Maximising the ELBO over $q$ minimises this <i>reverse</i> KL, which is mode seeking.
 The encoder $q_\phi(z \mid x)$ is one amortised guess; the best Gaussian $q^*$ closes part of the gap
 (amortisation gap); what remains is the approximation gap.</p>
+<p><b>More than two latent dimensions</b>: no grid can cover the latent space, so $\log p(x)$ is estimated by
+<i>annealed importance sampling</i> (AIS): chains move from the best Gaussian $q^*$ to the posterior through
+$q^*(z)^{1-\beta}\, p(x, z)^{\beta}$, $\beta$ from 0 to 1, with Hamiltonian Monte Carlo steps; their weights
+average to $p(x)$. It is shown as an estimate $\pm$ its standard error, never as exact. The picture is then a
+<i>slice</i>: $\log p(x, z)$ on a plane through $q^*$'s mean (not the posterior's marginal), and $q$'s ellipse is
+its marginal in that plane.</p>
 <p><b>Numbers</b>: in the KL explorer the ELBO uses $16 \times 16$ Gauss-Hermite nodes in $q$'s own coordinates;
 $\log p(x)$ comes from a coarse grid over the latent box plus a fine grid on the posterior's support.</p>
 """
@@ -72,6 +80,8 @@ class InferenceLab(LabView):
         self.state = InferenceState()
         self.context: CoarseGrid | None = None
         self.picture = None
+        self.reference = None  # d > 2: q* and log p(x) by AIS for the selected x (lvm.posterior_slice.SliceReference)
+        self.reference_options: dict[str, int] = {}  # slice_reference_steps' options (VI steps, AIS chains and steps)
         self.contours: tuple = ()  # the picture's HPD contours (segment endpoints), traced in the worker
         self.active = False
         self.refresh_ms: list[float] = []  # selection -> exact posterior shown, for measurement
@@ -80,12 +90,14 @@ class InferenceLab(LabView):
         self.tabs = QTabWidget()
         self.tabs.setObjectName("inference-tabs")
         self.kl = KLGapPanel(self)
+        self.slice = SlicePanel(self)
         self.onedim = OneDPanel(self)
         self.convergence = ConvergencePanel(self)
         self.jensen = JensenPanel(self)
         self.scatter = ScatterPanel(self)
         self.panels: dict[str, Any] = {
             "kl": self.kl,
+            "slice": self.slice,
             "onedim": self.onedim,
             "convergence": self.convergence,
             "jensen": self.jensen,
@@ -94,6 +106,7 @@ class InferenceLab(LabView):
         for p in self.panels.values():
             self.tabs.addTab(p, p.title)
         self.x_cards = [p.card for p in self.panels.values() if hasattr(p, "card")]  # every panel analysing the x
+        self._show_tabs_for_model()
         self.tabs.currentChanged.connect(self._on_tab)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
@@ -115,6 +128,34 @@ class InferenceLab(LabView):
         ws = self.workspace
         return analysis_problem(ws.model, ws.data, ws.selected_index)
 
+    def sliced(self) -> bool:
+        """The model's latent space has more than 2 dimensions: a slice and AIS instead of quadrature."""
+        return is_sliced(self.workspace.model)
+
+    def log_px_reference(self) -> tuple[float, str] | None:
+        """The selected x's log p(x) and what it is: exact by quadrature (d <= 2) or an AIS estimate (d > 2); None
+        while it is being computed."""
+        index = self.workspace.selected_index
+        if self.sliced():
+            ref = self.reference
+            if ref is None or ref.stage != "done" or ref.index != index or ref.log_px is None:
+                return None
+            return ref.log_px, f"log p(x), AIS estimate ± {ref.log_px_se:.2f}"
+        pic = self.picture
+        if pic is None or pic.index != index:
+            return None
+        return pic.log_px, "exact log p(x) (quadrature)"
+
+    def _show_tabs_for_model(self) -> None:
+        """The KL gap explorer for a 2-D latent, its slice version for more dimensions."""
+        sliced = self.sliced()
+        shown, hidden = (self.slice, self.kl) if sliced else (self.kl, self.slice)
+        was_current = self.tabs.currentWidget() in (self.kl, self.slice)
+        self.tabs.setTabVisible(self.tabs.indexOf(shown), True)
+        self.tabs.setTabVisible(self.tabs.indexOf(hidden), False)
+        if was_current:
+            self.tabs.setCurrentWidget(shown)
+
     def is_panel_visible(self, panel) -> bool:
         return self.active and self.tabs.currentWidget() is panel
 
@@ -123,8 +164,10 @@ class InferenceLab(LabView):
         self.active = True
         if self._select_first_if_none():
             return  # the selection event refreshes everything
-        if self.kl.mean is None:  # first shown: a q already in the workspace (a restored session's) is kept
+        if self.kl.mean is None and not self.sliced():  # first shown: a restored session's q is kept
             self.kl.on_selection(keep_workspace_q=True)
+        if self.sliced() and self.slice.mean is None:
+            self.slice.on_selection()
         self.ensure_context()
         self._on_tab(self.tabs.currentIndex())
 
@@ -141,6 +184,9 @@ class InferenceLab(LabView):
     # -- shared computations ---------------------------------------------------------------------------------------
     def ensure_context(self) -> None:
         ws = self.workspace
+        if self.sliced():
+            self.request_reference()
+            return
         if self.context is not None or ws.model is None or ws.data is None:
             if self.context is not None and self.picture is None:
                 self.request_picture()
@@ -167,6 +213,39 @@ class InferenceLab(LabView):
             return drawn_posterior(ctx, x, index)  # priority than the GUI thread (app.core.workers)
 
         self.runner.submit(self.channel("posterior"), work, on_result=self._on_picture)
+
+    def request_reference(self) -> None:
+        """d > 2: the best Gaussian q* and log p(x) by AIS for the selected x, in a worker (progress shown)."""
+        if not self.can_compute():
+            return
+        index = self.workspace.selected_index
+        ref = self.reference
+        if (
+            ref is not None
+            and ref.index == index
+            and (ref.stage == "done" or self.runner.is_busy(self.channel("reference")))
+        ):
+            return
+        from lvm.posterior_slice import slice_reference_steps
+
+        model, x = self.workspace.model, self.workspace.selected_x
+
+        def on_snapshot(snap) -> None:
+            if snap.index != self.workspace.selected_index or self.workspace.model is not model:
+                return
+            if snap.stage == "done":
+                self.reference = snap
+            self.slice.on_reference(snap)
+            if snap.stage == "done":
+                cur = self.tabs.currentWidget()
+                if hasattr(cur, "ensure") and self.active:
+                    cur.ensure()
+
+        def work():
+            with single_thread():  # (two threads beside the GUI thread's drawing cost more than they gain here)
+                yield from slice_reference_steps(model, x, index, **self.reference_options)
+
+        self.runner.submit(self.channel("reference"), work, on_snapshot=on_snapshot)
 
     def _on_picture(self, result) -> None:
         pic, contours = result
@@ -198,8 +277,13 @@ class InferenceLab(LabView):
         self.state.select(index)
         self.show_x()
         self.picture = None
+        self.reference = None
         self.runner.cancel(self.channel("posterior"))
-        self.kl.on_selection()
+        self.runner.cancel(self.channel("reference"))
+        if self.sliced():
+            self.slice.on_selection()
+        else:
+            self.kl.on_selection()
         for p in (self.convergence, self.jensen):
             p.stale = True
             self.runner.cancel(self.channel(p.chan))
@@ -217,11 +301,14 @@ class InferenceLab(LabView):
         self.runner.cancel(self.name + "/")
         self.context = None
         self.picture = None
+        self.reference = None
+        self._show_tabs_for_model()
         self.show_x()
         for p in (self.convergence, self.jensen, self.scatter):
             p.stale = True
             p.clear()
         self.kl.on_selection()
+        self.slice.on_selection()
         if self.active and not self._select_first_if_none():
             self.ensure_context()
 
@@ -237,6 +324,8 @@ class InferenceLab(LabView):
         return next(k for k, p in self.panels.items() if p is w)
 
     def set_panel(self, name: str) -> None:
+        if name in ("kl", "slice"):  # (a session saved with a model of another latent dimension)
+            name = "slice" if self.sliced() else "kl"
         if name in self.panels:
             self.tabs.setCurrentWidget(self.panels[name])
 
@@ -298,7 +387,7 @@ class InferenceLab(LabView):
     def is_running(self) -> bool:
         name = self.current_panel_name()
         panel = self.panels[name]
-        if name in ("kl", "onedim"):
+        if name in ("kl", "slice", "onedim"):
             return bool(panel.is_optimising())
         return self.runner.is_busy(self.channel(panel.chan))
 
@@ -306,7 +395,7 @@ class InferenceLab(LabView):
         """The shown panel's computation: optimise q (KL explorer, 1-D picture) or (re)compute the estimates; stop it
         when it runs."""
         name = self.current_panel_name()
-        if name in ("kl", "onedim"):
+        if name in ("kl", "slice", "onedim"):
             self.panels[name].toggle_optimise()
             return True
         panel = self.panels[name]

@@ -11,10 +11,13 @@ from typing import Any
 import numpy as np
 import torch
 
+from lvm.errors import LVMError
 from lvm.inpainting import DEFAULT_SIZE, InpaintGrid, InpaintResult, meanfield_elbo, optimise_phi
 from lvm.inpainting.local_posterior import LocalPosteriorGrid, Rect, mass_box
 from lvm.inpainting.meanfield import MeanFieldSnapshot
+from lvm.inpainting.snis import SnisResult, default_proposal, snis_inpaint, snis_problem
 from lvm.inpainting.uncertainty import PredictiveEntropy, predictive_entropy
+from lvm.models.capabilities import describe
 from lvm.threads import single_thread
 
 GRID_SIZE = DEFAULT_SIZE
@@ -23,6 +26,8 @@ ELBO_SAMPLES = 256  # completions per ELBO(phi) estimate
 OPTIMISE_SAMPLES = 32  # completions per optimiser step
 REPORT_EVERY = 5  # optimiser steps per snapshot
 ENTROPY_SAMPLES = 256  # exact completions per estimate of the predictive's entropy
+SNIS_PROPOSALS = 2048  # draws of z per SNIS update (a model the grid cannot take: d > 2, a Gaussian decoder)
+IMAGE_PIXELS = 28 * 28
 
 
 @dataclass(frozen=True)
@@ -35,19 +40,75 @@ class Inference:
 
 
 def model_problem(model: object) -> str | None:
-    """Why ``model`` cannot inpaint here (None: it can)."""
+    """Why ``model`` cannot inpaint exactly on a latent grid here (None: it can)."""
     if model is None:
         return "open a model (File → Open model…) to inpaint"
-    if getattr(model, "latent_dim", 0) not in (1, 2) or getattr(getattr(model, "config", None), "decoder", "") != (
-        "bernoulli"
-    ):
-        if getattr(getattr(model, "config", None), "decoder", "") == "autoregressive":
+    try:
+        caps = describe(model)
+    except LVMError as exc:
+        return str(exc)
+    if caps.latent_dim not in (1, 2) or caps.decoder != "bernoulli":
+        if caps.decoder == "autoregressive":
             return (
                 "exact inpainting here needs a pixel-factorised Bernoulli decoder; this model's autoregressive decoder "
                 "makes each pixel depend on the ones before it (open or train a bernoulli model)"
             )
         return "exact inpainting needs a 1-D or 2-D latent model with a Bernoulli decoder"
     return None
+
+
+def inference_mode(model: object) -> tuple[str | None, str]:
+    """How this lab inpaints with ``model``: ("grid", "") exactly on a latent grid, ("snis", why) by self-normalised
+    importance sampling over z (any latent dimension, a pixel-factorised decoder), or (None, why it cannot)."""
+    problem = model_problem(model)
+    if problem is None:
+        return "grid", ""
+    if model is None or not _describable(model):
+        return None, problem
+    caps = describe(model)
+    if caps.data_dim not in (None, IMAGE_PIXELS) or (caps.image_shape not in (None, (28, 28))):
+        return None, f"this lab draws 28 × 28 images; the model's data has {caps.data_dim} values"
+    snis = snis_problem(model)
+    if snis is not None:
+        return None, snis
+    if caps.latent_dim > 2:
+        return "snis", f"the latent space is {caps.latent_dim}-D; the exact grid needs at most 2 dimensions"
+    return "snis", f"the decoder is {caps.decoder}; the exact grid here needs a Bernoulli decoder"
+
+
+def _describable(model: object) -> bool:
+    try:
+        describe(model)
+    except LVMError:
+        return False
+    return True
+
+
+def snis_infer(model: Any, x: np.ndarray, mask: np.ndarray, seed: int, n_samples: int = N_SAMPLES) -> SnisInference:
+    """SNIS over z for one drawing (``lvm.inpainting.snis``): the encoder's q of the image with the missing pixels at
+    0.5 as the proposal when the model has an encoder, else the prior; ``SNIS_PROPOSALS`` draws, seeded."""
+    t0 = time.perf_counter()
+    gen = torch.Generator(device="cpu").manual_seed(int(seed))
+    with single_thread():
+        result = snis_inpaint(
+            model, x, mask, SNIS_PROPOSALS, n_samples=n_samples, proposal=default_proposal(model), generator=gen
+        )
+    return SnisInference(result, time.perf_counter() - t0)
+
+
+@dataclass(frozen=True)
+class SnisInference:
+    """The SNIS inference for one drawing."""
+
+    result: SnisResult
+    seconds: float
+
+
+def proposal_text(result: SnisResult) -> str:
+    """The proposal in words (shown in the lab)."""
+    if result.proposal == "encoder":
+        return "proposal: the encoder's q(z|x̃), x̃ = the image with its missing pixels set to 0.5"
+    return "proposal: the prior N(0, I)"
 
 
 def build_grid(model: Any) -> InpaintGrid:

@@ -216,6 +216,8 @@ class InpaintingPlots:
         self.post_plot.addItem(self.post_img)
         self.post_scatter = pg.ScatterPlotItem(size=7, pen=pg.mkPen("k"), brush=pg.mkBrush(255, 255, 255, 220))
         self.post_plot.addItem(self.post_scatter)
+        self.post_message = pg.TextItem("", color=(90, 90, 90), anchor=(0.5, 0.5))  # why no posterior is drawn
+        self.post_plot.addItem(self.post_message, ignoreBounds=True)
         self.phi_vb, self.phi_img = image_view(glw, 2, 0, "mean-field φ (missing pixels)")
         glw.addLabel("ELBO(φ) against log p(x<sub>O</sub>)", row=2, col=1, colspan=2)
         self.elbo_plot = glw.addPlot(row=3, col=1, colspan=2)
@@ -233,6 +235,21 @@ class InpaintingPlots:
 
     def show_phi(self, x: np.ndarray, mask: np.ndarray, phi: np.ndarray | None) -> None:
         set_rgb(self.phi_vb, self.phi_img, phi_rgb(x, mask, phi, self.phi_lut))
+
+    def clear(self) -> None:
+        """Nothing of a previous model: the completions, the posterior, phi and the ELBO bars go."""
+        for item in (self.completion_img, self.samples_img, self.post_img, self.phi_img):
+            item.clear()
+        self.post_scatter.setData([], [])
+        self.chart.set_values([], [], None)
+        self.show_post_message("")
+
+    def show_post_message(self, text: str) -> None:
+        """Say in the posterior plot why it is empty (empty text: no message)."""
+        self.post_message.setText(text)
+        if text:
+            (x0, x1), (y0, y1) = self.post_plot.getViewBox().viewRange()
+            self.post_message.setPos((x0 + x1) / 2, (y0 + y1) / 2)
 
 
 def _fixed_lines(name: str, lines: int) -> QLabel:

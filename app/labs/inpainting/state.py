@@ -70,6 +70,10 @@ class InpaintingState:
     # for File → Export animation (not saved in sessions)
     drawing_steps: list[tuple[np.ndarray, np.ndarray]] = field(default_factory=list)
 
+    def forget_results(self) -> None:
+        """Another model: the ELBOs, log p(x_O) and the predictive's uncertainty were the previous model's."""
+        self.elbos, self.log_p_obs, self.uncertainty = {}, None, None
+
     # -- the drawing ---------------------------------------------------------------------------------------------
     def set_drawing(self, image: np.ndarray, mask: np.ndarray) -> None:
         """The canvas's ink and observed pixels (flat views of its arrays: strokes change them in place)."""
@@ -279,7 +283,7 @@ class InpaintingState:
         if image is not None:
             phi = None if d.get("phi") is None else _pixels(d["phi"], "phi", 0.0, 1.0)
             name = d.get("phi_name")
-            if name is not None and name not in PHI_NAMES:
+            if name is not None and (not isinstance(name, str) or name not in PHI_NAMES):  # (a list: unhashable)
                 raise _bad("phi_name", f"null or one of {', '.join(PHI_NAMES)}")
             state.pending = Drawing(
                 _pixels(image, "image", 0.0, 1.0).astype(np.float32),

@@ -56,9 +56,20 @@ $-\ \log p(x \mathrm{\ with\ } x_i = 0)$,
 the gradient is exactly $\phi_i (1 - \phi_i) (\mathbb{E}_q[\Delta_i] - \mathrm{logit}\, \phi_i)$, so each step moves
 $\mathrm{logit}\, \phi_i$ towards $\mathbb{E}_q[\Delta_i]$; the best $\phi$ seen (scored on common random numbers)
 is kept.</p>
+<h4>Any latent dimension: self-normalised importance sampling</h4>
+<p>A model the grid cannot take (more than 2 latent dimensions, or a Gaussian decoder) completes the drawing by
+importance sampling over $z$: draw $z_s \sim q(z)$ (the encoder's $q(z \mid \tilde x)$ of the image with its
+missing pixels set to 0.5, or the prior without an encoder), weigh
+$w_s \propto p(z_s)\, p(x_O \mid z_s) / q(z_s)$ (normalised to sum to 1), and complete with
+$\sum_s w_s\, \mathbb{E}[x_M \mid z_s]$; samples resample $z_s$ by $w_s$. The effective sample size
+$\mathrm{ESS} = 1 / \sum_s w_s^2$ says how many draws really count: a few means the completion is unreliable.</p>
 <p><b>Seed.</b> The sampled completions, the ELBO estimates, the optimiser and the random masks draw their random
 numbers from the seed under the pen tools: the same seed gives the same numbers.</p>
 """
+
+
+def _latent_dim(model) -> str:
+    return str(getattr(model, "latent_dim", "?"))
 
 
 class InpaintingLab(LabView):
@@ -72,7 +83,9 @@ class InpaintingLab(LabView):
         self.state = InpaintingState()
         self.grid = None  # lvm.inpainting.InpaintGrid of the current model
         self._grid_model = None
-        self.result = None  # lvm.inpainting.InpaintResult of the drawing shown
+        self.snis_model = None  # a model inpainted by SNIS over z (no exact grid: d > 2, or not Bernoulli)
+        self.snis_why = ""  # why there is no exact grid for it
+        self.result = None  # lvm.inpainting.InpaintResult (or snis.SnisResult) of the drawing shown
         self.local_post = LocalPosteriorGrid()  # the fine grid under the posterior heatmap
         self.update_ms: list[float] = []  # from the canvas change to the drawn completion, per update
         self.infer_ms = float("nan")
@@ -168,7 +181,7 @@ class InpaintingLab(LabView):
         if not self._started:
             self._started = True
             self._on_dataset(self.workspace.dataset)
-        if self.grid is None or self._grid_model is not self.workspace.model:
+        if (self.grid is None and self.snis_model is None) or self._grid_model is not self.workspace.model:
             self._on_model(self.workspace.model)
         if self.state.follow_pending is not None:
             index, self.state.follow_pending = self.state.follow_pending, None
@@ -208,7 +221,7 @@ class InpaintingLab(LabView):
             self.workspace.set_seed(self.name, SEED_MAX)
             return
         set_quietly(self.drawing.seed_spin, seed)
-        if self.grid is not None:  # (an optimisation under way goes on with the seed it started with)
+        if self.grid is not None or self.snis_model is not None:  # (an optimisation goes on with its own seed)
             self.schedule_update(drawing_changed=False)
             self._elbo_timer_start()
 
@@ -216,13 +229,33 @@ class InpaintingLab(LabView):
         self.runner.cancel(self.channel(""))
         self._building = False
         self._opt_finished()
-        self.grid = None
+        self.grid = self.snis_model = None
         self.result = None  # it belonged to the old model
         self.local_post = LocalPosteriorGrid()
         self._grid_model = model
-        problem = compute.model_problem(model)
-        if problem is not None:
-            self._set_logp_text(problem)
+        self.state.forget_results()
+        self.plots.clear()  # nothing of the previous model stays on screen
+        self.meanfield.show_summary("")
+        self.meanfield.show_uncertainty("")
+        mode, why = compute.inference_mode(model)
+        self._set_meanfield_enabled(mode == "grid")
+        if mode is None:
+            self._set_logp_text(why if model is None else "this model cannot be inpainted: see below")
+            self.logp_label.setToolTip(why)
+            self.drawing.status.setText("")
+            if model is not None:
+                self.meanfield.show_summary(f"This model cannot be inpainted: {why}.")
+            return
+        if mode == "snis":
+            self._set_logp_text(f"completing by importance sampling over z: {why}")
+            self.plots.show_post_message(f"p(z | x_O) is {_latent_dim(model)}-D:\nnot drawn here")
+            self.meanfield.show_summary(
+                "The mean-field ELBO scores completions by their exact log p(x), which needs the exact latent grid "
+                f"(a 1-D or 2-D latent, Bernoulli decoder): not available for this model ({why})."
+            )
+            if self._started:
+                self.snis_model, self.snis_why = model, why
+                self.update_now()
             return
         if not self._started:
             return
@@ -239,6 +272,16 @@ class InpaintingLab(LabView):
             on_finished=done,
             on_error=lambda m: done(),
         )
+
+    def _set_meanfield_enabled(self, on: bool) -> None:
+        """The mean-field panel works on the exact grid only (a model change: any optimisation was cancelled)."""
+        for button in self.meanfield.phi_buttons.values():
+            button.setEnabled(on)
+        if on:
+            self.meanfield.set_running(False)
+        else:
+            self.meanfield.optimise_button.setEnabled(False)
+            self.meanfield.cancel_button.setEnabled(False)
 
     def _grid_ready(self, grid) -> None:
         if not self._alive() or self._grid_model is not grid.model:
@@ -309,7 +352,11 @@ class InpaintingLab(LabView):
         and the samples (~10 ms); when the posterior left the fine heatmap's rectangle, ``local`` then decodes the
         new rectangle (48 x 48 decoder calls, ~100 ms on one thread) and the heatmap follows when it is ready."""
         self._update_scheduled = False
-        if self.grid is None or self._animating:  # (an export's frames are computed on the spot)
+        if self._animating:  # (an export's frames are computed on the spot)
+            return
+        if self.grid is None:
+            if self.snis_model is not None:
+                self._update_snis()
             return
         t0 = time.perf_counter()
         grid, x, mask, seed = self.grid, self.state.image.copy(), self.state.mask.copy(), self.seed()
@@ -330,6 +377,49 @@ class InpaintingLab(LabView):
             self.channel("update"), lambda: compute.infer(grid, x, mask, seed), on_result=done, keep_running=True
         )
 
+    def _update_snis(self) -> None:
+        """Complete the drawing by SNIS over z in the worker (keep running: results flow while the pen moves)."""
+        t0 = time.perf_counter()
+        model, x, mask, seed = self.snis_model, self.state.image.copy(), self.state.mask.copy(), self.seed()
+
+        def done(out: compute.SnisInference) -> None:
+            if not self._alive() or model is not self.snis_model:
+                return
+            self.result, self.infer_ms = out.result, 1000 * out.seconds
+            self.state.log_p_obs = out.result.log_p_obs
+            self._render()
+            self.update_ms.append(1000 * (time.perf_counter() - t0))
+            del self.update_ms[:-50]
+            self.n_updates += 1
+
+        self.runner.submit(
+            self.channel("update"),
+            lambda: compute.snis_infer(model, x, mask, seed),
+            on_result=done,
+            keep_running=True,
+        )
+
+    def _render_snis(self) -> None:
+        """The SNIS completion and resampled completions, log p(x_O) with its standard error, and the ESS."""
+        r = self.result
+        assert r is not None
+        x, mask = self.state.image, self.state.mask
+        samples = r.sample_means if self.state.show_means else r.samples
+        self.plots.show_completions(x, mask, r.predictive.cpu().numpy(), samples.cpu().numpy())
+        self.canvas.set_overlay(None)
+        self.logp_label.setText(
+            f"log p(x<sub>O</sub>) ≈ <b>{r.log_p_obs:.2f}</b> ± {r.log_p_obs_se:.2f} nats "
+            f"<small>(SNIS, ESS <b>{r.ess:.0f}</b> of {r.n_proposals}; {int(mask.sum())}/{mask.size} observed)"
+            "</small>"
+        )
+        self.logp_label.setToolTip(
+            f"self-normalised importance sampling over z: {compute.proposal_text(r)}; effective sample size "
+            f"1/Σw² = {r.ess:.1f} of {r.n_proposals} draws; update {self.infer_ms:.0f} ms. No exact grid: "
+            f"{self.snis_why}"
+        )
+        self.drawing.status.setText(f"SNIS · {compute.proposal_text(r)}")
+        self.drawing.status.setToolTip(self.drawing.status.text())
+
     def _refit_local(self, grid, rect) -> None:
         """Decode the fine heatmap's new rectangle in the worker; swap it in (and refit the view) when ready."""
         n = self.local_post.n
@@ -347,6 +437,9 @@ class InpaintingLab(LabView):
 
     def _render(self) -> None:
         r, grid = self.result, self.grid
+        if r is not None and grid is None and self.snis_model is not None:
+            self._render_snis()
+            return
         if r is None or grid is None:  # no result yet, or the model changed and its grid is being rebuilt
             return
         x, mask = self.state.image, self.state.mask
@@ -460,6 +553,12 @@ class InpaintingLab(LabView):
         """Optimise phi, or stop the optimiser; asked before the model's grid is decoded, it starts once it is."""
         if self.is_running():
             self.cancel_optimise()
+        elif (
+            self.grid is None and self._grid_model is not None and compute.inference_mode(self._grid_model)[0] != "grid"
+        ):
+            self.workspace.message(
+                "Inpainting lab: the mean-field optimiser needs the exact latent grid (2-D, Bernoulli)"
+            )
         elif self.grid is None:
             self._run_when_ready = True
             self.meanfield.set_running(True)
@@ -470,6 +569,8 @@ class InpaintingLab(LabView):
     def _opt_finished(self) -> None:
         if shiboken6.isValid(self.meanfield):
             self.meanfield.set_running(False)
+            if self.snis_model is not None:  # (no exact grid: no mean-field optimiser)
+                self.meanfield.optimise_button.setEnabled(False)
 
     def is_busy(self) -> bool:
         return super().is_busy() or self._building or self._elbo_timer.isActive() or self._update_scheduled

@@ -17,12 +17,24 @@ import numpy as np
 
 from app.labs.latent import display
 from lvm.errors import ModelInputError, SessionError
-from lvm.latent_space import inverse_normal_cdf, nearest_encoding, normal_cdf, quantile_centres, square_cells
+from lvm.latent_space import (
+    LatentPlane,
+    axes_plane,
+    inverse_normal_cdf,
+    nearest_encoding,
+    normal_cdf,
+    pca_plane,
+    quantile_centres,
+    square_cells,
+)
+from lvm.models.capabilities import ModelCapabilities, describe
 from lvm.training import CONSERVATIVE_LR, ScheduleState, TrainConfig, TrainSnapshot, schedule_state_at
 
 MODES = ("continue the current model", "new model from scratch")
 DECODERS = ("bernoulli", "gaussian", "autoregressive")  # lvm.models.vae.DECODERS
 BACKGROUND_KEYS = ("none", "aggregate", "ratio")
+PLANE_KINDS = ("pca", "axes")  # a d > 2 latent space: the encodings' PCA plane, or two chosen axes
+MAX_AXIS = 10_000
 GRID_RANGE = (4, 40)
 EPOCHS_RANGE = (1, 1000)
 LR_RANGE = (1e-5, 1e-1)
@@ -160,8 +172,12 @@ class LatentState:
     drawn: np.ndarray | None = None  # the drawing pad's image, flattened (784,)
     hover: tuple[float, float] = (0.0, 0.0)
     train: TrainSettings = field(default_factory=TrainSettings)
+    plane_kind: str = "pca"  # d > 2: "pca" (top-2 principal directions of the encodings) or "axes"
+    plane_axes: tuple[int, int] = (0, 1)  # the two axes (0-based) of an "axes" plane
     # -- computed, not saved
     model: Any = None  # the displayed model: the workspace's, or the latest copy while training
+    plane: LatentPlane | None = None  # the latent plane shown (None: not known yet, e.g. PCA before encoding)
+    plane_mu: np.ndarray = field(default_factory=lambda: np.zeros((0, 2), np.float32))  # mu projected on the plane
     mu: np.ndarray = field(default_factory=lambda: np.zeros((0, 2), np.float32))
     sigma: np.ndarray = field(default_factory=lambda: np.zeros((0, 2), np.float32))
     labels: np.ndarray | None = None
@@ -184,6 +200,8 @@ class LatentState:
             "drawn": None if self.drawn is None else self.drawn.astype(np.float32).tolist(),
             "hover": list(self.hover),
             "train": self.train.to_dict(),
+            "plane": self.plane_kind,
+            "plane_axes": [self.plane_axes[0] + 1, self.plane_axes[1] + 1],
         }
 
     @classmethod
@@ -204,10 +222,14 @@ class LatentState:
             "drawn": _parse_drawn,
             "hover": _parse_point,
             "train": lambda v, w: TrainSettings.from_dict(v, w, strict),
+            "plane": lambda v, w: _choice(v, w, PLANE_KINDS),
+            "plane_axes": _parse_axes,
         }
         values = _parse_fields(d, parsers, where, strict)
         if "range" in values:
             values["view_range"] = values.pop("range")
+        if "plane" in values:
+            values["plane_kind"] = values.pop("plane")
         return cls(**values)
 
     # -- selection and pins ----------------------------------------------------------------------------------------
@@ -222,19 +244,81 @@ class LatentState:
         self.pinned = [p for p in self.pinned if p < len(self.mu)]
 
     def nearest_to_grid_point(self, x: float, y: float) -> int | None:
-        """The encoded point nearest (in z) to a point of the decoded grid plot."""
-        return nearest_encoding(self.mu, self.grid_to_z(x, y))
+        """The encoded point nearest (on the plane) to a point of the decoded grid plot."""
+        return nearest_encoding(self.plane_mu, self.grid_to_z(x, y))
 
-    # -- the two planes --------------------------------------------------------------------------------------------
+    # -- the latent plane ------------------------------------------------------------------------------------------
+    @property
+    def caps(self) -> ModelCapabilities | None:
+        """What the displayed model can show (None: no model, or an object that is not a latent model)."""
+        try:
+            return None if self.model is None else describe(self.model)
+        except ModelInputError:
+            return None
+
+    @property
+    def latent_dim(self) -> int:
+        """The displayed model's latent dimension (without one: the encodings' width, 0 without those)."""
+        caps = self.caps
+        if caps is not None:
+            return caps.latent_dim
+        return int(self.mu.shape[1]) if self.model is None and self.mu.ndim == 2 and len(self.mu) else 0
+
+    def set_model(self, model: Any) -> None:
+        """The displayed model; the plane is chosen again (``choose_plane``)."""
+        self.model = model
+        self.choose_plane()
+
+    def choose_plane(self) -> LatentPlane | None:
+        """The plane to show: the whole latent space for d = 2; for d > 2 the PCA plane of the encodings (None until
+        they exist) or two axes (also for a model without an encoder, which has no encodings). The encodings are
+        projected on it (``plane_mu``)."""
+        d, plane = self.latent_dim, None
+        if d == 2:
+            plane = axes_plane(2)
+        elif d > 2:
+            caps = self.caps
+            no_encoder = caps is not None and not caps.has_encoder
+            if self.plane_kind == "axes" or no_encoder:
+                i, j = (min(a, d - 1) for a in self.plane_axes)
+                plane = axes_plane(d, *((i, j) if i != j else (0, 1)))
+            elif len(self.mu) >= 2 and self.mu.shape[1] == d:
+                plane = pca_plane(self.mu)
+        self.plane = plane
+        self.project()
+        return plane
+
+    def project(self) -> None:
+        """``plane_mu``: the encodings projected on the plane (none while there is no plane)."""
+        if self.plane is None or self.mu.ndim != 2 or self.mu.shape[1] != self.plane.latent_dim:
+            self.plane_mu = np.zeros((0, 2), np.float32)
+        else:
+            self.plane_mu = self.plane.project(self.mu)
+
+    def plane_cov(self, i: int) -> np.ndarray:
+        """The 2 x 2 covariance of q(z|x_i)'s marginal on the plane."""
+        assert self.plane is not None
+        return np.asarray(self.plane.project_cov(self.sigma[i]))
+
+    @property
+    def prior_centre(self) -> tuple[float, float]:
+        return (0.0, 0.0) if self.plane is None else self.plane.prior_centre
+
+    def axis_labels(self) -> tuple[str, str]:
+        return ("z₁", "z₂") if self.plane is None else self.plane.axis_labels()
+
     def grid_to_z(self, x: float, y: float) -> tuple[float, float]:
-        """A point of the grid plot in z: (x, y) itself, or (Phi^-1(x), Phi^-1(y)) on the quantile grid."""
+        """A point of the grid plot on the plane: (x, y) itself, or c + (Phi^-1(x), Phi^-1(y)) on the quantile grid
+        (c: the prior marginal's centre on the plane, 0 unless the plane misses z = 0)."""
         if self.quantiles:
-            return inverse_normal_cdf(x), inverse_normal_cdf(y)
+            c = self.prior_centre
+            return c[0] + inverse_normal_cdf(x), c[1] + inverse_normal_cdf(y)
         return float(x), float(y)
 
     def z_to_grid(self, z: tuple[float, float]) -> tuple[float, float]:
         if self.quantiles:
-            return normal_cdf(z[0]), normal_cdf(z[1])
+            c = self.prior_centre
+            return normal_cdf(z[0] - c[0]), normal_cdf(z[1] - c[1])
         return float(z[0]), float(z[1])
 
     def mosaic_cells(
@@ -245,15 +329,17 @@ class LatentState:
         n = self.grid_n
         if self.quantiles:
             _, z = quantile_centres(n)
-            return z, z, (0.0, 0.0, 1.0, 1.0)
+            c = self.prior_centre
+            return c[0] + z, c[1] + z, (0.0, 0.0, 1.0, 1.0)
         return square_cells(grid_range[0], grid_range[1], n)
 
     def fit_range(self) -> tuple[tuple[float, float], tuple[float, float]]:
         """The encoded points' robust extent (0.5% to 99.5%) and the prior's 3-sigma circle, padded by 5%."""
-        lo, hi = np.array([-3.2, -3.2]), np.array([3.2, 3.2])
-        if len(self.mu):
-            lo = np.minimum(lo, np.percentile(self.mu[:, :2], 0.5, axis=0))
-            hi = np.maximum(hi, np.percentile(self.mu[:, :2], 99.5, axis=0))
+        c = np.asarray(self.prior_centre)
+        lo, hi = c - 3.2, c + 3.2
+        if len(self.plane_mu):
+            lo = np.minimum(lo, np.percentile(self.plane_mu, 0.5, axis=0))
+            hi = np.maximum(hi, np.percentile(self.plane_mu, 99.5, axis=0))
         pad = 0.05 * (hi - lo)
         return (float(lo[0] - pad[0]), float(hi[0] + pad[0])), (float(lo[1] - pad[1]), float(hi[1] + pad[1]))
 
@@ -262,22 +348,45 @@ class LatentState:
         """Why nothing can be shown (None when all is well)."""
         if self.model is None:
             return "no model: open one (File ▸ Open model…) or train one (right)"
-        if self.model.latent_dim < 2:
-            return "this lab needs a model with at least 2 latent dimensions"
+        try:
+            caps = describe(self.model)
+        except ModelInputError as exc:
+            return str(exc)
+        missing = caps.missing("plane")
+        if missing:
+            return f"{missing}: this lab needs a model with at least 2 latent dimensions"
         return None
 
     def data_problem(self, data: Any) -> str | None:
         if data is None:
             return "no dataset"
-        if self.model is not None and data.x.shape[1] != self.model.data_dim:
+        caps = self.caps
+        data_dim = None if caps is None else caps.data_dim
+        if data_dim is not None and data.x.shape[1] != data_dim:
             return (
-                f"the model expects {self.model.data_dim} features, the dataset has {data.x.shape[1]}: "
+                f"the model expects {data_dim} features, the dataset has {data.x.shape[1]}: "
                 "train a new model from scratch on it (right) or open a matching model"
             )
         return None
 
+    def encoder_problem(self) -> str | None:
+        """Why the data cannot be encoded (no encoder), or None."""
+        caps = self.caps
+        if caps is None:
+            return self.problem()
+        missing = caps.missing("encoder")
+        return None if missing is None else f"{missing}; the right plot decodes on the plane of z₁, z₂"
+
+    def decoder_problem(self) -> str | None:
+        """Why the plane cannot be decoded into images, or None."""
+        caps = self.caps
+        if caps is None:
+            return self.problem()
+        return caps.missing("decoder-mean") or caps.missing("image")
+
     def set_encodings(self, mu: np.ndarray, sigma: np.ndarray, labels: np.ndarray | None, key: tuple | None) -> None:
         self.mu, self.sigma, self.labels, self.encoded_key = mu, sigma, labels, key
+        self.choose_plane()  # (the PCA plane follows the encodings)
         self.prune_pins()
 
     def clear_encodings(self) -> None:
@@ -332,6 +441,16 @@ def _parse_range(value: Any, where: str) -> tuple[tuple[float, float], tuple[flo
     if len(nums) != 4 or not all(math.isfinite(v) for v in nums) or not (nums[1] > nums[0] and nums[3] > nums[2]):
         raise _bad(where, "[[x0, x1], [y0, y1]] with x0 < x1 and y0 < y1", value)
     return (nums[0], nums[1]), (nums[2], nums[3])
+
+
+def _parse_axes(value: Any, where: str) -> tuple[int, int]:
+    """Two different axes, 1-based in the file (as the spin boxes show them), 0-based in the state."""
+    if not isinstance(value, list) or len(value) != 2:
+        raise _bad(where, "[i, j], two different axes from 1", value)
+    i, j = (_int(v, where, 1, MAX_AXIS) for v in value)
+    if i == j:
+        raise _bad(where, "[i, j], two different axes from 1", value)
+    return i - 1, j - 1
 
 
 def _parse_point(value: Any, where: str) -> tuple[float, float]:

@@ -19,7 +19,7 @@ import numpy as np
 
 from app.labs.latent.state import TrainSettings
 from lvm.errors import ModelInputError
-from lvm.models.vae import BINARY_DECODERS, VAEConfig
+from lvm.models.vae import BINARY_DECODERS, VAE, VAEConfig
 from lvm.training import (
     ScheduleState,
     TrainConfig,
@@ -92,6 +92,11 @@ def plan_training(
         decoder = settings.decoder
         epoch_offset = 0.0
     else:
+        if not isinstance(model, VAE):
+            raise ModelInputError(
+                "the current model was not made by LVM Explorer (it is not an lvm VAE): the Latent lab cannot "
+                "continue training it; choose 'new model from scratch'"
+            )
         if model.data_dim != data.x.shape[1]:
             raise ModelInputError(
                 f"the current model expects {model.data_dim} features but the dataset has "

@@ -16,11 +16,13 @@ from __future__ import annotations
 import csv
 import time
 from collections.abc import Iterator
+from typing import cast
 
 import numpy as np
 import pyqtgraph as pg
 import torch
 from PySide6.QtCore import QEvent, QRectF, Qt, QTimer
+from PySide6.QtGui import QStandardItemModel
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -95,9 +97,17 @@ $\mathrm{KL}(q_\phi(z \mid x)\, \Vert\, p(z)) \to 0$: every image is encoded to 
 organising the digits, and the decoded grid shows the same image everywhere (the status line under Train gives the
 KL). Its grid shows the mean-field pass, each pixel's probability fed to the next.</p>
 <p><b>Draw</b> a digit on the pad: its $q(z \mid x)$ ellipse appears among the data.</p>
+<p><b>More latent dimensions</b> ($d > 2$): both plots show a plane $z = o + a_1 v_1 + a_2 v_2$ of the latent
+space: through the mean $o$ of the encodings along their top-2 principal directions $v_1, v_2$ (PCA), or two chosen
+axes through 0. Points are drawn at their projections $a = V (z - o)$; the ellipses, the aggregate posterior and the
+prior are their marginals on the plane; the grid and the hover preview decode the plane's own points.
+A model without an encoder has no encodings: its plane is two axes.</p>
 """
 
 BACKGROUNDS = [("none", "no background"), ("aggregate", "aggregate posterior q(z)"), ("ratio", "log q(z) − log p(z)")]
+PLANES = [("pca", "PCA plane of μ"), ("axes", "two axes")]
+MESSAGE_FILL = (255, 255, 255, 225)  # behind a message drawn in a plot (over the prior's circles)
+PCA_DENSITY_GRID = 80  # cells per side of the aggregate posterior on a PCA plane (full 2 x 2 covariances: N x G terms)
 THUMB_CAP = 400
 STACK_BELOW_RATIO = 1.2  # canvas width / height below which the two latent planes stack (each needs about a square)
 THUMB_PX = 26
@@ -117,6 +127,13 @@ def _image_plot() -> tuple[pg.ViewBox, pg.ImageItem]:
     item.setLookupTable(np.linspace(255, 0, 256).astype(np.uint8)[:, None].repeat(3, 1))
     vb.addItem(item)
     return vb, item
+
+
+def _wrap(text: str, width: int = 48) -> str:
+    """``text`` broken into lines of about ``width`` characters (a message drawn in a plot)."""
+    import textwrap
+
+    return "\n".join(textwrap.wrap(text, width)) if text else ""
 
 
 def _legend_html() -> str:
@@ -187,6 +204,27 @@ class LatentLab(LabView):
         self.quantile_box = QCheckBox("grid on prior quantiles")
         self.quantile_box.setToolTip("decode z = Φ⁻¹(u) for a regular grid of u in (0, 1)² (axes show u)")
         self.fit_button = QPushButton("Fit view")
+        # a d > 2 latent space: which plane (the encodings' PCA plane, or two axes); hidden for d = 2
+        self.plane_box = QComboBox()
+        self.plane_box.setObjectName("latent-plane")
+        for key, text in PLANES:
+            self.plane_box.addItem(text, key)
+        self.plane_box.setCurrentIndex(self.plane_box.findData(st.plane_kind))
+        self.plane_box.setToolTip(
+            "the plane of the latent space shown: through the encodings' mean along their top-2 principal "
+            "directions, or two coordinate axes through 0 (the other coordinates 0)"
+        )
+        self.axis_boxes = []
+        for k, prefix in enumerate(("axes z", "× z")):
+            box = QSpinBox()
+            box.setPrefix(prefix)
+            box.setRange(1, 2)
+            box.setValue(st.plane_axes[k] + 1)
+            box.setToolTip("the latent coordinate along this axis of the plane (1-based)")
+            box.setObjectName(f"latent-axis-{k + 1}")
+            self.axis_boxes.append(box)
+        self.plane_controls = group(self.plane_box, *self.axis_boxes)
+        self.plane_controls.setVisible(False)
         # the controls wrap onto a second line on a narrow window (the lab's minimum width is its widest control's)
         left.addWidget(
             flow(
@@ -195,6 +233,7 @@ class LatentLab(LabView):
                 self.grid_n,
                 self.quantile_box,
                 self.fit_button,
+                self.plane_controls,
             )
         )
         self.legend = QLabel(_legend_html())
@@ -218,6 +257,10 @@ class LatentLab(LabView):
         left.addWidget(self.canvas, 1)
         self.status = ElidedLabel("", min_chars=8)  # long timing text elides (all of it in the tooltip)
         self.status.setObjectName("latent-status")
+        self.plane_label = ElidedLabel("", min_chars=8)  # which plane of a d > 2 latent space is shown
+        self.plane_label.setObjectName("latent-plane-label")
+        self.plane_label.setVisible(False)
+        left.addWidget(self.plane_label)
         bottom = QHBoxLayout()
         bottom.addWidget(QLabel("labels:"))
         bottom.addWidget(self.legend)
@@ -266,7 +309,7 @@ class LatentLab(LabView):
             m.setZValue(9)
             p.addItem(m, ignoreBounds=True)
             self.hover_markers.append(m)
-        self.message_item = pg.TextItem("", color=(90, 90, 90), anchor=(0.5, 0.5))
+        self.message_item = pg.TextItem("", color=(60, 60, 60), anchor=(0.5, 0.5), fill=MESSAGE_FILL)
         self.message_item.setZValue(20)
         self.vb.addItem(self.message_item, ignoreBounds=True)
         # right plot: the mosaic
@@ -274,6 +317,9 @@ class LatentLab(LabView):
         self.mosaic_item.setLookupTable(np.linspace(255, 0, 256).astype(np.uint8)[:, None].repeat(3, 1))
         self.mosaic_item.setZValue(-5)
         self.grid_vb.addItem(self.mosaic_item, ignoreBounds=True)
+        self.grid_message_item = pg.TextItem("", color=(60, 60, 60), anchor=(0.5, 0.5), fill=MESSAGE_FILL)
+        self.grid_message_item.setZValue(20)
+        self.grid_vb.addItem(self.grid_message_item, ignoreBounds=True)
         self.vb.setRange(xRange=(-3.5, 3.5), yRange=(-3.5, 3.5), padding=0)
 
         # right column: hover preview, drawing pad, training
@@ -358,6 +404,9 @@ class LatentLab(LabView):
         self.grid_n.valueChanged.connect(self._on_grid_n)
         self.quantile_box.toggled.connect(self._on_quantile_toggled)
         self.fit_button.clicked.connect(self.fit_view)
+        self.plane_box.currentIndexChanged.connect(self._on_plane_controls)
+        for box in self.axis_boxes:
+            box.valueChanged.connect(self._on_plane_controls)
         self.pad.changed.connect(self._on_drawn)
         self.clear_pad.clicked.connect(self.pad.clear_image)
         self.sample_seed.valueChanged.connect(lambda v: self.workspace.set_seed(self.name, int(v)))
@@ -389,17 +438,89 @@ class LatentLab(LabView):
             self.grid_plot.setXLink(None)
             self.grid_plot.setYLink(None)
             self.grid_vb.setRange(xRange=(0, 1), yRange=(0, 1), padding=0.01)
-            self.grid_plot.setLabel("bottom", "u₁ = Φ(z₁)")
-            self.grid_plot.setLabel("left", "u₂ = Φ(z₂)")
             self.prior_curves[1].setVisible(False)
         else:
-            self.grid_plot.setLabel("bottom", "z₁")
-            self.grid_plot.setLabel("left", "z₂")
             self.prior_curves[1].setVisible(True)
             self.grid_plot.setXLink(self.plot)
             self.grid_plot.setYLink(self.plot)
+        self._show_plane_labels()
         self._request_grid()
         self._show_hover_marker()
+
+    def _on_plane_controls(self, *args) -> None:
+        """Another plane chosen (d > 2): project, redraw everything on it, and fit the view to it."""
+        st = self.state
+        st.plane_kind = self.plane_box.currentData()
+        a, b = (box.value() - 1 for box in self.axis_boxes)
+        if a == b:  # (two equal axes: the other box moves on)
+            return
+        st.plane_axes = (a, b)
+        for box in self.axis_boxes:
+            box.setEnabled(st.plane_kind == "axes" or st.encoder_problem() is not None)
+        st.choose_plane()
+        self._show_plane()
+        self.fit_view()
+
+    def _show_plane_controls(self) -> None:
+        """The plane controls of the displayed model: shown for d > 2; PCA needs an encoder."""
+        st, d = self.state, self.state.latent_dim
+        self.plane_controls.setVisible(d > 2)
+        if d <= 2:
+            return
+        has_encoder = st.caps is not None and st.caps.has_encoder
+        widgets = (self.plane_box, *self.axis_boxes)
+        for w in widgets:
+            w.blockSignals(True)
+        item = cast(QStandardItemModel, self.plane_box.model()).item(self.plane_box.findData("pca"))
+        item.setEnabled(has_encoder)
+        self.plane_box.setCurrentIndex(self.plane_box.findData(st.plane_kind if has_encoder else "axes"))
+        self.plane_box.setToolTip(
+            "" if has_encoder else "the model has no encoder: no encodings to take principal directions of"
+        )
+        for k, box in enumerate(self.axis_boxes):
+            box.setRange(1, d)
+            box.setValue(min(st.plane_axes[k], d - 1) + 1)
+            box.setEnabled(st.plane_kind == "axes" or not has_encoder)
+        for w in widgets:
+            w.blockSignals(False)
+
+    def _show_plane_labels(self) -> None:
+        """Axis labels and titles saying which plane is shown."""
+        st = self.state
+        bottom, left = st.axis_labels()
+        self.plot.setLabel("bottom", bottom)
+        self.plot.setLabel("left", left)
+        if st.quantiles:
+            self.grid_plot.setLabel("bottom", f"u₁ = Φ({bottom.split(':')[0]})")
+            self.grid_plot.setLabel("left", f"u₂ = Φ({left.split(':')[0]})")
+        else:
+            self.grid_plot.setLabel("bottom", bottom)
+            self.grid_plot.setLabel("left", left)
+        about = "" if st.plane is None else st.plane.description()
+        self.plot.setTitle("encoded data: μ<sub>φ</sub>(x)" + (" projected on the plane" if about else ""))
+        self.grid_plot.setTitle("decoded manifold E[x|z]" + (" on the plane" if about else ""))
+        self.plane_label.setText(about)
+        self.plane_label.setVisible(bool(about))
+
+    def _show_plane(self) -> None:
+        """Redraw everything that depends on the plane: labels, prior circles, points, q ellipses, background,
+        grid, thumbnails and the hover preview."""
+        st = self.state
+        self._show_plane_labels()
+        cx, cy = st.prior_centre
+        t = np.linspace(0, 2 * np.pi, 181)
+        xs = np.concatenate([np.r_[cx + r * np.cos(t), np.nan] for r in (1, 2, 3)])
+        ys = np.concatenate([np.r_[cy + r * np.sin(t), np.nan] for r in (1, 2, 3)])
+        for curve in self.prior_curves:
+            curve.setData(xs, ys)
+        self._apply_colours()
+        self._update_selection()
+        self._update_drawn()
+        self._request_density()
+        self._request_grid()
+        self._update_thumbnails()
+        if not st.problem():
+            self.hover(st.hover)
 
     def _show_sample_seed(self) -> None:
         self.preview_titles[1].setText(f"sample (seed {self.workspace.seed(self.name)})", size="8pt")
@@ -442,29 +563,53 @@ class LatentLab(LabView):
     # -- the displayed model ---------------------------------------------------------------------------------------
     def _set_display_model(self, model, fit: bool) -> None:
         st = self.state
-        st.model = model
+        same_kind = st.model is not None and model is not None and st.latent_dim == int(model.latent_dim)
+        st.set_model(model)
         st.encoded_key = None
         st.fit_pending = st.fit_pending or fit
-        self._update_drawn()
-        self._request_encode()
-        self._request_grid()
-        if not st.problem():
-            self.hover(st.hover)  # the preview is never empty
+        if fit or not same_kind:  # another model: nothing of the previous one stays on screen
+            st.clear_encodings()
+            self.mosaic_item.clear()
+            self.density_item.clear()
+            self.thumbs_item.setVisible(False)
+            for item in self.preview_items:
+                item.clear()
+        self._show_plane_controls()
+        self._show_plane()
+        self._request_encode()  # (_show_plane drew the hover preview: it is never empty)
 
     def _show_message(self, text: str | None) -> None:
-        self.message_item.setText(text or "")
+        self.message_item.setText(_wrap(text or ""))
+        self.message_item.setVisible(bool(text))  # (its fill would show as an empty box)
         if text:
             (x0, x1), (y0, y1) = self.vb.viewRange()
             self.message_item.setPos((x0 + x1) / 2, (y0 + y1) / 2)
 
+    def _show_grid_message(self, text: str | None) -> None:
+        self.grid_message_item.setText(_wrap(text or ""))
+        self.grid_message_item.setVisible(bool(text))
+        if text:
+            (x0, x1), (y0, y1) = self.grid_vb.viewRange()
+            self.grid_message_item.setPos((x0 + x1) / 2, (y0 + y1) / 2)
+
+    @property
+    def message_text(self) -> str:
+        """What the left plot says instead of the encodings (empty when it shows them)."""
+        return self.message_item.textItem.toPlainText()
+
+    @property
+    def grid_message_text(self) -> str:
+        """What the right plot says instead of the decoded grid (empty when it shows one)."""
+        return self.grid_message_item.textItem.toPlainText()
+
     # -- encoding the dataset --------------------------------------------------------------------------------------
     def _request_encode(self) -> None:
         st = self.state
-        problem = st.problem() or st.data_problem(self.workspace.data)
+        problem = st.problem() or st.data_problem(self.workspace.data) or st.encoder_problem()
         self._show_message(problem)
         if problem:
             st.clear_encodings()
-            self.scatter.set_data(st.mu)
+            self.scatter.set_data(st.plane_mu)
             self._update_thumbnails()
             self._update_selection()
             self.density_item.clear()
@@ -484,15 +629,19 @@ class LatentLab(LabView):
             if st.model is not model:
                 return
             mu, sigma, seconds = result
-            st.set_encodings(mu, sigma, data.y, key)
+            plane = st.plane
+            st.set_encodings(mu, sigma, data.y, key)  # (a PCA plane follows the encodings)
             st.timings["encode_ms"] = seconds * 1000
-            self._apply_colours()
-            self._update_selection()
             if st.fit_pending:
                 st.fit_pending = False
                 self.fit_view()
-            self._request_density()
-            self._update_thumbnails()
+            if st.plane is not plane and (plane is None or plane.kind == "pca"):
+                self._show_plane()
+            else:
+                self._apply_colours()
+                self._update_selection()
+                self._request_density()
+                self._update_thumbnails()
             self.status.setText(st.status_text())
 
         self.runner.submit(self.channel("encode"), job, on_result=done)
@@ -504,7 +653,7 @@ class LatentLab(LabView):
             self._update_thumbnails()
 
     def _apply_colours(self) -> None:
-        self.scatter.set_data(self.state.mu[:, :2], self.state.colours(self.workspace.gmm))
+        self.scatter.set_data(self.state.plane_mu, self.state.colours(self.workspace.gmm))
 
     def fit_view(self) -> None:
         """Show the encoded points (robust extent) and the prior's 3-sigma circle."""
@@ -516,14 +665,18 @@ class LatentLab(LabView):
         self._request_grid()
         self._request_density()
         self._update_thumbnails()
-        if self.message_item.textItem.toPlainText():
-            self._show_message(self.message_item.textItem.toPlainText())
+        if self.message_text:
+            self._show_message(self.message_text)
+        if self.grid_message_text:
+            self._show_grid_message(self.grid_message_text)
 
     # -- decoding grid ---------------------------------------------------------------------------------------------
     def _request_grid(self) -> None:
         st = self.state
-        model = st.model
-        if st.problem() or ls.image_shape_of(model) is None:
+        model, plane = st.model, st.plane
+        problem = st.problem() or st.decoder_problem()
+        self._show_grid_message(None if st.problem() else problem)
+        if problem or plane is None:  # (no plane yet: a PCA plane waits for the encodings)
             self.mosaic_item.clear()
             return
         zx, zy, (left, bottom, width, height) = st.mosaic_cells(self.grid_vb.viewRange())
@@ -531,11 +684,11 @@ class LatentLab(LabView):
 
         def job():
             t0 = time.perf_counter()
-            mosaic = ls.decode_mosaic(model, zx, zy)
+            mosaic = ls.decode_mosaic(model, zx, zy, plane)
             return mosaic, time.perf_counter() - t0
 
         def done(result):
-            if st.model is not model:
+            if st.model is not model or st.plane is not plane:
                 return
             mosaic, seconds = result
             st.timings.update(grid_ms=seconds * 1000, grid_nx=len(zx), grid_ny=len(zy))
@@ -548,21 +701,22 @@ class LatentLab(LabView):
     # -- aggregate posterior ---------------------------------------------------------------------------------------
     def _request_density(self) -> None:
         mode = self.state.background
-        mu, sigma = self.state.mu, self.state.sigma
-        if mode == "none" or not len(mu):
+        mu, sigma, plane = self.state.mu, self.state.sigma, self.state.plane
+        if mode == "none" or not len(mu) or plane is None:
             self.density_item.setVisible(False)
             return
         (x0, x1), (y0, y1) = self.vb.viewRange()
-        zx, zy = ls.cell_centres(x0, x1, DENSITY_GRID), ls.cell_centres(y0, y1, DENSITY_GRID)
+        n = DENSITY_GRID if plane.kind == "axes" else PCA_DENSITY_GRID
+        zx, zy = ls.cell_centres(x0, x1, n), ls.cell_centres(y0, y1, n)
 
         def job():
             t0 = time.perf_counter()
-            q = ls.aggregate_density(mu, sigma, zx, zy)
-            img = display.density_rgba(q, ls.prior_density(zx, zy), mode)
+            q = ls.aggregate_density(mu, sigma, zx, zy, plane)
+            img = display.density_rgba(q, ls.prior_density(zx, zy, plane.prior_centre), mode)
             return img, time.perf_counter() - t0
 
         def done(result):
-            if self.state.mu is not mu:
+            if self.state.mu is not mu or self.state.plane is not plane:
                 return
             img, seconds = result
             self.state.timings["density_ms"] = seconds * 1000
@@ -576,14 +730,14 @@ class LatentLab(LabView):
     def _update_thumbnails(self) -> None:
         st, data = self.state, self.workspace.data
         shape = None if st.model is None else ls.image_shape_of(st.model)
-        if not st.thumbnails or not len(st.mu) or data is None or shape is None or len(data.x) != len(st.mu):
+        if not st.thumbnails or not len(st.plane_mu) or data is None or shape is None or len(data.x) != len(st.mu):
             self.thumbs_item.setVisible(False)
             return
         t0 = time.perf_counter()
         (x0, x1), (y0, y1) = self.vb.viewRange()
         w, h = max(int(self.vb.width()), 1), max(int(self.vb.height()), 1)
-        px = (st.mu[:, 0] - x0) / (x1 - x0) * w
-        py = (st.mu[:, 1] - y0) / (y1 - y0) * h
+        px = (st.plane_mu[:, 0] - x0) / (x1 - x0) * w
+        py = (st.plane_mu[:, 1] - y0) / (y1 - y0) * h
         idx = display.pick_thumbnails(px, py, w, h, THUMB_PX, THUMB_CAP)
         images = data.x[idx].reshape(-1, *shape)
         img = display.thumbnails_rgba(images, st.colours(self.workspace.gmm)[idx], px[idx], py[idx], w, h, THUMB_PX)
@@ -617,8 +771,10 @@ class LatentLab(LabView):
     def _ellipse_xy(self, indices) -> tuple[np.ndarray, np.ndarray]:
         st = self.state
         parts = []
+        if not len(st.plane_mu):
+            return np.zeros(0), np.zeros(0)
         for i in indices:
-            parts.append(ellipse_points(st.mu[i, :2], np.diag(st.sigma[i, :2].astype(float) ** 2)))
+            parts.append(ellipse_points(st.plane_mu[i], st.plane_cov(i)))
             parts.append(np.full((1, 2), np.nan))
         if not parts:
             return np.zeros(0), np.zeros(0)
@@ -628,9 +784,9 @@ class LatentLab(LabView):
     def _update_selection(self) -> None:
         st = self.state
         i = self.workspace.selected_index
-        if i is not None and i < len(st.mu):
+        if i is not None and i < len(st.plane_mu):
             self.sel_curve.setData(*self._ellipse_xy([i]))
-            self.sel_marker.setData([st.mu[i, 0]], [st.mu[i, 1]])
+            self.sel_marker.setData([st.plane_mu[i, 0]], [st.plane_mu[i, 1]])
         else:
             self.sel_curve.setData([], [])
             self.sel_marker.setData([], [])
@@ -653,26 +809,44 @@ class LatentLab(LabView):
         """Show p(x|z) at the plane point z: mean, one sample (seeded: the same z and seed give the same sample),
         per-pixel variance (decoded on the GUI thread)."""
         st = self.state
-        if st.problem():
+        if st.problem() or st.plane is None:
             return
-        model = st.model
+        model, caps = st.model, st.caps
+        missing = caps.missing("decoder-mean") if caps is not None else None
+        if missing:
+            for item in self.preview_items:
+                item.clear()
+            self.hover_label.setText("no decoder mean: nothing to decode here")
+            self.hover_label.setToolTip(missing)
+            st.hover = (float(z[0]), float(z[1]))
+            self._show_hover_marker()
+            return
         t0 = time.perf_counter()
         generator = torch.Generator().manual_seed(self.workspace.seed(self.name))
-        mean, sample, var = ls.decode_point(model, z, generator)
+        mean, sample, var = ls.decode_point(model, z, generator, st.plane)
         ms = (time.perf_counter() - t0) * 1000
         st.timings["hover_ms"] = ms
+        where = "a" if st.plane.description() else "z"
         if mean.ndim == 2:
-            vmax = max(float(var.max()), 1e-6) if model.config.decoder == "gaussian" else 0.25
+            gaussian = caps is not None and caps.decoder == "gaussian"
+            vmax = 0.25 if var is None or not gaussian else max(float(var.max()), 1e-6)
             for item, img, levels in zip(
                 self.preview_items, (mean, sample, var), ((0, 1), (0, 1), (0, vmax)), strict=True
             ):
-                item.setImage(img, levels=levels, autoLevels=False)
-            self.hover_label.setText(f"z = ({z[0]:.2f}, {z[1]:.2f})  ·  decode {ms:.1f} ms")
+                if img is None:  # (a model with only decode_mean: no sample, no variance)
+                    item.clear()
+                else:
+                    item.setImage(img, levels=levels, autoLevels=False)
+            text = f"{where} = ({z[0]:.2f}, {z[1]:.2f})  ·  decode {ms:.1f} ms"
+            if sample is None:
+                text += "  ·  only the mean: the model has no sampler or variance"
+            self.hover_label.setText(text)
         else:
-            text = f"z = ({z[0]:.2f}, {z[1]:.2f}) → E[x|z] = {np.array2string(mean, precision=2)}"
-            if model.config.decoder == "gaussian":  # the decoder's own diagonal covariance Sigma_theta(z)
+            text = f"{where} = ({z[0]:.2f}, {z[1]:.2f}) → E[x|z] = {np.array2string(mean, precision=2)}"
+            if var is not None and caps is not None and caps.decoder == "gaussian":  # the decoder's diagonal Sigma(z)
                 text += f", diag Σ(z) = {np.array2string(np.asarray(var), precision=3)}"
             self.hover_label.setText(text)
+        self.hover_label.setToolTip(self.hover_label.text())
         st.hover = (float(z[0]), float(z[1]))
         self._show_hover_marker()
 
@@ -690,16 +864,24 @@ class LatentLab(LabView):
     def _update_drawn(self) -> None:
         st = self.state
         image = st.drawn
-        if image is None or st.problem() or st.model.data_dim != image.size:
+        no_encoder = st.encoder_problem() is not None
+        caps = st.caps
+        fits = caps is not None and caps.data_dim in (None, image.size if image is not None else -1)
+        if image is None or st.problem() or no_encoder or not fits or st.plane is None:
             st.drawn_q = None
             self.draw_curve.setData([], [])
             self.draw_marker.setData([], [])
-            self.pad_label.setText("its q(z|x) appears\nin magenta")
+            self.pad_label.setText(
+                "no encoder:\nno q(z|x) to show"
+                if no_encoder and not st.problem()
+                else "its q(z|x) appears\nin magenta"
+            )
             return
-        mu, sigma = ls.encode_dataset(st.model, image[None].astype(np.float32))
-        mu, sigma = mu[0, :2], sigma[0, :2]
+        mu_full, sigma_full = ls.encode_dataset(st.model, image[None].astype(np.float32))
+        mu, cov = st.plane.project(mu_full[0]), st.plane.project_cov(sigma_full[0])
+        sigma = np.sqrt(np.diag(cov))
         st.drawn_q = (mu, sigma)
-        pts = ellipse_points(mu, np.diag(sigma.astype(float) ** 2))
+        pts = ellipse_points(mu, cov)
         self.draw_curve.setData(pts[:, 0], pts[:, 1])
         self.draw_marker.setData([mu[0]], [mu[1]])
         self.pad_label.setText(f"q(z|x): μ = ({mu[0]:.2f}, {mu[1]:.2f})\nσ = ({sigma[0]:.2f}, {sigma[1]:.2f})")
@@ -958,6 +1140,14 @@ class LatentLab(LabView):
             self.background.setCurrentIndex(self.background.findData(saved.background))
         if "grid_n" in present:
             self.grid_n.setValue(saved.grid_n)
+        if "plane" in present or "plane_axes" in present:
+            if "plane" in present:
+                self.state.plane_kind = saved.plane_kind
+            if "plane_axes" in present:
+                self.state.plane_axes = saved.plane_axes
+            self.state.choose_plane()
+            self._show_plane_controls()
+            self._show_plane()
         if "pinned" in present:
             self.state.pinned = list(saved.pinned)
             self._update_selection()

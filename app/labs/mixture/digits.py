@@ -22,7 +22,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.labs.mixture.digits_fit import TILE_GAP, DigitsResult, fit_digits, tile
+from app.labs.mixture.digits_fit import TILE_GAP, DigitsResult, fit_digits, latent_space_problem, tile
 from app.labs.mixture.engine import COV_TYPES
 from app.labs.mixture.panels import PLOT_MIN, show_bars
 from app.labs.mixture.state import DIGIT_SPACES, DIGITS_K_RANGE, DIGITS_N_RANGE, SEED_RANGE, DigitsSettings
@@ -169,18 +169,35 @@ class DigitsPanel(QWidget):
         self.gallery.vb.clicked.connect(lambda p, b, m: self.select_component(self.gallery.tile_at(p.x(), p.y())))
         self.member_view.vb.clicked.connect(self._on_member_click)
         self.workspace.events.selection.connect(self._on_selection)
-        self.workspace.events.model.connect(lambda _m: self._on_space())
+        self.workspace.events.model.connect(self._on_model)
         follow_colours(self._on_colours)  # another palette: the bars' colours
         self._on_space()
 
     def channel(self) -> str:
         return self.lab.channel("digits")
 
+    def _on_model(self, _model) -> None:
+        """Another model: a fit in the previous model's latent space (its decoded means) is not shown any more."""
+        if self.result is not None and self.result.space == SPACES[2]:
+            self.runner.cancel(self.channel())
+            self._done()
+            self.result, self.component, self.members = None, None, np.zeros(0, np.int64)
+            self.gallery.set_images(np.zeros((0, 1)), (28, 28), 1)
+            self.gallery.highlight(None)
+            self.member_view.set_images(np.zeros((0, 1)), (28, 28), 1)
+            self.member_view.label.setText("", color="k")
+            self.metrics.setText("The model changed: fit again to cluster in its latent space.")
+        self._on_space()
+
     def _on_space(self, *_):
         vae = self.space.findText(SPACES[2])
-        cast(QStandardItemModel, self.space.model()).item(vae).setEnabled(self.workspace.model is not None)
-        if self.space.currentIndex() == vae and self.workspace.model is None:
+        problem = latent_space_problem(self.workspace.model)
+        item = cast(QStandardItemModel, self.space.model()).item(vae)
+        item.setEnabled(problem is None)
+        item.setToolTip("" if problem is None else f"not available: {problem}")
+        if self.space.currentIndex() == vae and problem is not None:
             self.space.setCurrentIndex(1)
+            self.metrics.setText(f"VAE latent space not available: {problem}.")
         self.cov.setCurrentText("diag" if self.space.currentIndex() == 0 else "full")
 
     def on_dataset(self, ds) -> None:

@@ -17,7 +17,9 @@ import torch
 
 from app.labs.mixture.state import DIGIT_SPACES
 from lvm.errors import ModelInputError
+from lvm.latent_space import encode_dataset, model_device
 from lvm.models import gmm
+from lvm.models.capabilities import decoder_mean, describe
 from lvm.models.gmm_metrics import normalized_mutual_info, purity
 from lvm.models.pca import pca_fit
 
@@ -71,21 +73,32 @@ def _feature_space(X: np.ndarray, space: str, model=None) -> tuple[Features, Fea
             (lambda means: np.clip(mean + means @ comps, 0, 1)),
             1e-3,
         )
-    if model is None:
-        raise ModelInputError("the VAE latent space needs a model; open or train one first")
-    device = next(model.parameters()).device
+    problem = latent_space_problem(model)
+    if problem is not None:
+        raise ModelInputError(problem)
+    device = model_device(model)
 
     def embed(imgs: np.ndarray) -> np.ndarray:
-        with torch.no_grad():
-            mu, _ = model.encoder_params(torch.as_tensor(np.asarray(imgs, np.float32), device=device))
-        return mu.cpu().numpy()
+        return encode_dataset(model, np.asarray(imgs, np.float32))[0]  # the encoder means
 
     def to_images(means: np.ndarray) -> np.ndarray:
         with torch.no_grad():
-            out = model.decode_mean(torch.as_tensor(means, dtype=torch.float32, device=device))
-        return np.clip(out.cpu().numpy(), 0, 1)
+            out = decoder_mean(model, torch.as_tensor(means, dtype=torch.float32, device=device))
+        return np.clip(out.float().cpu().numpy(), 0, 1)
 
     return embed, to_images, 1e-6
+
+
+def latent_space_problem(model: Any) -> str | None:
+    """Why the digits cannot be clustered in ``model``'s latent space (None: they can): it needs an encoder (the
+    features mu_phi(x)) and a decoder mean (the component means as images)."""
+    if model is None:
+        return "the latent space needs a model; open or train one first"
+    try:
+        caps = describe(model)
+    except ModelInputError as exc:
+        return str(exc)
+    return caps.missing("encoder") or caps.missing("decoder-mean")
 
 
 def fit_digits(

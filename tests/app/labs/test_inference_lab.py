@@ -115,8 +115,8 @@ def test_drag_ellipse_changes_mu_and_readout(lab, qtbot):
     bar = kl.bar
     assert bar.elbo + bar.kl == pytest.approx(bar.log_px, abs=1e-3)
     assert bar.log_px == pytest.approx(lab.picture.log_px)
-    q = torch.distributions.MultivariateNormal(
-        torch.tensor(kl.mean, dtype=torch.float32), scale_tril=torch.tensor(kl.tril, dtype=torch.float32)
+    q = torch.distributions.MultivariateNormal(  # batch shape (1,): one q for the one x
+        torch.tensor(kl.mean, dtype=torch.float32)[None], scale_tril=torch.tensor(kl.tril, dtype=torch.float32)[None]
     )
     grid = LatentGrid.build(lab.workspace.model, size=256, box=torch.tensor([[-6.0, 6.0], [-6.0, 6.0]]))
     direct = float(kl_q_posterior(grid, torch.as_tensor(lab.workspace.selected_x)[None], q)[0])
@@ -327,7 +327,7 @@ def test_the_x_analysed_is_shown_with_index_and_label_and_follows_the_selection(
     ws = lab.workspace
     data = ws.data
     cards = lab.x_cards
-    assert {lab.kl.card, lab.convergence.card, lab.jensen.card, lab.scatter.card} == set(cards)
+    assert {lab.kl.card, lab.slice.card, lab.convergence.card, lab.jensen.card, lab.scatter.card} == set(cards)
     assert lab.kl.card.isVisible()
     for index in (0, 4176 % len(data), 7):
         if index != ws.selected_index:

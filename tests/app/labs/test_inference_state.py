@@ -77,7 +77,7 @@ def test_panel_settings_rules():
     assert len(a) == 50 and len(set(a)) == 50 and (np.diff(a) > 0).all()
     np.testing.assert_array_equal(a, ScatterSettings(n=50, seed=3).indices(1000))
     assert len(ScatterSettings(n=50).indices(20)) == 20
-    assert set(PANELS) == {"kl", "onedim", "convergence", "jensen", "scatter"}
+    assert set(PANELS) == {"kl", "slice", "onedim", "convergence", "jensen", "scatter"}
 
 
 # -- the convergence readout: surprises explained -------------------------------------------------------------------
@@ -136,7 +136,8 @@ def test_what_stops_the_analysis_is_said_as_what_to_do():
     assert analysis_problem(vae2, data, 3) == ""
     assert "Open or train a model" in analysis_problem(None, data, 3)
     assert "Load a data set" in analysis_problem(vae2, None, 3)
-    assert "10-D latent" in analysis_problem(SimpleNamespace(latent_dim=10, data_dim=784), data, 3)
+    assert analysis_problem(SimpleNamespace(latent_dim=10, data_dim=784), data, 3) == ""  # a slice and AIS
+    assert "1-D latent" in analysis_problem(SimpleNamespace(latent_dim=1, data_dim=784), data, 3)
     assert "expects 784 features but the data set has 2" in analysis_problem(
         vae2, SimpleNamespace(x=np.zeros((5, 2))), 3
     )

@@ -115,7 +115,9 @@ def test_pins_grid_points_and_ranges():
 def test_problems_status_and_csv():
     s = LatentState()
     assert "no model" in s.problem()
-    s.model = type("M", (), {"latent_dim": 1, "data_dim": 4})()
+    s.model = type("NotAModel", (), {"latent_dim": 2, "data_dim": 4})()
+    assert "not a latent model" in s.problem() and "log_prior" in s.problem()
+    s.model = type("M", (), {"latent_dim": 1, "data_dim": 4, "log_prior": print, "log_likelihood": print})()
     assert "at least 2" in s.problem()
     s.model.latent_dim = 2
     assert s.problem() is None and s.data_problem(None) == "no dataset"
