@@ -27,7 +27,7 @@ from PySide6.QtWidgets import (
 
 from app.core.gui_gc import install_gui_thread_collector
 from app.core.settings import app_settings
-from app.core.warmup import freeze_startup_heap, warm_up_torch
+from app.core.warmup import freeze_startup_heap, warm_up_torch_when_idle
 from app.core.workers import TaskRunner, trim_heap_soon
 from app.core.workspace import DEFAULT_DATASET, DEFAULT_MODEL, RESOURCES, GaussianQ, Workspace, read_session
 from app.labs import LABS, lab_class
@@ -416,7 +416,7 @@ class MainWindow(QMainWindow):
             if shiboken6.isValid(self):  # (the window may have closed while torch warmed up)
                 self.warmed_up.emit()
 
-        self.runner.submit("warmup/torch", warm_up_torch, on_done=done, keep_all=True)
+        self.runner.submit("warmup/torch", lambda: warm_up_torch_when_idle(), on_done=done, keep_all=True)
 
     def is_warming_up(self) -> bool:
         return self.runner.is_busy("warmup/")

@@ -7,10 +7,13 @@ just after start-up, keeps it out of every later interaction.
 
 torch's import graph is cyclic, and another thread importing beside it can see half-initialised modules: on a busy
 machine the warm-up failed now and then ("'_OpNamespace' 'prims' object has no attribute 'sum'", "operator
-_c10d_functional::_wrap_tensor_autograd does not exist"), and every later optimiser with it. So while it runs nothing
-else imports: new worker jobs wait (``torch_job``), running ones get a second to finish what they are importing, and
-any other thread's import of a module not loaded yet (the GUI thread opening a lab, a running job) waits for it
-(``_import_after_warm_up``, installed for the warm-up's ~2 s only).
+_c10d_functional::_wrap_tensor_autograd does not exist"), and every later optimiser with it. So it runs alone: new
+worker jobs wait (``torch_job``) and any other thread's import of a module not loaded yet (the GUI thread opening a
+lab) waits for it (``_import_after_warm_up``, installed for the warm-up's ~2 s only). It starts only when no job runs:
+running jobs get a second to finish, and when one still runs after that the warm-up is put off to its next call (a
+job in the middle of importing torch._dynamo itself, building its own first optimiser, holds the import locks the
+warm-up needs, while the import gate made it wait for the warm-up: the two waited for each other until the gate's
+timeout, import after import, and the Inpainting lab's first completion of a 10-D model took minutes on a busy machine).
 """
 
 from __future__ import annotations
@@ -57,33 +60,54 @@ def _import_after_warm_up(name: str, globals: Any = None, locals: Any = None, fr
     return _real_import(name, globals, locals, fromlist, level)
 
 
-def warm_up_torch() -> None:
+def warm_up_torch() -> bool:
     """Build one Adam optimiser and take one step (imports torch._dynamo and the autograd profiler hooks), once per
-    process, alone (see the module docstring). Thread-safe: a second caller waits for the first. The worker runs it
-    before every job that builds an optimiser (``app.core.workers.OPTIMISER_JOBS``), outside that job's
-    ``torch_job``."""
+    process, alone (see the module docstring); returns whether torch is warm now (False: a job still ran after
+    ``RUNNING_JOBS_WAIT_S``, so the warm-up is put off to the next call). Thread-safe: a second caller waits for the
+    first. The worker runs it before every job that builds an optimiser (``app.core.workers.OPTIMISER_JOBS``),
+    outside that job's ``torch_job``."""
     global _warm, _warming_thread, _warm_up_waiting
     if _warm:
-        return
+        return True
     with _warm_lock:
         if _warm:
-            return
+            return True
         with _gate:
-            _warm_up_waiting = True  # new jobs wait from now on; the running ones finish first, or get a second to
-            # finish the imports they are in (a long job, EM running for seconds, is past its imports by then; any
-            # import it starts from now on waits in _import_after_warm_up)
-            _gate.wait_for(lambda: _running_jobs == 0, timeout=RUNNING_JOBS_WAIT_S)
+            _warm_up_waiting = True  # new jobs wait from now on; the running ones get a second to finish
+            alone = _gate.wait_for(lambda: _running_jobs == 0, timeout=RUNNING_JOBS_WAIT_S)
             _warm_up_waiting = False
+            if not alone:  # never beside a running job (the module docstring): later
+                _gate.notify_all()
+                return False
             _warming_thread = threading.get_ident()
         builtins.__import__ = _import_after_warm_up
         try:
             _first_optimiser_step()
             _warm = True
+            return True
         finally:
             builtins.__import__ = _real_import
             with _gate:
                 _warming_thread = None
                 _gate.notify_all()
+
+
+def warm_up_torch_when_idle(patience_s: float = 60.0) -> bool:
+    """``warm_up_torch`` at a moment no job runs: waits (without holding new jobs back) until none runs, then warms up;
+    tries again while jobs keep starting, for at most ``patience_s``. Returns whether torch is warm (if not, the next
+    job that builds an optimiser warms it)."""
+    import time
+
+    deadline = time.monotonic() + patience_s
+    while not _warm:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return False
+        with _gate:
+            _gate.wait_for(lambda: _running_jobs == 0, timeout=left)
+        if warm_up_torch():
+            return True
+    return True
 
 
 def _first_optimiser_step() -> None:

@@ -16,6 +16,17 @@ Samples of p(x_M|x_O): resample z_s with probabilities w_s, then x_M ~ p(x_M|z_s
 Proposals: ``"prior"``, z ~ N(0, I) (the prior of the app's models; any other prior is corrected by its weight), or
 ``"encoder"``, the model's q(z|x~) of the image x~ with the missing pixels filled with 0.5 (amortised inference
 never saw holes, so it can be far off: the ESS tells).
+
+``"fitted"`` (the default): a diagonal Gaussian fitted to p(z | x_O) itself, then widened by ``FIT_WIDEN``: the best of
+``FIT_STARTS`` starting points (the encoder's mean and draws from its q, or from the prior) after ``MODE_STEPS`` Adam
+steps on log p(z) + log p(x_O|z), then ``FIT_STEPS`` steps of reparameterised VI (``FIT_DRAWS`` draws a step) on the
+ELBO of p(x_O, z), then one round of moment matching: ``MATCH_DRAWS`` draws from that Gaussian, weighted, give the mean
+and full covariance of the next (shrunk towards the fitted diagonal by lambda = ESS / (ESS + d): few effective draws
+lean on it), widened by ``MATCH_WIDEN``. The estimates stay importance-sampling estimates for that proposal (it is fixed
+before the draws that make them). Measured on the bundled 10-D VAE with the top half of a digit hidden (digits #0, #5,
+#12): the encoder's q(z|x~) gave log p(x_O) of -163 to -208 with an ESS of 1-2 of 2048 (it missed the posterior by about
+100 nats); the fitted proposal -26 to -46 with an ESS of 3-96 after VI alone and 19-516 with the moment-matching round
+(two seeds each), in about 0.3-0.6 s more.
 """
 
 from __future__ import annotations
@@ -33,8 +44,15 @@ from lvm.latent_space import model_device
 from lvm.models.base import LOG_2PI
 from lvm.models.capabilities import describe
 
-PROPOSALS = ("prior", "encoder")
+PROPOSALS = ("prior", "encoder", "fitted")
 MISSING_FILL = 0.5  # what the encoder proposal sees in the missing pixels
+FIT_STARTS = 16  # the fitted proposal: starting points of the mode search ...
+MODE_STEPS = 40  # ... its Adam steps ...
+FIT_STEPS = 100  # ... the VI steps that follow ...
+FIT_DRAWS = 16  # ... with this many draws a step ...
+FIT_WIDEN = 1.3  # ... the fitted scales' widening (heavier than the target is safer than lighter) ...
+MATCH_DRAWS = 512  # ... then one round of moment matching with this many draws ...
+MATCH_WIDEN = 1.2  # ... and its widening
 
 
 @dataclass(frozen=True, eq=False)
@@ -86,8 +104,79 @@ def snis_problem(model: Any) -> str | None:
 
 
 def default_proposal(model: Any) -> str:
-    """The encoder when the model has one, else the prior."""
-    return "encoder" if describe(model).has_encoder else "prior"
+    """A Gaussian fitted to p(z | x_O) (module docstring)."""
+    return "fitted"
+
+
+def _log_weights(
+    model: Any, q: torch.distributions.Distribution, n: int, x: torch.Tensor, m: torch.Tensor, chunk: int, seed: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """n draws z ~ q (event shape (d,), no batch), their log w~ = log p(z) + log p(x_O|z) - log q(z) (float64) and
+    decoder means E[x|z] (n, D)."""
+    with torch.random.fork_rng(devices=[]):  # (q.sample draws from the global generator: seeded from ``seed``)
+        torch.manual_seed(seed)
+        z = q.sample(torch.Size([n]))
+    z = z.reshape(n, -1)
+    log_q = q.log_prob(z).reshape(n)
+    log_w, means = [], []
+    for i in range(0, n, chunk):
+        zc = z[i : i + chunk]
+        ll, mean = _pixel_terms(model, zc, x)
+        log_w.append(model.log_prior(zc).reshape(-1) + (ll * m).sum(-1) - log_q[i : i + chunk])
+        means.append(mean)
+    log_w_raw = torch.nan_to_num(torch.cat(log_w).double(), nan=-math.inf)
+    if not torch.isfinite(log_w_raw).any():
+        raise ModelInputError("every importance weight is zero or not finite: the proposal misses p(z | x_O)")
+    return z, log_w_raw, torch.cat(means)
+
+
+def _fitted(
+    model: Any, x: torch.Tensor, m: torch.Tensor, start: torch.distributions.Distribution, seed: int
+) -> torch.distributions.Distribution:
+    """The ``"fitted"`` proposal (module docstring): a widened diagonal Gaussian fitted to p(z | x_O)."""
+
+    def log_joint(z: torch.Tensor) -> torch.Tensor:
+        ll, _ = _pixel_terms(model, z, x)
+        value: torch.Tensor = model.log_prior(z).reshape(-1) + (ll * m).sum(-1)
+        return value
+
+    g = torch.Generator().manual_seed(seed)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        z0 = torch.cat(
+            [start.mean.reshape(1, -1), start.sample(torch.Size([FIT_STARTS - 1])).reshape(FIT_STARTS - 1, -1)]
+        )
+    d = z0.shape[1]
+    with torch.enable_grad():
+        z = z0.detach().clone().requires_grad_(True)
+        opt = torch.optim.Adam([z], lr=0.1)
+        for _ in range(MODE_STEPS):
+            value = log_joint(z)
+            opt.zero_grad()
+            torch.autograd.backward(-value.sum())
+            opt.step()
+        with torch.no_grad():
+            best = z[log_joint(z).argmax()].clone()
+        mean = best.requires_grad_(True)
+        log_scale = torch.full((d,), math.log(0.1), dtype=best.dtype, device=best.device, requires_grad=True)
+        opt = torch.optim.Adam([mean, log_scale], lr=0.05)
+        for _ in range(FIT_STEPS):
+            eps = torch.randn(FIT_DRAWS, d, generator=g, dtype=best.dtype).to(best.device)
+            elbo = log_joint(mean + log_scale.exp() * eps).mean() + log_scale.sum()  # + the entropy, up to a constant
+            opt.zero_grad()
+            torch.autograd.backward(-elbo)
+            opt.step()
+    loc, scale = mean.detach(), FIT_WIDEN * log_scale.detach().exp()
+    fitted = torch.distributions.Independent(torch.distributions.Normal(loc, scale), 1)
+    z, log_w, _ = _log_weights(model, fitted, MATCH_DRAWS, x, m, MATCH_DRAWS, seed + 1)
+    w = torch.softmax(log_w, 0).to(z.dtype)
+    ess = float(1.0 / (w.double() ** 2).sum())
+    centre = w @ z
+    spread = z - centre
+    lam = ess / (ess + d)  # few effective draws lean on the fitted diagonal
+    cov = lam * (w[:, None] * spread).T @ spread + (1.0 - lam) * torch.diag(scale**2)
+    cov = 0.5 * (cov + cov.T) + 1e-6 * torch.eye(d, dtype=z.dtype, device=z.device)
+    return torch.distributions.MultivariateNormal(centre, covariance_matrix=MATCH_WIDEN**2 * cov)
 
 
 def _pixel_terms(model: Any, z: torch.Tensor, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -161,27 +250,15 @@ def snis_inpaint(
         raise ModelInputError("the mask must hold 0 (missing) and 1 (observed) only")
     xt, mt = xt.to(device), mt.to(device)
     d = caps.latent_dim
-    q = _proposal(model, proposal, xt, mt, d)
+    start = ("encoder" if caps.has_encoder else "prior") if proposal == "fitted" else proposal
+    q = _unbatched(_proposal(model, start, xt, mt, d), d)
+    if proposal == "fitted":
+        q = _fitted(model, xt, mt, q, int(torch.randint(0, 2**62, (1,), generator=generator)))
     seed = int(torch.randint(0, 2**62, (1,), generator=generator))
-    with torch.random.fork_rng(devices=[]):  # (q.sample draws from the global generator: seeded from ``generator``)
-        torch.manual_seed(seed)
-        z = q.sample(torch.Size([n_proposals]))
-    z = z.reshape(n_proposals, d) if proposal == "prior" else z[:, 0, :]
-    log_q = q.log_prob(z if proposal == "prior" else z[:, None, :]).reshape(n_proposals)
-    log_w, means = [], []
-    for i in range(0, n_proposals, chunk):
-        zc = z[i : i + chunk]
-        ll, mean = _pixel_terms(model, zc, xt)
-        log_w.append(model.log_prior(zc).reshape(-1) + (ll * mt).sum(-1) - log_q[i : i + chunk])
-        means.append(mean)
-    log_w_raw = torch.cat(log_w).double()
-    if not torch.isfinite(log_w_raw).any():
-        raise ModelInputError("every importance weight is zero or not finite: the proposal misses p(z | x_O)")
-    log_w_raw = torch.nan_to_num(log_w_raw, nan=-math.inf)
+    z, log_w_raw, mean_all = _log_weights(model, q, n_proposals, xt, mt, chunk, seed)
     lse = torch.logsumexp(log_w_raw, 0)
     log_weights = log_w_raw - lse
     w = log_weights.exp()
-    mean_all = torch.cat(means)
     predictive = (w.to(mean_all.dtype) @ mean_all).to(xt.dtype)
     keep = mt.bool()
     idx = torch.multinomial(w.float().cpu(), n_samples, replacement=True, generator=generator).to(device)
@@ -201,3 +278,12 @@ def snis_inpaint(
         sample_z=zs,
         proposal=proposal,
     )
+
+
+def _unbatched(q: torch.distributions.Distribution, d: int) -> torch.distributions.Distribution:
+    """q with event shape (d,) and no batch: a diagonal Normal as Independent(Normal), a MultivariateNormal as is."""
+    if tuple(q.batch_shape) == (1,):
+        if isinstance(q, torch.distributions.MultivariateNormal):
+            return torch.distributions.MultivariateNormal(q.loc[0], scale_tril=q.scale_tril[0])
+        return torch.distributions.Independent(torch.distributions.Normal(q.mean[0], q.stddev[0]), 1)
+    return q

@@ -262,3 +262,58 @@ def test_while_torch_warms_up_other_threads_import_nothing_new(monkeypatch, tmp_
     assert events == ["json", "warm-up ends", "imported"]
     assert "lvm_fresh_module_for_the_test" in sys.modules
     sys.modules.pop("lvm_fresh_module_for_the_test")
+
+
+def test_the_warm_up_never_runs_beside_a_job_still_importing(monkeypatch, tmp_path):
+    """The deadlock it had: a job building its own first optimiser was importing torch._dynamo (holding its import
+    locks) when the warm-up started after its one-second wait; the warm-up's import of the same module waited for
+    those locks while the job's next import waited for the warm-up. Now the warm-up is put off instead."""
+    import sys
+    import threading
+
+    from app.core import warmup
+
+    (tmp_path / "slow_lazy_module.py").write_text(
+        "import threading\nimport builtins\n"
+        "builtins._lvm_test_importing.set()\n"
+        "assert builtins._lvm_test_release.wait(10)\n"
+        "import fresh_module_after_release  # a new import: the gate would hold it while the warm-up ran\n"
+    )
+    (tmp_path / "fresh_module_after_release.py").write_text("VALUE = 1\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import builtins
+
+    importing, release = threading.Event(), threading.Event()
+    monkeypatch.setattr(builtins, "_lvm_test_importing", importing, raising=False)
+    monkeypatch.setattr(builtins, "_lvm_test_release", release, raising=False)
+    monkeypatch.setattr(warmup, "_warm", False)
+    monkeypatch.setattr(warmup, "RUNNING_JOBS_WAIT_S", 0.2)
+
+    def warm_up_imports():
+        import slow_lazy_module  # noqa: F401 - the same lazy module the job is importing
+
+    monkeypatch.setattr(warmup, "_first_optimiser_step", warm_up_imports)
+
+    def job():
+        with warmup.torch_job():
+            import slow_lazy_module  # noqa: F401
+
+    worker = threading.Thread(target=job, daemon=True)
+    worker.start()
+    assert importing.wait(10)
+    assert warmup.warm_up_torch() is False  # a job still runs after the wait: put off, nothing imported beside it
+    assert warmup._warming_thread is None and not warmup._warm_up_waiting
+    def quick_job():
+        with warmup.torch_job():
+            pass
+
+    other = threading.Thread(target=quick_job, daemon=True)
+    other.start()
+    other.join(2)
+    assert not other.is_alive()  # new jobs were not held back by the put-off warm-up
+    release.set()
+    worker.join(10)
+    assert not worker.is_alive()  # the job finished its imports: no deadlock
+    assert warmup.warm_up_torch_when_idle(patience_s=5) is True and warmup._warm
+    for name in ("slow_lazy_module", "fresh_module_after_release"):
+        sys.modules.pop(name, None)

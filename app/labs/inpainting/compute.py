@@ -106,6 +106,8 @@ class SnisInference:
 
 def proposal_text(result: SnisResult) -> str:
     """The proposal in words (shown in the lab)."""
+    if result.proposal == "fitted":
+        return "proposal: a Gaussian fitted to p(z|x_O) (mode search, then VI), widened 1.3×"
     if result.proposal == "encoder":
         return "proposal: the encoder's q(z|x̃), x̃ = the image with its missing pixels set to 0.5"
     return "proposal: the prior N(0, I)"

@@ -218,6 +218,7 @@ class InpaintingPlots:
         self.post_plot.addItem(self.post_scatter)
         self.post_message = pg.TextItem("", color=(90, 90, 90), anchor=(0.5, 0.5))  # why no posterior is drawn
         self.post_plot.addItem(self.post_message, ignoreBounds=True)
+        self.post_plot.getViewBox().sigRangeChanged.connect(self._centre_post_message)
         self.phi_vb, self.phi_img = image_view(glw, 2, 0, "mean-field φ (missing pixels)")
         glw.addLabel("ELBO(φ) against log p(x<sub>O</sub>)", row=2, col=1, colspan=2)
         self.elbo_plot = glw.addPlot(row=3, col=1, colspan=2)
@@ -247,7 +248,10 @@ class InpaintingPlots:
     def show_post_message(self, text: str) -> None:
         """Say in the posterior plot why it is empty (empty text: no message)."""
         self.post_message.setText(text)
-        if text:
+        self._centre_post_message()
+
+    def _centre_post_message(self, *_) -> None:
+        if self.post_message.toPlainText():  # (kept in the middle of the plot whatever its range)
             (x0, x1), (y0, y1) = self.post_plot.getViewBox().viewRange()
             self.post_message.setPos((x0 + x1) / 2, (y0 + y1) / 2)
 

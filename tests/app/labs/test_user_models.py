@@ -145,8 +145,7 @@ def test_the_inpainting_lab_completes_each_model_by_importance_sampling_or_says_
     qtbot.waitUntil(lambda: lab.result is not None and not lab.is_updating(), timeout=TIMEOUT)
     text = lab.logp_label.text()
     assert "SNIS" in text and "ESS" in text and f"of {lab.result.n_proposals}" in text
-    proposal = "prior" if name == "linear-gaussian" else "encoder"
-    assert lab.result.proposal == proposal and proposal in lab.drawing.status.text()
+    assert lab.result.proposal == "fitted" and "fitted to p(z|x_O)" in lab.drawing.status.text()
     assert lab.plots.completion_img.image is not None and lab.plots.samples_img.image is not None
     assert "10-D" in lab.plots.post_message.textItem.toPlainText()
     assert "exact latent grid" in lab.meanfield.summary.text() and not lab.optimise_button.isEnabled()
