@@ -303,6 +303,7 @@ def test_the_warm_up_never_runs_beside_a_job_still_importing(monkeypatch, tmp_pa
     assert importing.wait(10)
     assert warmup.warm_up_torch() is False  # a job still runs after the wait: put off, nothing imported beside it
     assert warmup._warming_thread is None and not warmup._warm_up_waiting
+
     def quick_job():
         with warmup.torch_job():
             pass
