@@ -15,12 +15,6 @@ from PySide6.QtWidgets import (
     QDoubleSpinBox,
     QFormLayout,
     QGroupBox,
-    QHBoxLayout,
-    QLabel,
-    QPushButton,
-    QSizePolicy,
-    QVBoxLayout,
-    QWidget,
 )
 
 from app.core.workspace import GaussianQ
@@ -28,6 +22,7 @@ from app.labs.inference.plots import (
     CONTOUR_PENS,
     POSTERIOR_CMAP,
     SHOWN_UPSAMPLE,
+    QExplorerFrame,
     ellipse_points,
     gaussian_extent,
     latent_plot,
@@ -36,7 +31,6 @@ from app.labs.inference.plots import (
 )
 from app.labs.inference.readouts import kl_info
 from app.widgets.contours import ContourLines
-from app.widgets.data_point_card import DataPointCard
 from app.widgets.elbo_kl_bar import ElboKLBar
 from app.widgets.gaussian_ellipse_roi import GaussianEllipseROI
 from lvm.gaussian_q import cov_to_tril, encoder_q, gaussian_elbo, model_x, params_to_tril, tril_to_params
@@ -48,7 +42,7 @@ VI_STEPS = 300
 VI_LR = 0.05
 
 
-class KLGapPanel(QWidget):
+class KLGapPanel(QExplorerFrame):
     """The lab's first panel. It reads ``lab.picture`` (the exact posterior of the selected x) and edits q, which
     lives in the lab's state (``lab.state.q_mean``, ``lab.state.q_tril``)."""
 
@@ -109,38 +103,7 @@ class KLGapPanel(QWidget):
         fields_box = QGroupBox("q(z) = N(μ, Σ)")
         fields_box.setLayout(form)
 
-        self.enc_button = QPushButton("q = encoder q(z|x)")
-        self.best_button = QPushButton("q = best Gaussian (optimise)")
-        self.prior_button = QPushButton("q = prior N(0, I)")
-        self.fit_button = QPushButton("Fit view")
-        self.enc_button.clicked.connect(self.set_encoder)
-        self.best_button.clicked.connect(self.toggle_optimise)
-        self.prior_button.clicked.connect(self.set_prior)
-        self.fit_button.clicked.connect(self.fit_view)
-        self.info = QLabel()
-        self.info.setWordWrap(True)
-        self.info.setObjectName("kl-info")
-
-        self.card = DataPointCard()  # the x analysed
-        side = QVBoxLayout()
-        side.addWidget(self.card)
-        side.addWidget(fields_box)
-        for b in (self.enc_button, self.best_button, self.prior_button, self.fit_button):
-            side.addWidget(b)
-        side.addWidget(self.info)
-        side.addStretch(1)
-        side_w = QWidget()
-        side_w.setLayout(side)
-        side_w.setFixedWidth(260)  # the readout's text changes with x: a fixed width keeps the plot's size
-        side_w.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Expanding)
-
-        left = QVBoxLayout()
-        left.addWidget(self.plot, 1)
-        left.addWidget(self.bar)
-        top = QHBoxLayout(self)
-        top.setContentsMargins(2, 2, 2, 2)
-        top.addLayout(left, 1)
-        top.addWidget(side_w)
+        self.build_frame(fields_box, "q = best Gaussian (optimise)", self.toggle_optimise, "kl-info")
         self.ws.events.q.connect(self._on_workspace_q)
         self._set_enabled(False)
 

@@ -8,7 +8,10 @@ import math
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QRectF, Qt
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QSizePolicy, QVBoxLayout, QWidget
 
+from app.widgets.data_point_card import DataPointCard
+from app.widgets.elbo_kl_bar import ElboKLBar
 from app.widgets.grid_lines import GridLines
 from app.widgets.steady_plots import steady_tick_column
 from lvm.contours import contour_segments
@@ -78,3 +81,51 @@ def union_rect(*rects) -> QRectF | None:
 def gaussian_extent(mean, cov, n_sigma: float = 2.5):
     s = np.sqrt(np.clip(np.diag(np.asarray(cov, dtype=float)), 0, None)) * n_sigma
     return (mean[0] - s[0], mean[0] + s[0], mean[1] - s[1], mean[1] + s[1])
+
+
+class QExplorerFrame(QWidget):
+    """The KL gap explorers' shared frame (2-D, and the d > 2 slice): ``plot`` over ``bar`` on the left; on the right
+    the x analysed (``card``), the panel's own controls, the buttons q = encoder / best / prior and Fit view, and the
+    readout ``info``, in a column of fixed width (the readout's text changes with x: the plot keeps its size).
+    Subclasses make ``plot`` and ``bar`` and define ``set_encoder``, ``set_prior`` and ``fit_view``."""
+
+    plot: pg.PlotWidget
+    bar: ElboKLBar
+    card: DataPointCard
+    info: QLabel
+    enc_button: QPushButton
+    best_button: QPushButton
+    prior_button: QPushButton
+    fit_button: QPushButton
+
+    def build_frame(self, controls: QWidget, best_text: str, on_best, info_name: str) -> None:
+        self.enc_button = QPushButton("q = encoder q(z|x)")
+        self.best_button = QPushButton(best_text)
+        self.prior_button = QPushButton("q = prior N(0, I)")
+        self.fit_button = QPushButton("Fit view")
+        self.enc_button.clicked.connect(self.set_encoder)  # type: ignore[attr-defined]
+        self.best_button.clicked.connect(on_best)
+        self.prior_button.clicked.connect(self.set_prior)  # type: ignore[attr-defined]
+        self.fit_button.clicked.connect(self.fit_view)  # type: ignore[attr-defined]
+        self.info = QLabel()
+        self.info.setWordWrap(True)
+        self.info.setObjectName(info_name)
+        self.card = DataPointCard()  # the x analysed
+        side = QVBoxLayout()
+        side.addWidget(self.card)
+        side.addWidget(controls)
+        for b in (self.enc_button, self.best_button, self.prior_button, self.fit_button):
+            side.addWidget(b)
+        side.addWidget(self.info)
+        side.addStretch(1)
+        side_w = QWidget()
+        side_w.setLayout(side)
+        side_w.setFixedWidth(260)
+        side_w.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Expanding)
+        left = QVBoxLayout()
+        left.addWidget(self.plot, 1)
+        left.addWidget(self.bar)
+        top = QHBoxLayout(self)
+        top.setContentsMargins(2, 2, 2, 2)
+        top.addLayout(left, 1)
+        top.addWidget(side_w)

@@ -13,16 +13,19 @@ from PySide6.QtWidgets import (
     QComboBox,
     QGroupBox,
     QHBoxLayout,
-    QLabel,
-    QPushButton,
-    QSizePolicy,
     QSpinBox,
     QVBoxLayout,
-    QWidget,
 )
 
-from app.labs.inference.plots import POSTERIOR_CMAP, SHOWN_UPSAMPLE, gaussian_extent, latent_plot, set_image, union_rect
-from app.widgets.data_point_card import DataPointCard
+from app.labs.inference.plots import (
+    POSTERIOR_CMAP,
+    SHOWN_UPSAMPLE,
+    QExplorerFrame,
+    gaussian_extent,
+    latent_plot,
+    set_image,
+    union_rect,
+)
 from app.widgets.elbo_kl_bar import ElboKLBar
 from app.widgets.gaussian_ellipse_roi import GaussianEllipseROI
 from lvm.gaussian_q import cov_to_tril, encoder_q
@@ -43,7 +46,7 @@ SLICE_SIZE = 64  # the slice's grid (64^2 decoder passes, once per x and plane)
 CRN_SAMPLES = 128  # the ELBO's common random draws (one decoder pass of 128 z per drag update)
 
 
-class SlicePanel(QWidget):
+class SlicePanel(QExplorerFrame):
     """The KL gap explorer for d > 2. q lives here (d-dimensional: ``mean`` (d,), ``tril`` (d, d)); the ellipse is
     its marginal in the plane shown."""
 
@@ -98,39 +101,8 @@ class SlicePanel(QWidget):
         plane_layout.addWidget(self.plane_choice)
         plane_layout.addLayout(axes_row)
 
-        self.enc_button = QPushButton("q = encoder q(z|x)")
-        self.best_button = QPushButton("q = best Gaussian q*")
-        self.prior_button = QPushButton("q = prior N(0, I)")
-        self.fit_button = QPushButton("Fit view")
-        self.enc_button.clicked.connect(self.set_encoder)
-        self.best_button.clicked.connect(self.set_best)
-        self.prior_button.clicked.connect(self.set_prior)
-        self.fit_button.clicked.connect(self.fit_view)
-        self.info = QLabel()
-        self.info.setWordWrap(True)
-        self.info.setObjectName("slice-info")
+        self.build_frame(plane_box, "q = best Gaussian q*", self.set_best, "slice-info")
         self.info.setTextFormat(Qt.TextFormat.RichText)
-
-        self.card = DataPointCard()
-        side = QVBoxLayout()
-        side.addWidget(self.card)
-        side.addWidget(plane_box)
-        for b in (self.enc_button, self.best_button, self.prior_button, self.fit_button):
-            side.addWidget(b)
-        side.addWidget(self.info)
-        side.addStretch(1)
-        side_w = QWidget()
-        side_w.setLayout(side)
-        side_w.setFixedWidth(260)
-        side_w.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Expanding)
-
-        left = QVBoxLayout()
-        left.addWidget(self.plot, 1)
-        left.addWidget(self.bar)
-        top = QHBoxLayout(self)
-        top.setContentsMargins(2, 2, 2, 2)
-        top.addLayout(left, 1)
-        top.addWidget(side_w)
         self._set_enabled(False)
 
     # -- lab events ------------------------------------------------------------------------------------------------
