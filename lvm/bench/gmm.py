@@ -5,13 +5,16 @@ as every component's) for exactly ``ITERS`` iterations (tol=0) and reports the t
 mean log-likelihood (the last E-step's, ``lower_bound_``) of each. The work is the same on both sides: scikit-learn's
 ``fit`` is its ``fit_predict`` (ITERS E and M steps, then one more E-step for the labels), so ours is timed with
 ``fit_predict`` too; both totals are divided by ITERS. ``ours_s`` is our float32 time; the float64
-figures are extra fields.
+figures are extra fields. ``cpu_*_s``: the process's CPU time per iteration in the same runs (all threads; on a
+machine shared with other work the wall times move with the load, the CPU times much less).
 """
 
 from __future__ import annotations
 
 import gzip
+import statistics
 import struct
+import time
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -78,6 +81,15 @@ def _case(name: str, X: np.ndarray, k: int, cov_type: str, device: torch.device,
     X32 = np.ascontiguousarray(X, dtype=np.float32)
     results: dict[str, float] = {}
     models: dict[str, Any] = {}  # ours and scikit-learn's, fitted
+    cpu: dict[str, list[float]] = {"f32": [], "f64": [], "sk": []}  # CPU seconds of each run
+
+    def cpu_timed(key: str, fn: Callable[[], None]) -> Callable[[], None]:
+        def timed() -> None:
+            c0 = time.process_time()
+            fn()
+            cpu[key].append(time.process_time() - c0)
+
+        return timed
 
     def fit_ours(dtype: torch.dtype, data: np.ndarray) -> Callable[[], None]:
         def fn() -> None:
@@ -96,9 +108,10 @@ def _case(name: str, X: np.ndarray, k: int, cov_type: str, device: torch.device,
             warnings.simplefilter("ignore")
             models["sklearn"] = SKGaussianMixture(k, **common).fit(X64)
 
-    results["f32"] = median_time(fit_ours(torch.float32, X32), repeats=repeats) / ITERS
-    results["f64"] = median_time(fit_ours(torch.float64, X64), repeats=repeats) / ITERS
-    results["sk"] = median_time(fit_sklearn, repeats=repeats) / ITERS
+    results["f32"] = median_time(cpu_timed("f32", fit_ours(torch.float32, X32)), repeats=repeats) / ITERS
+    results["f64"] = median_time(cpu_timed("f64", fit_ours(torch.float64, X64)), repeats=repeats) / ITERS
+    results["sk"] = median_time(cpu_timed("sk", fit_sklearn), repeats=repeats) / ITERS
+    cpu_s = {key: statistics.median(times[-repeats:]) / ITERS for key, times in cpu.items()}  # (not the warm-up)
     ll_sk = float(models["sklearn"].lower_bound_)
     ll32 = float(models[str(torch.float32)].lower_bound_)
     ll64 = float(models[str(torch.float64)].lower_bound_)
@@ -115,6 +128,9 @@ def _case(name: str, X: np.ndarray, k: int, cov_type: str, device: torch.device,
         ours_f64_s=results["f64"],
         speedup_f32=results["sk"] / results["f32"],
         speedup_f64=results["sk"] / results["f64"],
+        cpu_f32_s=cpu_s["f32"],
+        cpu_f64_s=cpu_s["f64"],
+        cpu_sklearn_s=cpu_s["sk"],
         loglik_sklearn=ll_sk,
         loglik_f32=ll32,
         loglik_f64=ll64,

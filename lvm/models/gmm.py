@@ -17,13 +17,14 @@ Teaching API: :meth:`GaussianMixture.e_step`, :meth:`GaussianMixture.m_step` and
 
 from __future__ import annotations
 
+import functools
 import inspect
 import math
 import sys
 import warnings
-from collections.abc import Generator, Iterable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal, TypeAlias, TypeVar, cast, overload
+from typing import TYPE_CHECKING, Any, Concatenate, Literal, ParamSpec, TypeAlias, TypeVar, cast, overload
 
 import numpy as np
 import numpy.typing as npt
@@ -42,6 +43,7 @@ DataLike: TypeAlias = npt.ArrayLike | torch.Tensor
 # X where its length is the number of samples (``bic``, ``aic``)
 SizedData: TypeAlias = npt.NDArray[Any] | torch.Tensor | Sequence[Sequence[float]]
 _T = TypeVar("_T")
+_P = ParamSpec("_P")
 
 INIT_PARAMS = ("kmeans", "k-means++", "random", "random_from_data")
 RESP_SNAPSHOT_LIMIT = 20_000
@@ -130,6 +132,26 @@ def _result(gen: Generator[Any, None, _T]) -> _T:
         except StopIteration as stop:
             value: _T = stop.value
             return value
+
+
+def _em_threads(
+    method: Callable[Concatenate[GaussianMixture, _P], _T],
+) -> Callable[Concatenate[GaussianMixture, _P], _T]:
+    """Run a method under ``gmm_kernels.em_threads`` (streamed passes on the calling thread's torch threads, the
+    small parameter updates on one) for its first tensor argument, the data X (N, D), else (no tensor argument) for
+    the model's (K, D) means."""
+
+    @functools.wraps(method)
+    def wrapper(self: GaussianMixture, /, *args: _P.args, **kwargs: _P.kwargs) -> _T:
+        X = next((a for a in args if isinstance(a, torch.Tensor)), None)
+        if X is None and hasattr(self, "_means"):
+            X = self._means
+        if X is None:
+            return method(self, *args, **kwargs)
+        with K_.em_threads(X.device, X.shape[-1]):
+            return method(self, *args, **kwargs)
+
+    return wrapper
 
 
 def _shape_of_precisions(cov_type: str, k: int, d: int) -> tuple[int, ...]:
@@ -376,6 +398,7 @@ class GaussianMixture:
     def _get_state(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor]:
         return (self._weights, self._means, self._cov, self._pchol)
 
+    @_em_threads
     def _export(self) -> None:
         def np_(t: torch.Tensor) -> npt.NDArray[np.floating[Any]]:
             return t.detach().cpu().numpy().copy()
@@ -432,7 +455,8 @@ class GaussianMixture:
         w, m, p = self._user_init(d)
         if w is not None and m is not None and p is not None:
             self._set_state(w, m, None, p)
-            self._cov = K_.covariance_from_pchol(p, ct)
+            with K_.em_threads(X.device, d):
+                self._cov = K_.covariance_from_pchol(p, ct)
             self._last_collapsed = ()
             return
         respT = torch.zeros((k, n), dtype=self.dtype, device=X.device)  # responsibilities, components first
@@ -448,8 +472,22 @@ class GaussianMixture:
             else:  # k-means++
                 _, idx = kmeans_plusplus(X, k, rng)
             respT[torch.arange(k, device=X.device), torch.as_tensor(idx, device=X.device)] = 1.0
+        self._init_from_resp(X, respT, cache, w, m, p)
+
+    @_em_threads
+    def _init_from_resp(
+        self,
+        X: torch.Tensor,
+        respT: torch.Tensor,
+        cache: K_.DataCache,
+        w: torch.Tensor | None,
+        m: torch.Tensor | None,
+        p: torch.Tensor | None,
+    ) -> None:
+        """The initial parameters: an M-step from the initial responsibilities, user-given ones kept."""
+        ct = self.covariance_type
         nk, means, cov = K_.m_step(X, respT, self.reg_covar, ct, cache)
-        weights = nk / n if w is None else w
+        weights = nk / X.shape[0] if w is None else w
         means = means if m is None else m
         if p is None:
             pchol, cov, bad = K_.precision_cholesky(cov, ct, self.reg_covar)
@@ -473,6 +511,7 @@ class GaussianMixture:
     # internal E and M steps on tensors
     # ------------------------------------------------------------------------------------------------------------
 
+    @_em_threads
     def _e(
         self, X: torch.Tensor, cache: K_.DataCache | None = None, output: str = "resp"
     ) -> tuple[float, torch.Tensor]:
@@ -482,16 +521,15 @@ class GaussianMixture:
         )
         return float(log_norm.mean(dtype=torch.float64)), RT
 
+    @_em_threads
     def _m(self, X: torch.Tensor, respT: torch.Tensor, cache: K_.DataCache | None = None) -> tuple[int, ...]:
         return self._set_from_stats(*K_.m_step(X, respT, self.reg_covar, self.covariance_type, cache))
 
+    @_em_threads
     def _em(self, X: torch.Tensor, cache: K_.DataCache) -> float:
         """One EM iteration; returns the E-step's mean log-likelihood (the lower bound, as scikit-learn)."""
-        # memory-bound: one fused pass ('diag' caches [X, X*X])
-        if self.covariance_type == "diag" and X.device.type == "cpu" and cache.XX is not None:
-            lb, stats = K_.em_step_diag_fused(
-                cache.XX, torch.log(self._weights), self._means, self._pchol, self.reg_covar
-            )
+        if self.covariance_type == "diag":  # one pass over X: E and M per chunk of rows while it is in cache
+            lb, stats = K_.em_step_diag(X, torch.log(self._weights), self._means, self._pchol, self.reg_covar)
             self._set_from_stats(*stats)
             return lb
         lb, resp = self._e(X, cache, "resp")
@@ -601,10 +639,10 @@ class GaussianMixture:
         after ``max_iter`` iterations or when |L_n - L_{n-1}| < tol (``lb`` is L_0). ``pending`` (with ``halves``): an
         E-step ``(L, resp (K, N))`` already made under the current parameters.
 
-        ``halves=False`` (``fit``) yields nothing and fuses E and M where a kernel can (diagonal covariances on
-        CPU). ``halves=True`` (``em_steps``) makes the E-step after each M-step at once, to report the likelihood
-        under the new parameters, reuses it as the next iteration's E-step, and yields an :class:`EMSnapshot`
-        after every half step (numbered from ``first_iteration``; without the first 'E' snapshot when
+        ``halves=False`` (``fit``) yields nothing and fuses E and M where a kernel can (diagonal covariances).
+        ``halves=True`` (``em_steps``) makes the E-step after each M-step at once, to report the likelihood under
+        the new parameters, reuses it as the next iteration's E-step, and yields an :class:`EMSnapshot` after every
+        half step (numbered from ``first_iteration``; without the first 'E' snapshot when
         ``show_first_e`` is false), leaving the fitted attributes current at each 'M'.
         """
         lbs: list[float] = []
@@ -634,6 +672,7 @@ class GaussianMixture:
     # prediction
     # ------------------------------------------------------------------------------------------------------------
 
+    @_em_threads
     def _weighted(self, X: DataLike) -> tuple[torch.Tensor, torch.Tensor]:
         """(log p(x_n) (N,), log pi_k + log N(x_n | k) as (K, N))."""
         Xt = self._validate_X(X, fitting=False)
@@ -657,6 +696,7 @@ class GaussianMixture:
         """argmax_k r_nk."""
         return self._weighted(X)[1].argmax(0).cpu().numpy()
 
+    @_em_threads
     def predict_proba(self, X: DataLike) -> npt.NDArray[np.floating[Any]]:
         """Responsibilities r_nk (rows sum to 1), (N, K)."""
         Xt = self._validate_X(X, fitting=False)
@@ -665,6 +705,7 @@ class GaussianMixture:
         )
         return RT.exp_().T.cpu().numpy()
 
+    @_em_threads
     def posterior(self, X: DataLike) -> tuple[npt.NDArray[np.floating[Any]], npt.NDArray[np.floating[Any]]]:
         """One E-step's two results: ``(resp (N, K), log p(x_n) (N,))`` with resp r_nk = p(z=k | x_n) =
         pi_k N(x_n | k) / p(x_n) (rows sum to 1) and log p(x_n) = logsumexp_k (log pi_k + log N(x_n | k)), numpy
@@ -749,7 +790,10 @@ class GaussianMixture:
         def f64(t: torch.Tensor) -> npt.NDArray[np.float64]:
             return t.detach().to("cpu", torch.float64).numpy().copy()
 
-        cov = self._cov if self._cov is not None else K_.covariance_from_pchol(self._pchol, self.covariance_type)
+        cov = self._cov
+        if cov is None:
+            with K_.em_threads(self._pchol.device, self._means.shape[1]):
+                cov = K_.covariance_from_pchol(self._pchol, self.covariance_type)
         r = None
         if resp is not None and resp.shape[1] <= RESP_SNAPSHOT_LIMIT:  # resp is (K, N)
             r = np.ascontiguousarray(resp.detach().T.to("cpu", torch.float32).numpy())
