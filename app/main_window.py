@@ -20,7 +20,6 @@ from PySide6.QtWidgets import (
     QMessageBox,
     QProgressBar,
     QPushButton,
-    QTabWidget,
     QVBoxLayout,
     QWidget,
 )
@@ -32,6 +31,7 @@ from app.core.workers import TaskRunner, trim_heap_soon
 from app.core.workspace import DEFAULT_DATASET, DEFAULT_MODEL, RESOURCES, GaussianQ, Workspace, read_session
 from app.labs import LABS, lab_class
 from app.widgets.elided_label import ElidedLabel
+from app.widgets.steady_tabs import SteadyTabWidget
 from app.widgets.theme import build_appearance_menu, restyle_new_widget
 
 if TYPE_CHECKING:
@@ -79,7 +79,7 @@ class MainWindow(QMainWindow):
             self.setWindowIcon(QIcon(str(icon)))
         self.resize(QSize(1360, 860))
 
-        self.tabs = QTabWidget()
+        self.tabs = SteadyTabWidget()
         self.tabs.setDocumentMode(True)
         for name, (title, _) in LABS.items():
             holder = QWidget()

@@ -36,6 +36,7 @@ torch.set_num_threads(min(2, torch.get_num_threads()))
 # torch's first optimiser imports torch._dynamo (~1,900 modules): done once here, as the app does while it loads
 # (app.core.warmup), so no test has a worker importing it while the GUI thread imports matplotlib for a help panel
 from app.core.warmup import warm_up_torch  # noqa: E402
+from lvm.bench import BUSY_LOOP  # noqa: E402  (the same loop as `lvm bench --load`; it ends if this run is killed)
 
 warm_up_torch()
 
@@ -157,8 +158,6 @@ def _no_unexpected_worker_errors():
 
 
 _load_processes: list[subprocess.Popen] = []
-# (the same loop as ``lvm bench --load``: it ends by itself if this run is killed before pytest_sessionfinish)
-BUSY_LOOP = "import os, sys\nwhile os.getppid() == int(sys.argv[1]):\n    pass"  # argv[1]: the parent's pid
 
 
 def pytest_sessionstart(session):

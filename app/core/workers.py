@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import inspect
 import logging
-import os
 import sys
 import threading
 import traceback
@@ -19,8 +18,9 @@ from contextlib import nullcontext
 from typing import Any
 
 import shiboken6
-from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal, Slot
+from PySide6.QtCore import QObject, QRunnable, QThreadPool, QTimer, Signal, Slot
 
+from app.core.cpu_share import CPU_LOAD, set_this_threads_niceness, worker_niceness
 from app.core.warmup import torch_job, warm_up_torch
 from lvm.errors import LVMError, out_of_memory_message
 
@@ -28,25 +28,6 @@ log = logging.getLogger(__name__)
 
 # Unexpected exceptions raised in workers (not LVMError): tests assert this stays empty.
 unexpected_errors: list[str] = []
-
-WORKER_NICENESS = 10  # worker threads run at this nice value: the GUI thread (nice 0) wins the CPU when both want it
-_niced = threading.local()
-
-
-def lower_this_threads_priority(niceness: int = WORKER_NICENESS) -> None:
-    """Give the calling (worker) thread a lower CPU priority than the GUI thread (Linux: the nice value of this
-    thread alone; threads it starts, e.g. torch's OpenMP team, inherit it). No-op elsewhere.
-
-    Measured with ``lvm bench gui`` on 2 cores: while the VAE trained and the Latent lab re-encoded and re-decoded
-    in two more workers, the GUI thread shared the cores with three busy threads and its longest stall was 138-167 ms;
-    with the workers at nice 10 (CFS weight 110 against the GUI thread's 1024) it was 31-44 ms."""
-    if getattr(_niced, "done", False):
-        return
-    _niced.done = True
-    try:
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), max(os.getpriority(os.PRIO_PROCESS, 0), niceness))
-    except (AttributeError, OSError):  # not Linux, or not allowed: keep the default priority
-        pass
 
 
 class Cancelled(Exception):
@@ -131,7 +112,7 @@ class Job(QRunnable):
                 pass
 
     def run(self) -> None:
-        lower_this_threads_priority()
+        set_this_threads_niceness(worker_niceness())  # below the GUI thread unless others load the CPU
         try:
             if self.channel.partition("/")[2].startswith(
                 OPTIMISER_JOBS
@@ -238,6 +219,12 @@ class TaskRunner(QObject):
         super().__init__(parent)
         self.pool = QThreadPool(self)
         self.pool.setMaxThreadCount(max_threads)
+        # an idle thread ends at once, so each job's thread takes the nice value of its own start (cpu_share)
+        self.pool.setExpiryTimeout(0)
+        self._load_timer = QTimer(self)  # keeps the load measurement's window recent
+        self._load_timer.setInterval(1000)
+        self._load_timer.timeout.connect(CPU_LOAD.sample)
+        self._load_timer.start()
         self._running: dict[str, Job] = {}
         self._pending: dict[str, tuple[Job, dict]] = {}
         self._all: set[Job] = set()

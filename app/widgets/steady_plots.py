@@ -56,3 +56,18 @@ def steady_tick_column(plot, widest: str = "\u221288.888") -> None:
     axis = item.getAxis("left")
     font = axis.style["tickFont"] or axis.font()
     axis.setStyle(autoExpandTextSpace=False, tickTextWidth=QFontMetrics(font).horizontalAdvance(widest) + 2)
+
+
+def steady_label(plot, axis: str, text: str) -> None:
+    """``setLabel(axis, text)`` unless the axis already shows ``text`` (each call re-lays out the plot's axis and
+    repaints it: 7 % of the GUI thread while the Latent lab trained and re-showed its plane per snapshot)."""
+    item = plot.getAxis(axis)
+    if item.labelText != text or not item.label.isVisible():
+        plot.setLabel(axis, text)
+
+
+def steady_title(plot, text: str) -> None:
+    """``setTitle(text)`` unless the plot's title already is ``text``."""
+    item = plot.getPlotItem() if hasattr(plot, "getPlotItem") else plot
+    if item.titleLabel.text != text or not item.titleLabel.isVisible():
+        item.setTitle(text)

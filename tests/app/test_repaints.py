@@ -237,3 +237,58 @@ def test_a_new_selection_keeps_the_kl_plot_size(qtbot, workspace_window):
         settle()  # the new picture laid out and drawn
         assert lab.kl.plot.size() == size
     assert counter.counts[lab.kl.plot.viewport()] >= 3
+
+
+def test_a_label_changing_its_text_inside_tabs_repaints_neither_the_tab_bar_nor_the_pages(qtbot):
+    """``QLabel.setText`` posts a layout request up the tree; a plain ``QTabWidget`` answers it by repainting itself
+    whole. ``SteadyTabWidget`` lets it through only when what it lays out changed."""
+    from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
+
+    from app.widgets.steady_tabs import SteadyTabWidget
+
+    tabs = SteadyTabWidget()
+    page, other = QWidget(), QLabel("another page")
+    label, still = QLabel("ELBO = −101.25"), QLabel("a neighbour that never changes")
+    layout = QVBoxLayout(page)
+    layout.addWidget(label)
+    layout.addWidget(still)
+    tabs.addTab(page, "first")
+    tabs.addTab(other, "second")
+    qtbot.addWidget(tabs)
+    tabs.resize(500, 300)
+    tabs.show()
+    qtbot.waitExposed(tabs)
+    settle()
+    counter = PaintCounter([tabs.tabBar(), still, label])
+    for value in (-99.5, -98.75, -97.0):
+        label.setText(f"ELBO = {value:.2f}".replace("-", "−"))
+        settle()
+    assert counter.counts[label] >= 3  # the readout itself is drawn each time
+    assert counter.counts[tabs.tabBar()] == 0 and counter.counts[still] == 0  # (the tab frame behind the label is)
+    width = tabs.sizeHint().width()
+    label.setText("a readout much wider than before, " * 4)  # a real change of size still reaches the layout
+    settle()
+    assert tabs.sizeHint().width() > width
+    tabs.addTab(QLabel("third"), "third")
+    settle()
+    assert tabs.count() == 3 and tabs.tabBar().tabRect(2).width() > 0
+
+
+def test_the_same_points_in_the_same_colours_are_not_rasterised_again(qtbot):
+    from app.widgets.raster_scatter import RasterScatter
+
+    w = scatter_plot(qtbot)
+    scatter = RasterScatter(w.getViewBox())
+    drawn = []
+    original = scatter.redraw
+    scatter.redraw = lambda: (drawn.append(1), original())  # type: ignore[method-assign]
+    xy = np.random.default_rng(0).normal(size=(500, 2))
+    rgb = np.full((500, 3), 0.2)
+    scatter.set_data(xy, rgb)
+    scatter.set_data(xy.copy(), rgb.copy())  # equal arrays: nothing new to draw
+    assert len(drawn) == 1
+    scatter.set_data(xy, rgb * 2)  # new colours
+    xy2 = xy.copy()
+    xy2[7] += 0.5
+    scatter.set_data(xy2, rgb * 2)  # one point moved
+    assert len(drawn) == 3

@@ -8,7 +8,9 @@ import threading
 
 import pytest
 
-from app.core.workers import WORKER_NICENESS, TaskRunner
+from app.core import workers
+from app.core.cpu_share import BUSY_CORES, QUIET_NICENESS, LoadMeter, worker_niceness
+from app.core.workers import TaskRunner
 
 
 def _gated_jobs(gate: threading.Event):
@@ -80,16 +82,62 @@ def test_keep_running_results_keep_flowing_during_a_stream_of_requests(qtbot):
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread nice values are a Linux feature")
-def test_worker_threads_run_below_the_gui_threads_priority(qtbot):
-    """Jobs run at nice >= 10 (the GUI thread keeps its own), so a busy worker cannot starve the event loop."""
+@pytest.mark.parametrize("niceness", [QUIET_NICENESS, 0])
+def test_each_job_runs_at_the_nice_value_of_its_start(qtbot, monkeypatch, niceness):
+    """A job's thread takes the nice value ``worker_niceness`` gives at its start (the GUI thread keeps its own)."""
+    monkeypatch.setattr(workers, "worker_niceness", lambda: niceness)
     before = os.getpriority(os.PRIO_PROCESS, 0)
     runner = TaskRunner()
     seen: list[int] = []
-    runner.submit("nice", lambda: os.getpriority(os.PRIO_PROCESS, 0), on_result=seen.append)
-    qtbot.waitUntil(lambda: bool(seen), timeout=30000)
-    assert seen[0] >= max(before, WORKER_NICENESS)
-    assert os.getpriority(os.PRIO_PROCESS, 0) == before  # only the worker thread was lowered
+    for i in range(3):  # one after another: a new job never inherits an earlier job's value
+        runner.submit(f"nice{i}", lambda: os.getpriority(os.PRIO_PROCESS, 0), on_result=seen.append)
+        qtbot.waitUntil(lambda i=i: len(seen) > i, timeout=30000)
+    assert seen == [max(before, niceness)] * 3
+    assert os.getpriority(os.PRIO_PROCESS, 0) == before  # only the worker thread was changed
     runner.shutdown()
+
+
+class FakeCpu:
+    """A machine whose busy time and own CPU time advance as the test says."""
+
+    def __init__(self):
+        self.t, self.busy, self.own = 0.0, 0.0, 0.0
+
+    def read(self):
+        return self.busy, self.own
+
+    def run(self, seconds: float, others: float, own: float) -> None:
+        self.t += seconds
+        self.busy += seconds * (others + own)
+        self.own += seconds * own
+
+
+def test_workers_yield_to_the_gui_only_while_other_processes_leave_the_cpu_idle():
+    cpu = FakeCpu()
+    meter = LoadMeter(read=cpu.read, clock=lambda: cpu.t)
+    assert worker_niceness(meter) == QUIET_NICENESS  # no window yet: assume a quiet machine
+    cpu.run(1.0, others=0.1, own=1.5)  # the app's own work is not "load"
+    assert meter.others_busy_cores() == pytest.approx(0.1)
+    assert worker_niceness(meter) == QUIET_NICENESS
+    cpu.run(1.0, others=2.0, own=0.6)  # two busy processes beside it
+    assert meter.others_busy_cores() == pytest.approx(2.0)
+    assert worker_niceness(meter) == 0
+    cpu.run(0.1, others=0.0, own=0.0)  # a window shorter than WINDOW_S: the load measured last stands
+    assert worker_niceness(meter) == 0
+    for _ in range(3):
+        cpu.run(0.5, others=0.0, own=1.0)
+        meter.sample()
+    assert worker_niceness(meter) == QUIET_NICENESS  # the newest window only: the load went away
+    assert LoadMeter(read=lambda: None).others_busy_cores() is None  # no /proc: nothing measured
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="measured from /proc/stat")
+def test_a_busy_process_beside_the_app_is_measured(qtbot):
+    from lvm.bench import busy_loops
+
+    meter = LoadMeter()
+    with busy_loops(1):
+        qtbot.waitUntil(lambda: (meter.others_busy_cores() or 0.0) >= BUSY_CORES, timeout=20000)
 
 
 def test_keep_running_starts_the_waiting_request_before_the_result_is_drawn(qtbot):

@@ -13,7 +13,7 @@ from __future__ import annotations
 import csv
 
 from PySide6.QtCore import QTimer
-from PySide6.QtWidgets import QDoubleSpinBox, QSpinBox, QTabWidget, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QDoubleSpinBox, QSpinBox, QVBoxLayout, QWidget
 
 from app.labs.discrete.panels import CostPanel, EstimatorPanel, ExactPanel, HeaderPanel, TrainPanel
 from app.labs.discrete.state import (
@@ -40,6 +40,7 @@ from app.labs.discrete.state import (
     why_not,
 )
 from app.widgets.lab_view import LabView
+from app.widgets.steady_tabs import SteadyTabWidget
 from lvm.errors import SessionError
 from lvm.io import atomic_open_text
 
@@ -95,7 +96,7 @@ class DiscreteLab(LabView):
         self.progress, self.stop_button = self.header.progress, self.header.stop_button
         self.stop_button.clicked.connect(self.stop_analysis)
 
-        self.tabs = QTabWidget()
+        self.tabs = SteadyTabWidget()
         self.tabs.setObjectName("discrete-tabs")
         self.exact = ExactPanel()
         self.estimators = EstimatorPanel()

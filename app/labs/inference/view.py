@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from PySide6.QtCore import Signal
-from PySide6.QtWidgets import QTabWidget, QVBoxLayout
+from PySide6.QtWidgets import QVBoxLayout
 
 from app.labs.inference.estimators_panel import ConvergencePanel, JensenPanel
 from app.labs.inference.kl_panel import KLGapPanel
@@ -25,6 +25,7 @@ from app.labs.inference.scatter_panel import ScatterPanel
 from app.labs.inference.slice_panel import SlicePanel
 from app.labs.inference.state import InferenceState, analysis_problem, is_sliced
 from app.widgets.lab_view import LabView
+from app.widgets.steady_tabs import SteadyTabWidget
 from lvm.errors import SessionError
 from lvm.posterior_grid import CoarseGrid
 from lvm.threads import single_thread
@@ -87,7 +88,7 @@ class InferenceLab(LabView):
         self.refresh_ms: list[float] = []  # selection -> exact posterior shown, for measurement
         self._t_select: float | None = None
 
-        self.tabs = QTabWidget()
+        self.tabs = SteadyTabWidget()
         self.tabs.setObjectName("inference-tabs")
         self.kl = KLGapPanel(self)
         self.slice = SlicePanel(self)

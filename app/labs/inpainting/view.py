@@ -30,6 +30,7 @@ from app.labs.inpainting.state import PHI_NAMES, InpaintingState
 from app.widgets.lab_view import LabView
 from lvm.errors import LVMError, SessionError
 from lvm.inpainting.local_posterior import LocalPosteriorGrid, needs_refit
+from lvm.threads import single_thread
 
 EXPLANATION = r"""
 <p>Observe part of an image, $x_O$ (the mask); the rest, $x_M$, is missing (shaded blue).
@@ -447,7 +448,8 @@ class InpaintingLab(LabView):
         self.plots.show_completions(x, mask, r.predictive.cpu().numpy(), samples.cpu().numpy())
         self.canvas.set_overlay(None)
         if grid.latent_dim == 2 and self.local_post.rect is not None:
-            density = self.local_post.density(grid, x, mask)
+            with single_thread():  # two matrix-vector products: OpenMP's fork/join costs more than it saves
+                density = self.local_post.density(grid, x, mask)
             self.plots.show_posterior(density, self.local_post.rect, r.sample_z.cpu().numpy())
         ms = np.median(self.update_ms[-10:]) if self.update_ms else self.infer_ms
         self.logp_label.setText(

@@ -59,7 +59,7 @@ from app.widgets.grid_lines import GridLines
 from app.widgets.lab_view import LabView
 from app.widgets.palette import follow_colours
 from app.widgets.raster_scatter import RasterScatter
-from app.widgets.steady_plots import steady_tick_column
+from app.widgets.steady_plots import steady_label, steady_tick_column, steady_title
 from lvm import latent_space as ls
 from lvm.errors import LVMError
 from lvm.training import schedule_state_from_info
@@ -488,17 +488,17 @@ class LatentLab(LabView):
         """Axis labels and titles saying which plane is shown."""
         st = self.state
         bottom, left = st.axis_labels()
-        self.plot.setLabel("bottom", bottom)
-        self.plot.setLabel("left", left)
+        steady_label(self.plot, "bottom", bottom)
+        steady_label(self.plot, "left", left)
         if st.quantiles:
-            self.grid_plot.setLabel("bottom", f"u₁ = Φ({bottom.split(':')[0]})")
-            self.grid_plot.setLabel("left", f"u₂ = Φ({left.split(':')[0]})")
+            steady_label(self.grid_plot, "bottom", f"u₁ = Φ({bottom.split(':')[0]})")
+            steady_label(self.grid_plot, "left", f"u₂ = Φ({left.split(':')[0]})")
         else:
-            self.grid_plot.setLabel("bottom", bottom)
-            self.grid_plot.setLabel("left", left)
+            steady_label(self.grid_plot, "bottom", bottom)
+            steady_label(self.grid_plot, "left", left)
         about = "" if st.plane is None else st.plane.description()
-        self.plot.setTitle("encoded data: μ<sub>φ</sub>(x)" + (" projected on the plane" if about else ""))
-        self.grid_plot.setTitle("decoded manifold E[x|z]" + (" on the plane" if about else ""))
+        steady_title(self.plot, "encoded data: μ<sub>φ</sub>(x)" + (" projected on the plane" if about else ""))
+        steady_title(self.grid_plot, "decoded manifold E[x|z]" + (" on the plane" if about else ""))
         self.plane_label.setText(about)
         self.plane_label.setVisible(bool(about))
 
