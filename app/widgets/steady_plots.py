@@ -13,11 +13,14 @@ lab, several per second). ``steady_tick_column`` gives the axis a fixed text col
 
 from __future__ import annotations
 
+import weakref
+
 import pyqtgraph as pg
 from PySide6.QtGui import QFontMetrics
 from PySide6.QtWidgets import QWidget
 
 _SETTLED = "_lvm_transform_follows_range"
+_DRAG_HOVER = "_lvm_no_hover_search_mid_drag"
 
 
 def _apply_range(view_box: pg.ViewBox, *_args) -> None:
@@ -33,8 +36,32 @@ def transform_follows_range(view_box: pg.ViewBox) -> None:
         view_box.sigRangeChanged.connect(_apply_range)
 
 
+def no_hover_search_mid_drag(scene) -> None:
+    """Skip pyqtgraph's search for hoverable items under the mouse while a drag is under way (idempotent).
+
+    ``GraphicsScene.sendHoverEvents`` looks for every item near the mouse on every move, mid-drag too, where no item
+    may accept the hover anyway (pyqtgraph sends it as not acceptable): 12 % of the GUI thread while q was dragged in
+    the Inference lab. The first move after the button is released searches again, so hover states catch up then."""
+    if getattr(scene, _DRAG_HOVER, False):
+        return
+    setattr(scene, _DRAG_HOVER, True)
+    send = type(scene).sendHoverEvents
+    owner = weakref.ref(scene)  # (no reference cycle through the scene's own attribute)
+
+    def send_unless_dragging(ev, exitOnly: bool = False) -> None:
+        this = owner()
+        if this is None or (not exitOnly and this.dragButtons and ev.buttons()):
+            return
+        send(this, ev, exitOnly)
+
+    scene.sendHoverEvents = send_unless_dragging
+
+
 def settle_view_transforms(root: QWidget) -> int:
-    """Apply ``transform_follows_range`` to every ViewBox shown by a pyqtgraph view under ``root``; returns how many."""
+    """Apply ``transform_follows_range`` to every ViewBox shown by a pyqtgraph view under ``root`` and
+    ``no_hover_search_mid_drag`` to their scenes; returns how many view boxes."""
+    for view in root.findChildren(pg.GraphicsView):
+        no_hover_search_mid_drag(view.scene())
     boxes = [
         item
         for view in root.findChildren(pg.GraphicsView)

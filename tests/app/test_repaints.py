@@ -19,6 +19,7 @@ from PySide6.QtWidgets import QApplication  # noqa: E402
 
 from app.labs import LABS  # noqa: E402
 from app.widgets.steady_plots import (
+    no_hover_search_mid_drag,
     settle_view_transforms,
     steady_tick_column,  # noqa: E402
     transform_follows_range,
@@ -292,3 +293,37 @@ def test_the_same_points_in_the_same_colours_are_not_rasterised_again(qtbot):
     xy2[7] += 0.5
     scatter.set_data(xy2, rgb * 2)  # one point moved
     assert len(drawn) == 3
+
+
+def test_no_hover_search_while_an_roi_is_dragged_and_again_after(qtbot):
+    """pyqtgraph searches the items under the mouse on every move; mid-drag none may take the hover: skipped."""
+    w = scatter_plot(qtbot)
+    roi = pg.CircleROI((-0.5, -0.5), (1.0, 1.0))
+    w.addItem(roi)
+    w.getViewBox().setRange(xRange=(-2, 2), yRange=(-2, 2), padding=0)
+    no_hover_search_mid_drag(w.scene())
+    scene, vp = w.scene(), w.viewport()
+    searched: list[bool] = []  # per hover search (pyqtgraph emits sigMouseHover with what it found): mid-drag?
+    scene.sigMouseHover.connect(lambda items: searched.append(bool(scene.dragButtons)))
+    pg.setConfigOption("mouseRateLimit", -1)  # (every move delivered, however fast the test sends them)
+
+    def at(x, y):
+        return w.mapFromScene(w.getViewBox().mapViewToScene(QPointF(x, y)))
+
+    def send(kind, pos, button, buttons):
+        ev = QMouseEvent(kind, QPointF(pos), QPointF(vp.mapToGlobal(pos)), button, buttons, Qt.NoModifier)
+        QApplication.sendEvent(vp, ev)
+
+    try:
+        start = roi.pos()
+        send(QEvent.MouseButtonPress, at(0, 0), Qt.LeftButton, Qt.LeftButton)
+        for i in range(1, 12):
+            send(QEvent.MouseMove, at(0.08 * i, 0.05 * i), Qt.NoButton, Qt.LeftButton)
+        assert roi.pos() != start  # the drag moved the ROI
+        assert not any(searched)  # and no move of it looked for hoverable items
+        send(QEvent.MouseButtonRelease, at(0.88, 0.55), Qt.LeftButton, Qt.NoButton)
+        searched.clear()
+        send(QEvent.MouseMove, at(1.0, 0.6), Qt.NoButton, Qt.NoButton)
+        assert searched == [False]  # a plain move searches again
+    finally:
+        pg.setConfigOption("mouseRateLimit", 100)
