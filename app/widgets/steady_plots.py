@@ -60,14 +60,10 @@ def no_hover_search_mid_drag(scene) -> None:
 def settle_view_transforms(root: QWidget) -> int:
     """Apply ``transform_follows_range`` to every ViewBox shown by a pyqtgraph view under ``root`` and
     ``no_hover_search_mid_drag`` to their scenes; returns how many view boxes."""
-    for view in root.findChildren(pg.GraphicsView):
+    views = root.findChildren(pg.GraphicsView)
+    for view in views:
         no_hover_search_mid_drag(view.scene())
-    boxes = [
-        item
-        for view in root.findChildren(pg.GraphicsView)
-        for item in view.scene().items()
-        if isinstance(item, pg.ViewBox)
-    ]
+    boxes = [item for view in views for item in view.scene().items() if isinstance(item, pg.ViewBox)]
     for box in boxes:
         transform_follows_range(box)
     return len(boxes)
