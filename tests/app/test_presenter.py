@@ -43,6 +43,11 @@ def test_presenter_mode_keys_and_leaving_restores_everything(workspace_window, q
     _key(qtbot, window, Qt.Key.Key_R)  # the step again
     qtbot.waitUntil(lambda: panel.applied == 0 and lab.view_state()["k"] == 3, timeout=20000)
 
+    # setting the step up again fits its settings afresh: let that fit end, then start again from one initialisation,
+    # so that Space is known to find EM idle (pressed while EM runs, it pauses it)
+    qtbot.waitUntil(lambda: not lab.is_em_running(), timeout=20000)
+    lab.reset()
+    qtbot.waitUntil(lambda: not lab.is_em_running() and len(lab.state.history) == 1, timeout=20000)
     _key(qtbot, window, Qt.Key.Key_Space)  # run EM
     qtbot.waitUntil(lambda: len(lab.state.history) > 2, timeout=20000)
 
