@@ -1,5 +1,11 @@
 """Training a VAE by maximising the ELBO jointly over theta and phi, as a generator of progress snapshots.
 
+``objective="grid"`` (a 1-D or 2-D latent space): the decoder maximises log p(x) itself, estimated on a randomly
+shifted grid shared by the batch (``lvm.estimators.shifted_grid``: unbiased for p(x), a lower bound on log p(x) in
+expectation, nearly exact once a cell is narrower than the posterior), while the encoder keeps maximising the ELBO
+with the decoder held fixed, so that q(z|x) follows the decoder's posterior. Each gradient reaches only its own
+network: the ELBO's pull on the decoder (towards posteriors that q can fit) is left out.
+
 Cancel by stopping iteration (``close()`` the generator, or break): it stops between steps. A NaN/inf loss stops
 training before the step is applied and keeps the last good weights: those of the previous (finite) step when they are
 all finite, else the ones saved at the end of the previous epoch (with ``keep_best``: the best ones seen); the final
@@ -24,7 +30,7 @@ import copy
 import dataclasses
 import math
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import numpy as np
@@ -35,7 +41,8 @@ from lvm.data.binarize import binarize
 from lvm.errors import ModelInputError
 from lvm.models.vae import BINARY_DECODERS, VAE, VAEConfig
 
-SCHEDULES = ("onecycle", "constant")
+SCHEDULES = ("onecycle", "constant", "cosine")  # cosine: from lr down to 0 over the run (for fine-tuning)
+OBJECTIVES = ("elbo", "grid")
 CONTINUE_FRACTION = 0.01  # a continued run's lr is at least this fraction of the previous run's peak lr
 CONSERVATIVE_LR = 1e-5  # continuing a model whose schedule is unknown (Adam's steps are about lr per weight)
 
@@ -101,7 +108,7 @@ class TrainConfig:
     epochs: int = 100
     batch_size: int = 128
     lr: float = 1e-3  # 2e-3 diverged twice on the 3 x 512 model (resources/README.md)
-    schedule: str = "onecycle"  # or "constant"
+    schedule: str = "onecycle"  # or "constant", "cosine"
     binarization: str = "dynamic"  # for Bernoulli decoders: "dynamic" | "threshold" | "none"
     seed: int = 0
     report_every: int = 50  # steps between snapshots
@@ -110,6 +117,8 @@ class TrainConfig:
     keep_best: bool = False  # end with the weights of the epoch (0 included) with the best score
     eval_limit: int = 10000  # training images the epoch-0 train ELBO (and the score without validation data) uses
     previous: ScheduleState | None = None  # where the model's schedule stood before this run (continuing)
+    objective: str = "elbo"  # or "grid": the decoder on log p(x) by a shifted grid, the encoder on the ELBO
+    grid_size: int = 64  # (objective "grid") points per latent axis over [-GRID_LIMIT, GRID_LIMIT]
 
 
 def continue_config(
@@ -147,6 +156,7 @@ class TrainSnapshot:
     kept_epoch: int | None = None  # (done, keep_best) the epoch whose weights the model ends with
     schedule_state: ScheduleState | None = None  # (done) where the schedule stands for the weights the model holds
     train_kl: float | None = None  # running mean of KL(q(z|x) || p(z)) over the epoch (nats; ~0: posterior collapse)
+    train_log_p: float | None = None  # (objective "grid") running mean of the shifted-grid log p(x) over the epoch
 
     @property
     def progress(self) -> float:
@@ -226,7 +236,8 @@ def train_vae(
     if not (math.isfinite(config.lr) and config.lr > 0):
         raise ModelInputError(f"the learning rate must be a positive number, got {config.lr}")
     if config.schedule not in SCHEDULES:
-        raise ModelInputError(f"schedule must be 'onecycle' or 'constant', got {config.schedule!r}")
+        raise ModelInputError(f"schedule must be one of {SCHEDULES}, got {config.schedule!r}")
+    check_objective(model, config)
     if config.binarization not in ("dynamic", "threshold", "none"):
         raise ModelInputError(f"binarization must be dynamic, threshold or none, got {config.binarization!r}")
     x_train = _as_tensor(x_train).to(device)
@@ -268,11 +279,12 @@ def train_vae(
     steps_per_epoch = math.ceil(n / config.batch_size)
     total = steps_per_epoch * config.epochs
     opt = torch.optim.Adam(model.parameters(), lr=config.lr)
-    sched = (
-        torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=config.lr, total_steps=total)
-        if config.schedule == "onecycle"
-        else None
-    )
+    sched: torch.optim.lr_scheduler.LRScheduler | None = None
+    if config.schedule == "onecycle":
+        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=config.lr, total_steps=total)
+    elif config.schedule == "cosine":
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total)
+    step_grads = _grid_gradients(model, config, geps) if config.objective == "grid" else None
 
     def current_lr() -> float:
         return float(opt.param_groups[0]["lr"])
@@ -329,21 +341,26 @@ def train_vae(
     for epoch in range(config.epochs):
         model.train()
         perm = torch.randperm(n, generator=g).to(device)
-        running, running_kl, count = 0.0, 0.0, 0
+        running, running_kl, running_log_p, count = 0.0, 0.0, 0.0, 0
         for b in range(steps_per_epoch):
             xb = x_train[perm[b * config.batch_size : (b + 1) * config.batch_size]]
             if binarization != "none":
                 xb = binarize(xb, binarization, generator=gbin)
-            rec, kl = model.elbo_terms(xb, generator=geps)
+            log_p = None
+            if step_grads is not None:
+                log_p, rec, kl = step_grads(xb)
+            else:
+                rec, kl = model.elbo_terms(xb, generator=geps)
             loss = -(rec - kl).mean()
-            if not torch.isfinite(loss):
+            if not torch.isfinite(loss) or (log_p is not None and not torch.isfinite(log_p).all()):
                 if not all(torch.isfinite(p).all() for p in model.parameters()):
                     model.load_state_dict(good_state)
                 last = TrainSnapshot(epoch, step, total, running / max(count, 1), valid_elbo, 0.0, current_lr())
                 yield end_with_best(last, stopped_reason="nan")
                 return
-            opt.zero_grad(set_to_none=True)
-            loss.backward()  # type: ignore[no-untyped-call]
+            if step_grads is None:
+                opt.zero_grad(set_to_none=True)
+                loss.backward()  # type: ignore[no-untyped-call]
             opt.step()
             if sched is not None:
                 sched.step()
@@ -351,6 +368,7 @@ def train_vae(
             seen += xb.shape[0]
             running += -loss.item() * xb.shape[0]
             running_kl += kl.detach().sum().item()
+            running_log_p += 0.0 if log_p is None else log_p.detach().sum().item()
             count += xb.shape[0]
             if step % config.report_every == 0 and b < steps_per_epoch - 1:
                 yield TrainSnapshot(
@@ -362,6 +380,7 @@ def train_vae(
                     seen / (time.perf_counter() - t0),
                     current_lr(),
                     train_kl=running_kl / count,
+                    train_log_p=None if step_grads is None else running_log_p / count,
                 )
         if not all(torch.isfinite(p).all() for p in model.parameters()):  # the epoch's last step diverged
             model.load_state_dict(good_state)
@@ -381,6 +400,48 @@ def train_vae(
             current_lr(),
             score=score_now(valid_elbo) if config.keep_best else None,
             train_kl=running_kl / count,
+            train_log_p=None if step_grads is None else running_log_p / count,
         )
         consider(snap)
         yield end_with_best(snap) if epoch + 1 == config.epochs else snap
+
+
+GRID_LIMIT = 4.0  # objective "grid": the box [-4, 4]^Dz (the prior puts 1.3e-4 of its mass outside it in 2-D)
+
+
+def check_objective(model: VAE, config: TrainConfig) -> None:
+    """Say what to change when ``config.objective`` cannot train ``model``."""
+    if config.objective not in OBJECTIVES:
+        raise ModelInputError(f"objective must be one of {OBJECTIVES}, got {config.objective!r}")
+    if config.objective != "grid":
+        return
+    if model.latent_dim > 2:
+        raise ModelInputError(
+            f"objective 'grid' integrates over the latent space on a grid: it needs a 1-D or 2-D latent space, this "
+            f"model's is {model.latent_dim}-D (train it with objective 'elbo')"
+        )
+    if model.config.decoder == "autoregressive":
+        raise ModelInputError("objective 'grid' needs a pixel-factorised decoder (bernoulli or gaussian)")
+    if not 2 <= config.grid_size <= 1024:
+        raise ModelInputError(f"grid_size must lie in 2..1024 points per axis, got {config.grid_size}")
+
+
+def _grid_gradients(
+    model: VAE, config: TrainConfig, generator: torch.Generator
+) -> Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+    """One step's gradients for objective "grid", set on the parameters: the decoder's from -mean log p_hat(x) (one
+    shifted grid), the encoder's from -mean ELBO with the decoder fixed. Returns (log p_hat(x), rec, kl)."""
+    from lvm.estimators.shifted_grid import shifted_grid_log_marginal
+
+    decoder = [p for p in model.decoder.parameters() if p.requires_grad]
+    encoder = [p for p in model.encoder.parameters() if p.requires_grad]
+
+    def step(xb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        log_p = shifted_grid_log_marginal(model, xb, config.grid_size, GRID_LIMIT, generator)
+        rec, kl = model.elbo_terms(xb, generator=generator)
+        for params, loss in ((decoder, -log_p.mean()), (encoder, -(rec - kl).mean())):
+            for p, g in zip(params, torch.autograd.grad(loss, params), strict=True):
+                p.grad = g
+        return log_p.detach(), rec.detach(), kl.detach()
+
+    return step

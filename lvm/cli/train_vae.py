@@ -15,11 +15,12 @@ from lvm.errors import LVMError
 
 if TYPE_CHECKING:
     from lvm.models.vae import VAE
-    from lvm.training import TrainSnapshot
+    from lvm.training import ScheduleState, TrainSnapshot
 
 ACTIVATION_NAMES = ("elu", "gelu", "relu", "silu", "tanh")  # = sorted(lvm.models.vae.ACTIVATIONS), without torch
 
-HELP = "train a VAE (2-D latent by default) by maximising the ELBO; saves a safetensors checkpoint"
+HELP = "train a VAE (2-D latent by default) by maximising the ELBO (or log p(x) itself); saves a safetensors checkpoint"
+ARCHITECTURE = {"latent_dim": 2, "decoder": "bernoulli", "hidden": "512,512,512", "activation": "elu"}  # the defaults
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -28,10 +29,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--valid-split", default=None, help="validation split (default: valid, else test, if present)")
     p.add_argument("--epochs", type=int, required=True)
     p.add_argument("--out", required=True, help="checkpoint file to write (.safetensors)")
-    p.add_argument("--latent-dim", type=int, default=2)
-    p.add_argument("--decoder", choices=["bernoulli", "gaussian"], default="bernoulli")
-    p.add_argument("--hidden", default="512,512,512", help="hidden layer sizes, comma-separated")
-    p.add_argument("--activation", choices=ACTIVATION_NAMES, default="elu")
+    p.add_argument(
+        "--init",
+        default=None,
+        help="start from this checkpoint's weights and architecture (fine-tuning) instead of a new model",
+    )
+    p.add_argument("--latent-dim", type=int, default=None, help="(default 2)")
+    p.add_argument("--decoder", choices=["bernoulli", "gaussian"], default=None, help="(default bernoulli)")
+    p.add_argument("--hidden", default=None, help="hidden layer sizes, comma-separated (default 512,512,512)")
+    p.add_argument("--activation", choices=ACTIVATION_NAMES, default=None, help="(default elu)")
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument(
         "--lr",
@@ -39,7 +45,20 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default=1e-3,
         help="peak learning rate of the one-cycle schedule (2e-3 diverged on the 3 x 512 model)",
     )
-    p.add_argument("--schedule", choices=["onecycle", "constant"], default="onecycle")
+    p.add_argument(
+        "--schedule",
+        choices=["onecycle", "constant", "cosine"],
+        default="onecycle",
+        help="onecycle (default): up to --lr and down; constant; cosine: from --lr down to 0 (fine-tuning)",
+    )
+    p.add_argument(
+        "--objective",
+        choices=["elbo", "grid"],
+        default="elbo",
+        help="elbo (default); grid (1-D/2-D latent): the decoder maximises log p(x) on a randomly shifted grid, the "
+        "encoder the ELBO",
+    )
+    p.add_argument("--grid-size", type=int, default=64, help="(--objective grid) points per latent axis (default 64)")
     p.add_argument("--binarization", choices=["dynamic", "threshold", "none"], default="dynamic")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto", choices=DEVICE_CHOICES)
@@ -54,15 +73,10 @@ def _command_line() -> str:
 def run(args: argparse.Namespace) -> int:
     from lvm.data import load_dataset
     from lvm.device import resolve_device
-    from lvm.models.vae import VAE, VAEConfig
     from lvm.training import TrainConfig, schedule_state_at, train_vae
 
     if args.epochs < 1:
         raise LVMError("--epochs must be at least 1")
-    try:
-        hidden = tuple(int(h) for h in args.hidden.split(","))
-    except ValueError:
-        raise LVMError(f"--hidden {args.hidden!r}: give comma-separated integers, e.g. 512,512") from None
     out = Path(args.out)
     if out.is_dir():
         raise LVMError(f"--out {args.out!r} is a folder; give a file name such as model.safetensors")
@@ -73,15 +87,7 @@ def run(args: argparse.Namespace) -> int:
     # never validate on the training split (the bundled digits have a single split: no validation then)
     valid_name = args.valid_split or next((s for s in ("valid", "test") if s in ds.splits and s != train_name), None)
     valid = ds.split(valid_name) if valid_name else None
-    config = VAEConfig(
-        data_dim=ds.dim,
-        latent_dim=args.latent_dim,
-        hidden=hidden,
-        activation=args.activation,
-        decoder=args.decoder,
-        image_shape=ds.image_shape,
-    )
-    model = VAE(config)
+    model, init_info, previous = _initial_model(args, ds.dim, ds.image_shape)
     tc = TrainConfig(
         epochs=args.epochs,
         batch_size=args.batch_size,
@@ -89,6 +95,9 @@ def run(args: argparse.Namespace) -> int:
         schedule=args.schedule,
         binarization=args.binarization,
         seed=args.seed,
+        objective=args.objective,
+        grid_size=args.grid_size,
+        previous=previous,  # (--init: the step count goes on from the checkpoint's)
     )
     t0 = time.perf_counter()
     last = None
@@ -105,6 +114,9 @@ def run(args: argparse.Namespace) -> int:
             "schedule": args.schedule,
             "batch_size": args.batch_size,
             "binarization": args.binarization,
+            "objective": args.objective,
+            **({"grid_size": args.grid_size, "train_log_p": snap.train_log_p} if args.objective == "grid" else {}),
+            **({"init": init_info} if init_info is not None else {}),
             "train_elbo": snap.train_elbo,
             "valid_elbo": snap.valid_elbo,
             "valid_split": valid_name,
@@ -124,6 +136,8 @@ def run(args: argparse.Namespace) -> int:
             _save(model, args.out, info_now(snap))
         if not args.json:
             val = "" if snap.valid_elbo is None else f"  valid ELBO {snap.valid_elbo:8.2f}"
+            if snap.train_log_p is not None:
+                val += f"  train log p(x) {snap.train_log_p:8.2f}"
             bar = "#" * int(30 * snap.progress)
             print(
                 f"\r[{bar:<30}] epoch {snap.epoch:6.2f}/{tc.epochs}  train ELBO {snap.train_elbo:8.2f}{val}"
@@ -143,6 +157,44 @@ def run(args: argparse.Namespace) -> int:
     summary = {"out": args.out, "parameters": model.num_parameters(), **info}
     print(json.dumps(summary, indent=None if args.json else 2))
     return 0
+
+
+def _initial_model(
+    args: argparse.Namespace, data_dim: int, image_shape: Any
+) -> tuple[VAE, dict[str, Any] | None, ScheduleState | None]:
+    """A new VAE of the architecture asked for, or (``--init``) the checkpoint's, with what its metadata says of how
+    it was made (kept in the new checkpoint: the whole recipe) and where its schedule ended."""
+    from lvm.models.vae import VAE, VAEConfig
+
+    given = {k: getattr(args, k) for k in ARCHITECTURE if getattr(args, k) is not None}
+    if args.init is not None:
+        if given:
+            flags = ", ".join("--" + k.replace("_", "-") for k in given)
+            raise LVMError(f"--init takes the architecture from the checkpoint: leave out {flags}")
+        from lvm.checkpoint import load_model
+
+        model, info = load_model(args.init)
+        if model.data_dim != data_dim:
+            raise LVMError(f"--init {args.init}: the model takes {model.data_dim} features, the data has {data_dim}")
+        keep = ("train_command", "epochs_completed", "objective", "train_elbo", "valid_elbo", "train_seconds", "init")
+        from lvm.training import schedule_state_from_info
+
+        made = {"path": Path(args.init).name, **{k: info[k] for k in keep if k in info}}
+        return model, made, schedule_state_from_info(info)
+    arch = {**ARCHITECTURE, **given}
+    try:
+        hidden = tuple(int(h) for h in str(arch["hidden"]).split(","))
+    except ValueError:
+        raise LVMError(f"--hidden {arch['hidden']!r}: give comma-separated integers, e.g. 512,512") from None
+    config = VAEConfig(
+        data_dim=data_dim,
+        latent_dim=int(arch["latent_dim"]),
+        hidden=hidden,
+        activation=str(arch["activation"]),
+        decoder=str(arch["decoder"]),
+        image_shape=image_shape,
+    )
+    return VAE(config), None, None
 
 
 def _save(model: VAE, out: str, info: dict[str, Any]) -> None:

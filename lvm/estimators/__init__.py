@@ -35,6 +35,7 @@ from lvm.estimators.quadrature import (
     refinement_report,
     scan_grid,
 )
+from lvm.estimators.shifted_grid import shifted_grid, shifted_grid_log_marginal
 from lvm.estimators.vi import GapDecomposition, VISnapshot, fit_gaussian_q, gap_decomposition, vi_steps
 
 __all__ = [
@@ -73,6 +74,8 @@ __all__ = [
     "RefinementReport",
     "gauss_hermite_nodes",
     "elbo_gauss_hermite",
+    "shifted_grid",
+    "shifted_grid_log_marginal",
     "VISnapshot",
     "vi_steps",
     "fit_gaussian_q",
