@@ -111,8 +111,11 @@ def workspace_window(qtbot):
     with qtbot.waitSignal(window.warmed_up, timeout=60000):  # (loaded, then the background warm-up: app.core.warmup)
         window.load_defaults()
     yield window
-    if window.presenter.active:  # (a test that failed in presenter mode: its look must not reach the next test)
-        window.presenter.leave()
+    presenter = getattr(window, "presenter", None)
+    if (
+        presenter is not None and presenter.active
+    ):  # (a test failed in presenter mode: its look must not reach the next)
+        presenter.leave()
     window.runner.shutdown(5000)
 
 

@@ -99,29 +99,31 @@ def rasterise(
             shapes = shapes[inside]
     if ix.size == 0:
         return img
-    if shapes is not None:
-        codes = np.asarray(shapes, np.int64) % len(MARKERS)
-        groups = [(codes == c, _shape_offsets(MARKERS[c], r)) for c in np.unique(codes)]
+    groups = _marker_groups(r, shapes)
+    size = width * height
+    a = np.uint8(round(255 * alpha))
+    if ix.size * max(len(off) for _, off in groups) > AVERAGE_LIMIT:
+        # many points: the last point drawn into a pixel wins, one 32-bit write per pixel of each marker (packed
+        # colours: 10,000 points of radius 2 took 17 ms with RGBA rows spread and masked, 3 ms packed)
+        packed = _packed_rgba(rgb, a)
+        out32 = img.reshape(-1).view(np.uint32)
+        for sel, off in groups:
+            px = ix[sel][None, :] + off[:, 0:1]
+            py = iy[sel][None, :] + off[:, 1:2]
+            ok = (px >= 0) & (px < width) & (py >= 0) & (py < height)
+            colours = np.broadcast_to(packed[sel][None, :], px.shape)
+            out32[(px * height + py)[ok]] = colours[ok]
+        return img
+    if shapes is not None or r > 0:
         ix, iy, rgb = (
             np.concatenate(parts)
             for parts in zip(*(_spread(ix[sel], iy[sel], rgb[sel], off) for sel, off in groups), strict=True)
         )
-    elif r > 0:
-        ix, iy, rgb = _spread(ix, iy, rgb, _disc_offsets(r))
     if r > 0:
         ok = (ix >= 0) & (ix < width) & (iy >= 0) & (iy < height)
         ix, iy, rgb = ix[ok], iy[ok], rgb[ok]
     flat = ix * height + iy
-    size = width * height
     out = img.reshape(size, 4)
-    a = np.uint8(round(255 * alpha))
-    if flat.size > AVERAGE_LIMIT:
-        # many points: the last point drawn into a pixel wins (one scatter assignment, ~2 ms for 100k points)
-        rgba = np.empty((flat.size, 4), np.uint8)
-        rgba[:, :3] = rgb * np.float32(255.0)
-        rgba[:, 3] = a
-        out[flat] = rgba
-        return img
     count = np.bincount(flat, minlength=size)
     hit = np.nonzero(count)[0]
     inv = 1.0 / count[hit]
@@ -130,6 +132,23 @@ def rasterise(
         out[hit, c] = np.clip(s * inv * 255.0 + 0.5, 0, 255).astype(np.uint8)
     out[hit, 3] = a
     return img
+
+
+def _marker_groups(radius: int, shapes: np.ndarray | None) -> list[tuple[np.ndarray | slice, np.ndarray]]:
+    """(which points, their marker's pixel offsets) for each marker shape drawn: all points as discs without
+    ``shapes``."""
+    if shapes is None:
+        return [(slice(None), _disc_offsets(radius))]
+    codes = np.asarray(shapes, np.int64) % len(MARKERS)
+    return [(codes == c, _shape_offsets(MARKERS[c], radius)) for c in np.unique(codes)]
+
+
+def _packed_rgba(rgb: np.ndarray, alpha: np.uint8) -> np.ndarray:
+    """Colours (N, 3) in [0, 1] as one uint32 each, the bytes R, G, B, alpha in memory order."""
+    rgba = np.empty((len(rgb), 4), np.uint8)
+    rgba[:, :3] = np.asarray(rgb) * np.float32(255.0)
+    rgba[:, 3] = alpha
+    return rgba.reshape(-1).view(np.uint32)
 
 
 def _spread(ix: np.ndarray, iy: np.ndarray, rgb: np.ndarray, off: np.ndarray):

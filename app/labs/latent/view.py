@@ -798,6 +798,8 @@ class LatentLab(LabView):
         return self.state.grid_to_z(x, y)
 
     def _on_mouse_moved(self, scene_pos) -> None:
+        if self.canvas.scene().dragButtons:  # a pan: the point under the cursor stays (the view moves after this)
+            return
         for vb, on_grid in ((self.vb, False), (self.grid_vb, True)):
             if vb.sceneBoundingRect().contains(scene_pos):
                 p = vb.mapSceneToView(scene_pos)

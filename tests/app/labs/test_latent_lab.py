@@ -50,6 +50,32 @@ def _widget_pos(view, canvas, x: float, y: float) -> QPoint:
     return canvas.mapFromScene(scene)
 
 
+def test_a_pan_decodes_nothing_and_the_next_plain_move_decodes_again(lab, qtbot, monkeypatch):
+    """Panning moves the view under a still data point: the hover preview (decoded on the GUI thread, on every move)
+    is not decoded again mid-drag; the plot still pans, and a move without a button decodes as before."""
+    import pyqtgraph as pg
+
+    decoded: list[tuple[float, float]] = []
+    original = lab.hover
+    monkeypatch.setattr(lab, "hover", lambda z: (decoded.append(z), original(z)))
+    vp = lab.canvas.viewport()
+    (x0, x1), (y0, y1) = lab.vb.viewRange()
+    centre = _widget_pos(lab.vb, lab.canvas, 0.5 * (x0 + x1), 0.5 * (y0 + y1))
+    pg.setConfigOption("mouseRateLimit", -1)  # (every move delivered, however fast the test sends them)
+    try:
+        _send(vp, QEvent.MouseButtonPress, centre, Qt.LeftButton, Qt.LeftButton)
+        for i in range(1, 15):
+            _send(vp, QEvent.MouseMove, centre + QPoint(6 * i, 4 * i), Qt.NoButton, Qt.LeftButton)
+        _send(vp, QEvent.MouseButtonRelease, centre + QPoint(84, 56), Qt.LeftButton, Qt.NoButton)
+        assert lab.vb.viewRange()[0][0] < x0 - 0.01 * (x1 - x0)  # the view panned
+        assert len(decoded) <= 2  # (the moves before pyqtgraph calls it a drag may decode)
+        decoded.clear()
+        _send(vp, QEvent.MouseMove, centre + QPoint(-20, 10))
+        assert len(decoded) == 1
+    finally:
+        pg.setConfigOption("mouseRateLimit", 100)
+
+
 def test_hover_preview_follows_the_mouse(lab, qtbot):
     vp = lab.canvas.viewport()
     (x0, x1), (y0, y1) = lab.vb.viewRange()
