@@ -118,9 +118,13 @@ class Bench:
 
             prof = cProfile.Profile()
             prof.enable()
+        from app.core.cpu_share import this_threads_schedule
+
+        sched0, t0 = this_threads_schedule(), time.perf_counter()
         timer.start()
         self.wait(duration)
         timer.stop()
+        sched1, elapsed = this_threads_schedule(), time.perf_counter() - t0
         if prof is not None:
             import io
             import pstats
@@ -138,10 +142,18 @@ class Bench:
             "within_budget": st["longest_stall_s"] <= BUDGET_S,
             **extra,
         }
+        if sched0 is not None and sched1 is not None:  # the GUI thread's share of the time: running, and runnable
+            row["gui_running"] = round((sched1[0] - sched0[0]) / elapsed, 3)  # but waiting for a core held by others
+            row["gui_waiting"] = round((sched1[1] - sched0[1]) / elapsed, 3)
         self.results.append(row)
         print(
             f"  {name:18s} longest stall {st['longest_stall_s'] * 1000:6.1f} ms   p99 frame "
-            f"{st['p99_frame_s'] * 1000:6.1f} ms   p50 {st['p50_frame_s'] * 1000:5.1f} ms   {st['frames']} frames",
+            f"{st['p99_frame_s'] * 1000:6.1f} ms   p50 {st['p50_frame_s'] * 1000:5.1f} ms   {st['frames']} frames"
+            + (
+                f"   GUI thread ran {row['gui_running']:.0%}, waited {row['gui_waiting']:.0%}"
+                if "gui_waiting" in row
+                else ""
+            ),
             file=sys.stderr,
             flush=True,
         )

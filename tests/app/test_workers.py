@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 import threading
+import time
 
 import pytest
 
@@ -366,3 +368,39 @@ def test_the_warm_up_never_runs_beside_a_job_still_importing(monkeypatch, tmp_pa
     assert warmup.warm_up_torch_when_idle(patience_s=5) is True and warmup._warm
     for name in ("slow_lazy_module", "fresh_module_after_release"):
         sys.modules.pop(name, None)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the kernel's schedstat")
+def test_this_threads_schedule_counts_its_run_time_and_its_wait_for_a_core():
+    """Spinning 0.3 s of wall time adds about that much run time; pinned to one core beside a busy process pinned
+    there too, the thread also waits for the core (the GUI bench's measure of CPU contention)."""
+    from app.core.cpu_share import this_threads_schedule
+    from lvm.bench import BUSY_LOOP
+
+    before = this_threads_schedule()
+    if before is None:
+        pytest.skip("no /proc/thread-self/schedstat here")
+
+    def spin(seconds: float) -> None:
+        end = time.perf_counter() + seconds
+        while time.perf_counter() < end:
+            pass
+
+    spin(0.3)
+    after = this_threads_schedule()
+    assert after is not None and after[0] - before[0] > 0.05 and after[0] >= before[0] and after[1] >= before[1]
+    core = min(os.sched_getaffinity(0))
+    mask = os.sched_getaffinity(0)
+    pinned = f"import os\nos.sched_setaffinity(0, {{{core}}})\n" + BUSY_LOOP
+    busy = subprocess.Popen([sys.executable, "-c", pinned, str(os.getpid())])
+    try:
+        os.sched_setaffinity(threading.get_native_id(), {core})
+        waited0 = this_threads_schedule()[1]
+        deadline = time.perf_counter() + 20
+        while this_threads_schedule()[1] - waited0 < 0.05 and time.perf_counter() < deadline:
+            spin(0.05)
+        assert this_threads_schedule()[1] - waited0 >= 0.05
+    finally:
+        os.sched_setaffinity(threading.get_native_id(), mask)
+        busy.kill()
+        busy.wait()
