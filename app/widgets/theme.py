@@ -294,10 +294,13 @@ def window_budget(window: QWidget) -> tuple[int, int]:
 def window_fits(window: QWidget, budget: tuple[int, int] | None = None) -> bool:
     """Whether ``window`` (its labs as built now) keeps the layout invariants of ``app.widgets.layout_check`` within
     ``budget`` (largest minimum width, height; default ``window_budget``): it can be made small enough, no label is cut
-    off, no plot squeezed. Qt posts a new font to the widgets: the posted events (and the layouts they ask for) are
-    delivered first."""
+    off, no plot squeezed. Qt posts a new font to the widgets, and plot axes size their tick labels as they paint: the
+    posted events (and the layouts they ask for) are delivered and the window painted (off screen) first."""
     from app.widgets.layout_check import layout_problems
 
+    for _ in range(2):  # plot axes measure their tick labels as they paint (then ask for a new layout): paint first
+        QApplication.sendPostedEvents()
+        window.grab()
     QApplication.sendPostedEvents()
     return not layout_problems(window, *(budget or window_budget(window)))
 
@@ -527,6 +530,19 @@ def _restyle_view(pg, view, ctx: _Context) -> None:
             _restyle_legend(pg, item, ctx)
 
 
+def _forget_tick_text_space(axis) -> None:
+    """A new tick font: the axis measures its tick labels' space anew at its next paint. (pyqtgraph keeps the widest
+    it has seen, shrinking it only by more than 10 px: after a larger font was tried and taken back, every axis kept
+    up to 10 px of the larger one's, and a lab that fitted at a size no longer did at the same size.)"""
+    axis.textWidth, axis.textHeight = 30, 18  # (pyqtgraph's own starting sizes)
+    if axis.orientation in ("left", "right"):
+        axis._updateWidth()
+    else:
+        axis._updateHeight()
+    axis.picture = None
+    axis.update()
+
+
 def _pen_base(current: QPen) -> QPen:
     made = base_of(current)
     if made is None:
@@ -614,6 +630,7 @@ def _restyle_axis(axis, ctx: _Context) -> None:
         base.setPointSizeF(current.pointSizeF() / ctx.previous_ratio)
         return base
 
+    tick_points = QFont(axis.style.get("tickFont") or app_font).pointSizeF()
     _restyle(
         axis,
         "tick_font",
@@ -623,6 +640,10 @@ def _restyle_axis(axis, ctx: _Context) -> None:
         lambda f: axis.setStyle(tickFont=f),
         lambda: axis.style.get("tickFont"),
     )
+    if axis.style.get("autoExpandTextSpace", True) and QFont(axis.style.get("tickFont") or app_font).pointSizeF() != (
+        tick_points
+    ):
+        _forget_tick_text_space(axis)
     label_font = QFont(axis.label.font())
     if abs(label_font.pointSizeF() - font_points(a)) > 1e-6:
         label_font.setPointSizeF(font_points(a))

@@ -314,3 +314,30 @@ def test_larger_fonts_stop_where_the_lab_would_no_longer_fit_a_laptop_screen(wor
         assert menu.refused_font is not None and size < 12
     qtbot.wait(50)  # (layouts are applied by posted events)
     assert layout_problems(window) == []
+
+
+def test_a_larger_font_taken_back_leaves_every_axis_as_wide_as_before(qtbot):
+    """pyqtgraph keeps the widest tick labels an axis has seen (it shrinks only by more than 10 px): a font tried and
+    taken back (a refused "Larger") left each axis up to 10 px wider, and a lab that fitted no longer did."""
+    import pyqtgraph as pg
+
+    from app.widgets.axes import ReadableAxis
+
+    plot = pg.PlotWidget(axisItems={"left": ReadableAxis("left"), "bottom": ReadableAxis("bottom")})
+    qtbot.addWidget(plot)
+    plot.resize(500, 400)
+    plot.show()
+    plot.setRange(xRange=(0, 123456), yRange=(-0.001, 0.001), padding=0)
+    left, bottom = plot.getAxis("left"), plot.getAxis("bottom")
+
+    def sizes_at(points: int | None) -> tuple[float, float]:
+        apply_appearance(None, Appearance(font_size=points))
+        for _ in range(3):  # (an axis sizes its tick labels as it paints, then lays out again)
+            plot.grab()
+            QApplication.sendPostedEvents()
+        return left.width(), bottom.height()
+
+    first = sizes_at(None)
+    larger = sizes_at(round(platform_font_size()) + 8)
+    assert larger[0] > first[0] + 10 and larger[1] > first[1]
+    assert sizes_at(None) == first
