@@ -21,6 +21,7 @@ import shiboken6
 from PySide6.QtCore import QObject, QRunnable, QThreadPool, QTimer, Signal, Slot
 
 from app.core.cpu_share import CPU_LOAD, set_this_threads_niceness, worker_niceness
+from app.core.gui_gc import install_gui_thread_collector
 from app.core.warmup import torch_job, warm_up_torch
 from lvm.errors import LVMError, out_of_memory_message
 
@@ -217,6 +218,8 @@ class TaskRunner(QObject):
 
     def __init__(self, max_threads: int = 4, parent: QObject | None = None):
         super().__init__(parent)
+        # workers allocate: Python's cyclic collector must never run in them (app.core.gui_gc), window or no window
+        install_gui_thread_collector()
         self.pool = QThreadPool(self)
         self.pool.setMaxThreadCount(max_threads)
         # an idle thread ends at once, so each job's thread takes the nice value of its own start (cpu_share)

@@ -74,3 +74,23 @@ def test_without_the_collector_the_stress_crashes_or_hangs():
     start = time.monotonic()
     out = _stress(20, "--no-collector")
     assert out.returncode != 0, f"the stress survived {time.monotonic() - start:.0f} s without the collector"
+
+
+def test_the_worker_facility_installs_the_collector_without_a_main_window():
+    """A lab, a dialog or a test running workers without a MainWindow had automatic collection on: a worker's
+    allocation collected a cycle of widgets in the worker and the suite hung (py-spy: ``gc_collect_main`` under
+    ``decode_mosaic`` in a worker, in ``QObject::~QObject`` waiting for the GIL, the GUI thread in
+    ``runDeletionInMainThread`` waiting for Qt's mutex). A fresh process: the first TaskRunner turns it off."""
+    code = (
+        "import gc, os\n"
+        "os.environ.setdefault('QT_QPA_PLATFORM', 'offscreen')\n"
+        "from PySide6.QtWidgets import QApplication\n"
+        "app = QApplication([])\n"
+        "before = gc.isenabled()\n"
+        "from app.core.workers import TaskRunner\n"
+        "runner = TaskRunner()\n"
+        "print(before, gc.isenabled())\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split() == ["True", "False"]
