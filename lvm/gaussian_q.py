@@ -32,7 +32,11 @@ __all__ = [
 ]
 
 RHO_LIMIT = 0.999  # |rho| is clipped here: L stays invertible
-GH_NODES = 16  # 16^2 nodes: ELBO(q) to ~1e-6 nats for the smooth integrands of a 2-D VAE
+# 16^2 nodes. Their error, against a dense midpoint rule over q's +-7 sigma box (600^2 points; the bundled 2-D VAE,
+# three digits, q centred on the encoder's mean): about 1e-3 nats for sigma = 0.05 (an encoder's q), up to 1 nat
+# for sigma = 0.3 and up to 12 nats for sigma = 1 (the prior as q): a wide q averages log p(x|z) over features far
+# smaller than itself, which no fixed set of nodes resolves. 32^2 nodes are off by up to 2 nats at sigma = 1.
+GH_NODES = 16
 
 FloatArray = NDArray[np.float64]
 
