@@ -74,6 +74,7 @@ def test_live_update_rate(lab, qtbot):
     printed for the record (speed is measured by ``lvm bench gui``, not asserted here: a loaded machine is slower)."""
     canvas, vp = lab.canvas, lab.canvas
     lab.update_ms.clear()
+    lab.compute_ms.clear()
     n0 = lab.n_updates
     t0 = time.perf_counter()
     QTest.mousePress(vp, Qt.LeftButton, Qt.NoModifier, _pos(canvas, 15, 4))
@@ -95,6 +96,10 @@ def test_live_update_rate(lab, qtbot):
         f"{med:.1f} ms"
     )
     assert during >= 3, f"only {during} completions drawn during a stroke of {k} moves"
+    # each update records its worker's compute time beside its latency (``lvm bench gui`` reports both): a part of it
+    assert len(lab.compute_ms) == len(lab.update_ms) and all(
+        0 < c <= u for c, u in zip(lab.compute_ms, lab.update_ms, strict=True)
+    )
     # the completion shown is the one for the final canvas (no stale result drawn last)
     final = lab.grid.infer(lab.state.image.copy(), lab.state.mask.copy(), n_samples=0)
     assert lab.result is not None and lab.result.n_observed == int(lab.state.mask.sum())
