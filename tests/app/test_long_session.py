@@ -1,7 +1,8 @@
 """Long sessions: switching datasets, models and views many times, and retraining, does not grow memory.
 
 RSS is read from /proc/self/statm after a warm-up round (every lab created, caches filled), each time after a GC and
-a ``malloc_trim`` (the app trims after every load too); the growth over the following switches must stay under
+a ``malloc_trim`` (the app trims after every load too), both times in the same state (``_same_state``) and the least
+of three visits to it (``_least_rss_in_same_state``); the growth over the following switches must stay under
 50 MB, and no pyqtgraph PlotItem / ViewBox may be created per switch (PySide6 >= 6.5 leaks recreated PlotItems: the
 labs reuse theirs). The quick variant does 12 switches; the slow one
 (``--run-slow``) 200, with a short retraining every 40.
