@@ -131,7 +131,9 @@ class Bench:
 
             prof.disable()
             buf = io.StringIO()
-            pstats.Stats(prof, stream=buf).sort_stats("cumulative").print_stats(r"(app|lvm|pyqtgraph)/", 14)
+            pstats.Stats(prof, stream=buf).sort_stats("cumulative").print_stats(
+                r"(app|lvm|pyqtgraph|torch)/", int(os.environ.get("LVM_PROFILE_ROWS", "14"))
+            )
             print("\n".join(buf.getvalue().splitlines()[6:]), file=sys.stderr)
         st = self.dog.stats()
         row = {
@@ -244,8 +246,15 @@ class Bench:
             _mouse(vp, QEvent.Type.MouseMove, target, Qt.MouseButton.NoButton, Qt.MouseButton.LeftButton)
 
         kl.update_ms.clear()
+        kl.elbo_ms.clear()
+        kl.elbo_latency_ms.clear()
         row = self.measure("inference-drag-q", step)
-        row.update(update_ms=_median_ms(kl.update_ms), updates=len(kl.update_ms))
+        row.update(
+            update_ms=_median_ms(kl.update_ms),  # one q update on the GUI thread (ellipse, fields, readout)
+            updates=len(kl.update_ms),
+            elbo_ms=_median_ms(kl.elbo_ms),  # the worker's ELBO(q) alone
+            latency_ms=_median_ms(kl.elbo_latency_ms),  # q set to its ELBO drawn (the paint excluded)
+        )
         _mouse(
             vp,
             QEvent.Type.MouseButtonRelease,
@@ -476,7 +485,16 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         print(json.dumps(summary, indent=2))
     else:
-        extras = ("show_ms", "update_ms", "updates_per_s", "latency_ms", "refresh_ms", "redraw_ms")
+        extras = (
+            "show_ms",
+            "update_ms",
+            "elbo_ms",
+            "updates_per_s",
+            "latency_ms",
+            "compute_ms",
+            "refresh_ms",
+            "redraw_ms",
+        )
         for r in results:
             more = "  ".join(f"{k} {r[k]}" for k in extras if r.get(k) is not None)
             print(

@@ -26,7 +26,7 @@ from PySide6.QtWidgets import (
 
 from app.core.gui_gc import install_gui_thread_collector
 from app.core.settings import app_settings
-from app.core.warmup import freeze_startup_heap, warm_up_torch_when_idle
+from app.core.warmup import freeze_new_long_lived, freeze_startup_heap, warm_up_torch_when_idle
 from app.core.workers import TaskRunner, trim_heap_soon
 from app.core.workspace import DEFAULT_DATASET, DEFAULT_MODEL, RESOURCES, GaussianQ, Workspace, read_session
 from app.labs import LABS, lab_class
@@ -306,6 +306,7 @@ class MainWindow(QMainWindow):
             settle_view_transforms(lab)
             restyle_new_widget(lab)  # the appearance applied before it was built (app.widgets.theme)
             self.labs[name] = lab
+            QTimer.singleShot(0, self, freeze_new_long_lived)  # (once its first activation has built the rest)
         return self.labs[name]
 
     def _pause_hidden_pages(self, current: int) -> None:

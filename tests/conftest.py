@@ -8,6 +8,7 @@ temporary folder of this run (always, even when the caller's environment sets th
 
 from __future__ import annotations
 
+import gc
 import os
 import subprocess
 import sys
@@ -145,6 +146,15 @@ def _no_input_state_outlives_its_test():
                 QTest.mouseRelease(target, button)
         target.close()
         target.deleteLater()
+
+
+@pytest.fixture(autouse=True)
+def _nothing_stays_frozen():
+    """The app ``gc.freeze()``s what is alive after building a lab (``app.core.warmup``): in a session that is the
+    app's own long-lived state, but in this process it would also be the windows of earlier tests, never collected
+    again. Unfrozen after each test, they are collected as usual."""
+    yield
+    gc.unfreeze()
 
 
 @pytest.fixture(autouse=True)

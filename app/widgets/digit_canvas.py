@@ -2,7 +2,8 @@
 
 The image is a float array in [0, 1] (white ink on black); the mask marks observed pixels (True). Pixels outside the
 mask are shaded. Strokes are anti-aliased discs stamped every half pixel along the pen's path, so fast strokes stay
-continuous. ``changed`` is emitted on every stamp (the lab coalesces updates); ``stroke_finished`` on release.
+continuous. ``stroke_started`` is emitted on the press, ``changed`` on every stamp (the lab coalesces updates),
+``stroke_finished`` on release.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ class DigitCanvas(QWidget):
     """Draw on a small image. ``tool`` in TOOLS; left button uses the tool, right button its opposite."""
 
     changed = Signal()  # the image or the mask changed (during a stroke too)
+    stroke_started = Signal()
     stroke_finished = Signal()
     # which pixels are known (True) or missing; it shadows QWidget.mask(), the widget's shape, which is never used here
     mask: np.ndarray  # type: ignore[assignment]
@@ -45,6 +47,8 @@ class DigitCanvas(QWidget):
         self.brush_radius = 1.2
         self._last: QPointF | None = None
         self._button_tool: str | None = None
+        self._lines_key: tuple | None = None  # (mask, square) the boundary lines below were made for
+        self._lines: list[QLineF] = []
         self.setMinimumSize(QSize(196, 196))
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
         self.setCursor(Qt.CursorShape.CrossCursor)
@@ -63,6 +67,8 @@ class DigitCanvas(QWidget):
 
     def set_overlay(self, values: np.ndarray | None) -> None:
         """Values in [0, 1] shown (tinted) in the missing region, e.g. the predictive mean."""
+        if values is None and self.overlay is None:
+            return  # (nothing to repaint)
         self.overlay = None if values is None else np.asarray(values, dtype=np.float32).reshape(self.shape)
         self.update()
 
@@ -120,6 +126,7 @@ class DigitCanvas(QWidget):
             return
         self._button_tool = self.tool if event.button() == Qt.MouseButton.LeftButton else self._OPPOSITE[self.tool]
         self._last = None
+        self.stroke_started.emit()
         self._stroke_to(event.position())
 
     def mouseMoveEvent(self, event) -> None:
@@ -146,17 +153,12 @@ class DigitCanvas(QWidget):
             rgb[miss] = base
         return rgb.astype(np.uint8)
 
-    def paintEvent(self, event) -> None:
-        p = QPainter(self)
-        p.fillRect(self.rect(), self.palette().window())
-        r = self._square()
-        p.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, False)
-        p.drawImage(r, to_qimage(self.rgb()))
+    def _boundary_lines(self, r: QRectF) -> list[QLineF]:
+        """The boundary of the observed region in widget coordinates (kept while the mask and the square stay)."""
+        key = (self.mask.tobytes(), r.x(), r.y(), r.width())
+        if self._lines_key == key:
+            return self._lines
         h, w = self.shape
-        # the boundary of the observed region
-        pen = QPen(QColor(120, 190, 255))
-        pen.setWidthF(1.5)
-        p.setPen(pen)
         sx, sy = r.width() / w, r.height() / h
         m = self.mask
         lines = []
@@ -166,6 +168,19 @@ class DigitCanvas(QWidget):
         for i, j in zip(*np.nonzero(m[1:, :] != m[:-1, :]), strict=False):  # horizontal edges between rows i and i+1
             y = r.top() + (i + 1) * sy
             lines.append(QLineF(r.left() + j * sx, y, r.left() + (j + 1) * sx, y))
+        self._lines_key, self._lines = key, lines
+        return lines
+
+    def paintEvent(self, event) -> None:
+        p = QPainter(self)
+        p.fillRect(self.rect(), self.palette().window())
+        r = self._square()
+        p.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, False)
+        p.drawImage(r, to_qimage(self.rgb()))
+        pen = QPen(QColor(120, 190, 255))
+        pen.setWidthF(1.5)
+        p.setPen(pen)
+        lines = self._boundary_lines(r)
         if lines:
             p.drawLines(lines)
         p.setPen(QPen(QColor(90, 90, 90)))

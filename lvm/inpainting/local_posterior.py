@@ -2,7 +2,8 @@
 the coarse inpainting grid, and its density on a fine grid over that rectangle.
 
 On a fine n x n midpoint grid z_g over a rectangle the decoder is evaluated once (tables L_g = l(z_g),
-S_g = log sigma(-l(z_g)) and log p(z_g)); each observation (x, m) then costs two matrix-vector products:
+S_g = log sigma(-l(z_g)) and log p(z_g)); each observation (x, m) then costs two matrix-vector products, or fewer
+columns of them where it differs from the last in a few pixels (``lvm.inpainting.posterior.ObservedJoint``):
 
     a_g = log p(x_O, z_g) = L_g . (m * x) + S_g . m + log p(z_g)
     p(z_g | x_O) / max_h p(z_h | x_O) = exp(a_g - max_h a_h)
@@ -17,7 +18,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
-import torch.nn.functional as F
+
+from lvm.inpainting.posterior import ObservedJoint
 
 if TYPE_CHECKING:
     from lvm.inpainting.posterior import InpaintGrid
@@ -71,7 +73,7 @@ class LocalPosteriorGrid:
         self.n = int(n)
         self.rect: Rect | None = None
         self._key: tuple[int, Rect] | None = None
-        self._tables: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
+        self._joint: ObservedJoint | None = None
 
     def points(self, rect: Rect) -> np.ndarray:
         """The n^2 cell midpoints (n^2, 2), [i * n + j] at (z1_i, z2_j)."""
@@ -90,18 +92,17 @@ class LocalPosteriorGrid:
         if key == self._key:
             return
         z = torch.as_tensor(self.points(rect), dtype=grid.points.dtype, device=grid.points.device)
-        L = grid.model.bernoulli_logits(z).to(grid.logits.dtype)
-        self._tables = (L, F.logsigmoid(-L), grid.model.log_prior(z).to(L.dtype))
+        L = grid.model.bernoulli_logits(z).to(grid.logits_t.dtype)
+        self._joint = ObservedJoint.from_logits(L, grid.model.log_prior(z).to(L.dtype))
         self._key, self.rect = key, rect
 
     @torch.no_grad()
     def log_joint(self, grid: InpaintGrid, x: np.ndarray, mask: np.ndarray) -> torch.Tensor:
         """a_g = log p(x_O, z_g) on the fine grid (n^2,)."""
-        if self._tables is None:
+        if self._joint is None:
             raise ValueError("set_rect first: the fine grid has no rectangle yet")
-        L, S, log_prior = self._tables
         xt, m = grid.prepare(x, mask)
-        return L @ (m * xt) + S @ m + log_prior
+        return self._joint.one(xt, m).float()
 
     def density(self, grid: InpaintGrid, x: np.ndarray, mask: np.ndarray) -> np.ndarray:
         """exp(a - max a) (n, n): the posterior density relative to its largest value in the window."""

@@ -285,7 +285,7 @@ def _log_odds_on(
     lw = a - lse.unsqueeze(-1)
     keep = torch.nonzero(lw.max(0).values > -cut).flatten()
     w = lw.index_select(1, keep).exp().to(bounds.dtype)  # (K, C')
-    lc = logits.index_select(0, keep).index_select(1, bounds.cols).to(bounds.dtype)  # (C', |cols|)
+    lc = logits.index_select(1, bounds.cols).index_select(0, keep).to(bounds.dtype)  # (C', |cols|)
     lmax, lmin = bounds.lmax.to(bounds.dtype), bounds.lmin.to(bounds.dtype)
     to_one = torch.log(w @ torch.exp(lc - lmax)).double() + bounds.lmax  # Delta where x_i = 0
     to_zero = -(torch.log(w @ torch.exp(lmin - lc)).double() - bounds.lmin)  # Delta where x_i = 1

@@ -8,7 +8,7 @@ p(x|z) = prod_j p(x_j|z), the missing pixels integrate out of the likelihood exa
 
 On a midpoint grid z_1..z_G with cell volume V (``lvm.estimators.quadrature.LatentGrid``) everything exact is a
 matrix-vector product with tables decoded once per grid (decoding is the expensive part: one decoder pass per grid
-point, ~0.4 s for 64^2 points; an update then reads the tables only, a few ms, so drawing stays interactive):
+point, ~0.4 s for 64^2 points; an update then reads the tables only, so drawing stays interactive):
 
     a_g = L_g . (m * x) + S_g . m + log p(z_g),     L = l(z_g) (G x D),  S = log sigma(-L) (G x D)
     log p(x_O) = log V + logsumexp_g a_g
@@ -18,6 +18,13 @@ point, ~0.4 s for 64^2 points; an update then reads the tables only, a few ms, s
 Sampled completions: g ~ Categorical(w) (z in that cell), then x_j ~ Bernoulli(sigma(l_j(z_g))) for the missing
 pixels; observed pixels are kept. Observing every pixel gives the full-image posterior and log p(x).
 
+Drawing changes a few pixels at a time, so an update is incremental where it can be: a is linear in (m * x, m), and
+a stroke that changed the pixels J moves it by L_{:,J} . d(m * x)_J + S_{:,J} . dm_J, which reads |J| columns of the
+tables instead of all D (the tables are kept transposed, D x G, so a column is contiguous; a is accumulated in
+float64, so repeated updates do not drift). The predictive sums only the cells with w_g >= tol / G: the cells left
+out hold less than ``tol`` of the posterior mass together, and sigma lies in [0, 1], so each p(x_j = 1 | x_O) is off
+by less than ``tol`` = ``PREDICTIVE_TOLERANCE``.
+
 ``refined_log_p_obs`` checks the grid: it sums a ``factor``-times finer grid over the cells where the coarse
 posterior has mass (the coarse-to-fine scheme of ``lvm.estimators.quadrature``); the change is the quadrature's
 accuracy.
@@ -25,8 +32,9 @@ accuracy.
 
 from __future__ import annotations
 
+import contextlib
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TypeAlias
 
 import numpy as np
@@ -42,6 +50,8 @@ from lvm.threads import single_thread
 
 DEFAULT_SIZE = 128  # 64: 3 ms per update but log p(x_obs) off by ~0.5 nats; 128: 12 ms, ~0.04 (lvm bench inpaint)
 SMALL_WORK = 16_000_000  # table entries below which an update runs on one thread (see ``one_thread``)
+INCREMENTAL_PIXELS = 128  # changed pixels up to which log p(x_O, z_g) is updated rather than recomputed
+PREDICTIVE_TOLERANCE = 1e-6  # the most any p(x_j = 1 | x_O) may lose to the cells the predictive leaves out
 
 
 one_thread = single_thread  # see lvm.threads
@@ -52,8 +62,9 @@ ImageLike: TypeAlias = torch.Tensor | npt.ArrayLike
 
 @dataclass(eq=False)
 class InpaintGrid:
-    """The decoded grid: ``points`` (G, Dz), ``log_prior`` (G,), ``log_cell``, and the tables ``logits`` L,
-    ``log_sig_neg`` = log sigma(-L), ``probs`` = sigma(L) (each G x D, float32) and ``c`` = S.sum(-1) (G,)."""
+    """The decoded grid: ``points`` (G, Dz), ``log_prior`` (G,), ``log_cell``, the tables L = the logits and
+    S = log sigma(-L) in ``joint`` (``ObservedJoint``, transposed; ``logits`` and ``log_sig_neg`` are their G x D
+    views), ``probs`` = sigma(L) (G x D), all float32, and ``c`` = S.sum(-1) (G,)."""
 
     model: BernoulliDecoderModel
     box: torch.Tensor
@@ -61,8 +72,7 @@ class InpaintGrid:
     points: torch.Tensor
     log_prior: torch.Tensor
     log_cell: float
-    logits: torch.Tensor
-    log_sig_neg: torch.Tensor
+    joint: ObservedJoint
     probs: torch.Tensor
     c: torch.Tensor
     build_seconds: float = 0.0
@@ -93,8 +103,8 @@ class InpaintGrid:
         if box is None:
             box = choose_box(model, None if x is None else torch.as_tensor(np.asarray(x, dtype=np.float32)))
         grid = LatentGrid.build(model, size=size, box=box, device=device, dtype=torch.float32)
-        L = grid.tables["L"].float().contiguous()
-        S = F.logsigmoid(-L).contiguous()
+        L = grid.tables["L"].float()
+        joint = ObservedJoint.from_logits(L, grid.log_prior.float())
         return cls(
             model=model,
             box=grid.box,
@@ -102,14 +112,33 @@ class InpaintGrid:
             points=grid.points.float(),
             log_prior=grid.log_prior.float(),
             log_cell=grid.log_cell,
-            logits=L,
-            log_sig_neg=S,
+            joint=joint,
             probs=torch.sigmoid(L).contiguous(),
-            c=S.double().sum(-1).float(),
+            c=joint.log_sig_neg_t.double().sum(0).float(),
             build_seconds=time.perf_counter() - t0,
         )
 
     # -- shapes ----------------------------------------------------------------------------------------------------
+    @property
+    def logits_t(self) -> torch.Tensor:
+        """L^T (D x G), contiguous."""
+        return self.joint.logits_t
+
+    @property
+    def log_sig_neg_t(self) -> torch.Tensor:
+        """S^T = log sigma(-L)^T (D x G), contiguous."""
+        return self.joint.log_sig_neg_t
+
+    @property
+    def logits(self) -> torch.Tensor:
+        """L (G x D), a view of ``logits_t``."""
+        return self.logits_t.T
+
+    @property
+    def log_sig_neg(self) -> torch.Tensor:
+        """S = log sigma(-L) (G x D), a view of ``log_sig_neg_t``."""
+        return self.log_sig_neg_t.T
+
     @property
     def latent_dim(self) -> int:
         return int(self.points.shape[-1])
@@ -128,11 +157,11 @@ class InpaintGrid:
 
     @property
     def nbytes(self) -> int:
-        return sum(t.numel() * t.element_size() for t in (self.logits, self.log_sig_neg, self.probs))
+        return sum(t.numel() * t.element_size() for t in (self.logits_t, self.log_sig_neg_t, self.probs))
 
     @property
     def device(self) -> torch.device:
-        return self.logits.device
+        return self.logits_t.device
 
     def reshape(self, values: torch.Tensor) -> torch.Tensor:
         """(..., G) -> (..., n, n) with [i, j] at (z1_i, z2_j)."""
@@ -159,27 +188,15 @@ class InpaintGrid:
     # -- the exact computations ------------------------------------------------------------------------------------
     @torch.no_grad()
     def log_joint_obs(self, x: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
-        """a_g = log p(x_O, z_g) for prepared x, m: (D,) -> (G,) (two matrix-vector products) or (B, D) -> (B, G)."""
+        """a_g = log p(x_O, z_g) for prepared x, m: (D,) -> (G,), or (B, D) -> (B, G) (``ObservedJoint``)."""
         if x.dim() == 1:
-            mm = m if m.dim() == 1 else m[0]
-            return self.logits @ (mm * x) + self._observed_constant(mm)
-        return (m * x) @ self.logits.T + m.expand_as(x) @ self.log_sig_neg.T + self.log_prior
-
-    def _observed_constant(self, m: torch.Tensor) -> torch.Tensor:
-        """sum_{j in O} log sigma(-l_j(z_g)) + log p(z_g), (G,): the part of log p(x_O, z_g) that depends on the
-        mask alone. Kept for the last mask, since while drawing only x changes: each update then reads one G x D
-        table for the posterior instead of two (the updates are memory-bound)."""
-        key = m.detach().cpu().numpy().tobytes()
-        cached = getattr(self, "_mask_constant", None)
-        if cached is None or cached[0] != key:
-            cached = (key, self.log_sig_neg @ m + self.log_prior)
-            self._mask_constant = cached
-        return cached[1]
+            return self.joint.one(x, m if m.dim() == 1 else m[0]).float()
+        return self.joint.batch(x, m)
 
     @torch.no_grad()
     def log_joint_full(self, x: torch.Tensor) -> torch.Tensor:
         """log p(x, z_g) for fully observed images (K, D) -> (K, G): one GEMM plus the row constants c."""
-        return x @ self.logits.T + self.c + self.log_prior
+        return x @ self.logits_t + self.c + self.log_prior
 
     @torch.no_grad()
     def log_marginal_full(self, x: torch.Tensor) -> torch.Tensor:
@@ -202,7 +219,7 @@ class InpaintGrid:
         return GridSupport(
             grid=self,
             index=idx,
-            logits=self.logits.index_select(0, idx).contiguous(),
+            logits=self.logits_t.index_select(1, idx).T.contiguous(),
             const=(self.c + self.log_prior).index_select(0, idx),
             log_dropped=float(dropped),
         )
@@ -212,18 +229,23 @@ class InpaintGrid:
         self, x: ImageLike, mask: MaskLike, n_samples: int = 16, generator: torch.Generator | None = None
     ) -> InpaintResult:
         """Posterior on the grid, log p(x_O), the predictive p(x_j = 1 | x_O) and ``n_samples`` completions."""
-        with one_thread(self.logits.numel() <= SMALL_WORK and self.device.type == "cpu"):
+        with self.update_threads():
             return self._infer(x, mask, n_samples, generator)
+
+    def update_threads(self) -> contextlib.AbstractContextManager[None]:
+        """The threads one update runs on: one where the tables are small enough (``SMALL_WORK``, see
+        ``one_thread``), all otherwise."""
+        return one_thread(self.logits_t.numel() <= SMALL_WORK and self.device.type == "cpu")
 
     def _infer(self, x: ImageLike, mask: MaskLike, n_samples: int, generator: torch.Generator | None) -> InpaintResult:
         xt, m = self.prepare(x, mask)
         if xt.dim() != 1:
             raise ModelInputError("infer takes one image; use posterior_batch for many")
-        a = self.log_joint_obs(xt, m)
+        a = self.joint.one(xt, m)
         lse = torch.logsumexp(a, 0)
-        log_post = a - lse
+        log_post = (a - lse).float()
         w = log_post.exp()
-        pred = w @ self.probs
+        pred = self._predictive(w)
         idx = (
             torch.multinomial(w, n_samples, replacement=True, generator=_gen_on(generator, w.device))
             if n_samples > 0
@@ -248,6 +270,13 @@ class InpaintGrid:
             sample_means=torch.where(keep, xt, p_s),
         )
 
+    def _predictive(self, w: torch.Tensor) -> torch.Tensor:
+        """sum_g w_g sigma(L_g) over the cells with w_g >= tol / G (off by less than tol, module docstring)."""
+        kept = torch.nonzero(w >= PREDICTIVE_TOLERANCE / w.numel()).flatten()
+        if 2 * kept.numel() > w.numel():  # a broad posterior: the whole table is as cheap
+            return w @ self.probs
+        return w.index_select(0, kept) @ self.probs.index_select(0, kept)
+
     @torch.no_grad()
     def posterior_batch(self, x: ImageLike, mask: MaskLike, chunk: int = 256) -> tuple[torch.Tensor, torch.Tensor]:
         """(log p(x_O) (B,), predictive p(x_j = 1 | x_O) (B, D)) for many images (GEMMs, chunked over images)."""
@@ -261,6 +290,61 @@ class InpaintGrid:
             lps.append(lse[:, 0] + self.log_cell)
             preds.append(torch.softmax(a, -1) @ self.probs)
         return torch.cat(lps), torch.cat(preds)
+
+
+@dataclass(eq=False)
+class ObservedJoint:
+    """a_g = log p(x_O, z_g) = L_g . (m * x) + S_g . m + log p(z_g) on cells z_1..z_G, from the decoder's tables
+    kept transposed (``logits_t`` = L^T and ``log_sig_neg_t`` = S^T, D x G, float32) so that a pixel's column is
+    contiguous. ``one`` updates the last image's a where at most ``INCREMENTAL_PIXELS`` pixels of m * x or m changed
+    (reading only those columns, in float64; module docstring), and recomputes it otherwise. The last image is
+    replaced whole, never changed in place, so workers sharing the tables each read a consistent one."""
+
+    logits_t: torch.Tensor
+    log_sig_neg_t: torch.Tensor
+    log_prior: torch.Tensor
+    _last: _JointSnapshot | None = field(default=None, init=False, repr=False)
+
+    @classmethod
+    def from_logits(cls, logits: torch.Tensor, log_prior: torch.Tensor) -> ObservedJoint:
+        """From L (G x D) and log p(z_g) (G,)."""
+        return cls(logits.T.contiguous(), F.logsigmoid(-logits).T.contiguous(), log_prior)
+
+    @torch.no_grad()
+    def batch(self, x: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
+        """a (B, G) for images x (B, D) and masks m (D,) or (B, D), float32 (nothing kept)."""
+        return (m * x) @ self.logits_t + m.expand_as(x) @ self.log_sig_neg_t + self.log_prior
+
+    @torch.no_grad()
+    def one(self, x: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
+        """a (G,) float64 for one image x (D,) with mask m (D,), incrementally where it can be."""
+        v = m * x
+        last = self._last  # read once: another worker may replace it meanwhile
+        changed = None
+        if last is not None and last.v.device == v.device:
+            changed = torch.nonzero((v != last.v) | (m != last.m)).flatten()
+            if changed.numel() > INCREMENTAL_PIXELS:
+                changed = None
+        if last is None or changed is None:
+            a = (v @ self.logits_t + m @ self.log_sig_neg_t).double() + self.log_prior.double()
+        elif changed.numel() == 0:
+            a = last.a
+        else:
+            dv, dm = (v - last.v).index_select(0, changed), (m - last.m).index_select(0, changed)
+            a = last.a + dv.double() @ self.logits_t.index_select(0, changed).double()
+            if bool(dm.any()):
+                a = a + dm.double() @ self.log_sig_neg_t.index_select(0, changed).double()
+        self._last = _JointSnapshot(v=v.clone(), m=m.clone(), a=a)
+        return a
+
+
+@dataclass(frozen=True, eq=False)
+class _JointSnapshot:
+    """log p(x_O, z_g) (``a``, float64) of one image, with the m * x (``v``) and m it was computed for."""
+
+    v: torch.Tensor
+    m: torch.Tensor
+    a: torch.Tensor
 
 
 @dataclass(eq=False)

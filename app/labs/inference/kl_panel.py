@@ -1,5 +1,9 @@
 """KL gap explorer: the exact p(z|x) in the latent plane, a draggable q(z) = N(mu, Sigma), and the live split
-log p(x) = ELBO(q) + KL(q || p(z|x)) (ELBO by 16 x 16 Gauss-Hermite nodes; log p(x) once per x)."""
+log p(x) = ELBO(q) + KL(q || p(z|x)) (ELBO by 16 x 16 Gauss-Hermite nodes; log p(x) once per x).
+
+The ELBO of each new q is computed in a worker (256 decoder calls, 5-9 ms on one thread with the shipped model: more
+than a frame's share on the GUI thread), "keep running": while q is dragged the worker computes the newest q as soon
+as the last one is drawn, and the bar shows the ELBO of the q it was computed for until the next one arrives."""
 
 from __future__ import annotations
 
@@ -42,6 +46,14 @@ VI_STEPS = 300
 VI_LR = 0.05
 
 
+def _timed_elbo(model, x, mean: np.ndarray, tril: np.ndarray) -> tuple[float, float]:
+    """(ELBO(q) by Gauss-Hermite quadrature, seconds taken), on one thread."""
+    t0 = time.perf_counter()
+    with single_thread():
+        elbo = gaussian_elbo(model, x, mean, tril)
+    return elbo, time.perf_counter() - t0
+
+
 class KLGapPanel(QExplorerFrame):
     """The lab's first panel. It reads ``lab.picture`` (the exact posterior of the selected x) and edits q, which
     lives in the lab's state (``lab.state.q_mean``, ``lab.state.q_tril``)."""
@@ -52,8 +64,12 @@ class KLGapPanel(QExplorerFrame):
         super().__init__()
         self.lab = lab
         self.ws = lab.workspace
-        self.elbo: float | None = None
-        self.update_ms: list[float] = []  # drag/edit update times (ELBO + readout), for measurement
+        self.elbo: float | None = None  # ELBO(q) of the q in ``_elbo_key`` (the latest computed)
+        self._elbo_key: tuple | None = None  # (id(model), x, mean, tril) the ELBO shown was computed for
+        self._elbo_asked: tuple | None = None  # ... and the one last sent to the worker
+        self.update_ms: list[float] = []  # drag/edit update times on the GUI thread (readout), for measurement
+        self.elbo_ms: list[float] = []  # the worker's ELBO computation alone
+        self.elbo_latency_ms: list[float] = []  # q set to its ELBO drawn
 
         self.plot = latent_plot("p(z|x) (exact) and q(z) — drag the ellipse; handles: scale + rotate")
         self.coarse_img = pg.ImageItem()
@@ -198,19 +214,70 @@ class KLGapPanel(QExplorerFrame):
             box.setValue(v)
             box.blockSignals(False)
 
-    def _update_readout(self) -> None:
+    def _readout_key(self) -> tuple | None:
+        """(id(model), x, mean, tril) of the q shown now; None when there is nothing to compute."""
         x, q = self.ws.selected_x, self.lab.state.q()
         if x is None or q is None or not self.lab.can_compute():
+            return None
+        return (id(self.ws.model), np.asarray(x).tobytes(), q[0].tobytes(), q[1].tobytes())
+
+    def elbo_is_current(self) -> bool:
+        """The ELBO shown is the one of the q shown (no newer q waits for its ELBO)."""
+        key = self._readout_key()
+        return key is not None and key == self._elbo_key
+
+    def _update_readout(self) -> None:
+        """Show log p(x) and ELBO(q) = log p(x) - KL; ask the worker for the ELBO of a new q (the bar keeps the last
+        ELBO of the same model and x meanwhile)."""
+        key = self._readout_key()
+        if key is None:
             self.bar.set_values(None, None)
             return
-        key = (id(self.ws.model), np.asarray(x).tobytes(), q[0].tobytes(), q[1].tobytes())
-        if key != getattr(self, "_elbo_key", None):  # the picture's arrival alone does not change ELBO(q)
-            with single_thread():
-                self.elbo = gaussian_elbo(self.ws.model, x, *q)
-            self._elbo_key = key
-        pic = self.lab.picture
+        if key != self._elbo_key and key != self._elbo_asked:  # (a picture's arrival alone does not change ELBO(q))
+            self._elbo_asked = key
+            model, x, (mean, tril), t0 = self.ws.model, self.ws.selected_x, self.lab.state.q(), time.perf_counter()
+
+            def done(out: tuple[float, float]) -> None:
+                elbo, seconds = out
+                now = self._readout_key()
+                if now is None or key[:2] != now[:2]:
+                    return  # another model or x since
+                self.elbo, self._elbo_key = elbo, key
+                self.elbo_ms.append(1000 * seconds)
+                self.elbo_latency_ms.append(1000 * (time.perf_counter() - t0))
+                del self.elbo_ms[:-500], self.elbo_latency_ms[:-500]
+                self._show_bar()
+
+            def ended() -> None:  # (delivered, cancelled or failed: the same q may be asked for again)
+                if self._elbo_asked == key:
+                    self._elbo_asked = None
+
+            self.lab.runner.submit(
+                self.lab.channel("elbo"),
+                lambda: _timed_elbo(model, x, mean, tril),
+                on_result=done,
+                on_done=ended,
+                keep_running=True,
+            )
+        self._show_bar()
+
+    def _show_bar(self) -> None:
+        key, pic = self._readout_key(), self.lab.picture
         log_px = pic.log_px if pic is not None and pic.index == self.ws.selected_index else None
-        self.bar.set_values(log_px, self.elbo)
+        same_x = key is not None and self._elbo_key is not None and key[:2] == self._elbo_key[:2]
+        self.bar.set_values(log_px, self.elbo if same_x else None)
+
+    def settle_elbo(self) -> float | None:
+        """ELBO(q) of the q shown, computed here if the worker's is not in yet (exports and animation frames)."""
+        key = self._readout_key()
+        if key is None:
+            return None
+        if key != self._elbo_key:
+            mean, tril = self.lab.state.q()
+            self.elbo, _ = _timed_elbo(self.ws.model, self.ws.selected_x, mean, tril)
+            self._elbo_key = key
+            self._show_bar()
+        return self.elbo
 
     def _on_roi(self, mean, cov) -> None:
         self.cancel_optimise()
@@ -314,8 +381,9 @@ class KLGapPanel(QExplorerFrame):
     # -- export ----------------------------------------------------------------------------------------------------
     def export_csv(self, path: str) -> None:
         pic, q = self.lab.picture, self.lab.state.q()
-        if q is None or self.elbo is None:
+        if q is None or self.settle_elbo() is None:
             raise NotImplementedError("no q yet: select a data point first")
+        assert self.elbo is not None
         mu1, mu2, s1, s2, rho = tril_to_params(*q)
         log_px = pic.log_px if pic is not None else math.nan
         from lvm.io import atomic_open_text

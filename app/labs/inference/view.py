@@ -359,7 +359,8 @@ class InferenceLab(LabView):
         try:
             for s in path:
                 self.kl.set_q(s.mean, s.tril, publish=False)
-                elbo = "" if self.kl.elbo is None else f", ELBO(q) = {self.kl.elbo:.2f} nats"
+                value = self.kl.settle_elbo()
+                elbo = "" if value is None else f", ELBO(q) = {value:.2f} nats"
                 yield f"{self.title}, q = best Gaussian: optimisation step {s.step} of {path[-1].step}{elbo}"
         finally:
             if kept is not None:

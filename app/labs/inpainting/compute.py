@@ -32,11 +32,14 @@ IMAGE_PIXELS = 28 * 28
 
 @dataclass(frozen=True)
 class Inference:
-    """The exact inference for one drawing, and the rectangle holding 99.9 % of p(z | x_O) (2-D latents)."""
+    """The exact inference for one drawing, the rectangle holding 99.9 % of p(z | x_O) (2-D latents), and the
+    posterior's relative density on the fine heatmap's grid ``local`` it was computed on (None without one)."""
 
     result: InpaintResult
     mass_box: Rect | None
     seconds: float
+    density: np.ndarray | None = None
+    local: LocalPosteriorGrid | None = None
 
 
 def model_problem(model: object) -> str | None:
@@ -126,16 +129,28 @@ def grid_text(grid: InpaintGrid) -> str:
     )
 
 
-def infer(grid: InpaintGrid, x: np.ndarray, mask: np.ndarray, seed: int, n_samples: int = N_SAMPLES) -> Inference:
-    """p(z | x_O) on the grid, log p(x_O), the predictive and ``n_samples`` completions drawn with ``seed``."""
+def infer(
+    grid: InpaintGrid,
+    x: np.ndarray,
+    mask: np.ndarray,
+    seed: int,
+    n_samples: int = N_SAMPLES,
+    local: LocalPosteriorGrid | None = None,
+) -> Inference:
+    """p(z | x_O) on the grid, log p(x_O), the predictive and ``n_samples`` completions drawn with ``seed``; with a
+    fine grid ``local`` that has a rectangle, the posterior's density on it too (``local`` is never changed once it
+    has one, so a worker may read it)."""
     t0 = time.perf_counter()
     gen = torch.Generator(device="cpu").manual_seed(int(seed))
     result = grid.infer(x, mask, n_samples=n_samples, generator=gen)
-    box = None
+    box, density = None, None
     if grid.latent_dim == 2:
         w = np.exp(result.log_post.cpu().numpy()).reshape(grid.shape)
         box = mass_box(w, grid.box.cpu().numpy())
-    return Inference(result, box, time.perf_counter() - t0)
+        if local is not None and local.rect is not None:
+            with single_thread():  # two matrix-vector products: OpenMP's fork/join costs more than it saves
+                density = local.density(grid, x, mask)
+    return Inference(result, box, time.perf_counter() - t0, density, local if density is not None else None)
 
 
 def local_posterior(grid: InpaintGrid, rect: Rect, n: int = 48) -> LocalPosteriorGrid:

@@ -10,19 +10,22 @@ MISSING_DARK = np.array([25.0, 35.0, 70.0])  # dark blue: p = 0
 
 
 def composite_rgb(x: np.ndarray, mask: np.ndarray, fill: np.ndarray, shape: tuple[int, int] = (28, 28)) -> np.ndarray:
-    """(h, w, 3) uint8: observed pixels in grey, missing pixels showing ``fill`` in orange on dark blue."""
+    """(h, w, 3) uint8: observed pixels in grey, missing pixels showing ``fill`` in orange on dark blue; ``fill``
+    (..., h * w) gives (..., h, w, 3), one picture per row."""
     xs = np.asarray(x, dtype=np.float32).reshape(shape)
     m = np.asarray(mask, dtype=bool).reshape(shape)
-    f = np.clip(np.asarray(fill, dtype=np.float32).reshape(shape), 0, 1)
-    grey = np.repeat((np.clip(xs, 0, 1) * 255)[..., None], 3, -1)
-    miss = (1 - f)[..., None] * MISSING_DARK + f[..., None] * MISSING_TINT
+    fill = np.asarray(fill, dtype=np.float32)
+    f = np.clip(fill.reshape(*fill.shape[:-1], *shape), 0, 1)[..., None]
+    grey = np.repeat((np.clip(xs, 0, 1) * 255)[..., None], 3, -1).astype(np.float32)
+    miss = MISSING_DARK.astype(np.float32) + f * (MISSING_TINT - MISSING_DARK).astype(np.float32)
     return np.where(m[..., None], grey, miss).astype(np.uint8)
 
 
 def tile_rgb(
-    images: list[np.ndarray], cols: int, gap: int = 1, background: tuple[int, int, int] = (90, 90, 90)
+    images: list[np.ndarray] | np.ndarray, cols: int, gap: int = 1, background: tuple[int, int, int] = (90, 90, 90)
 ) -> np.ndarray:
-    """Tiles of equal-size (h, w, 3) images in a grid with ``gap``-pixel separators."""
+    """Tiles of equal-size (h, w, 3) images (a list, or an (n, h, w, 3) array) in a grid with ``gap``-pixel
+    separators."""
     h, w, _ = images[0].shape
     rows = (len(images) + cols - 1) // cols
     out = np.empty((rows * h + (rows - 1) * gap, cols * w + (cols - 1) * gap, 3), dtype=np.uint8)

@@ -212,6 +212,7 @@ class InpaintingPlots:
         for ax in ("left", "bottom"):
             self.post_plot.getAxis(ax).enableAutoSIPrefix(False)  # a narrow posterior: plain z, not "(x0.001)"
         self.post_img = pg.ImageItem()
+        self._post_rect: tuple[float, float, float, float] | None = None
         self.post_img.setLookupTable(pg.colormap.get("viridis").getLookupTable(nPts=256))
         self.post_plot.addItem(self.post_img)
         self.post_scatter = pg.ScatterPlotItem(size=7, pen=pg.mkPen("k"), brush=pg.mkBrush(255, 255, 255, 220))
@@ -227,11 +228,13 @@ class InpaintingPlots:
 
     def show_completions(self, x: np.ndarray, mask: np.ndarray, predictive: np.ndarray, samples: np.ndarray) -> None:
         set_rgb(self.completion_vb, self.completion_img, composite_rgb(x, mask, predictive))
-        set_rgb(self.samples_vb, self.samples_img, tile_rgb([composite_rgb(x, mask, s) for s in samples], 4))
+        set_rgb(self.samples_vb, self.samples_img, tile_rgb(composite_rgb(x, mask, samples), 4))
 
     def show_posterior(self, density: np.ndarray, rect: tuple[float, float, float, float], z: np.ndarray) -> None:
         self.post_img.setImage(density, autoLevels=False, levels=(0, 1))
-        self.post_img.setRect(qrect(rect))
+        if rect != self._post_rect:  # (setRect re-lays out the item even when the rectangle is the same)
+            self.post_img.setRect(qrect(rect))
+            self._post_rect = rect
         self.post_scatter.setData(z[:, 0], z[:, 1])
 
     def show_phi(self, x: np.ndarray, mask: np.ndarray, phi: np.ndarray | None) -> None:
@@ -241,6 +244,7 @@ class InpaintingPlots:
         """Nothing of a previous model: the completions, the posterior, phi and the ELBO bars go."""
         for item in (self.completion_img, self.samples_img, self.post_img, self.phi_img):
             item.clear()
+        self._post_rect = None
         self.post_scatter.setData([], [])
         self.chart.set_values([], [], None)
         self.show_post_message("")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import time
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import numpy as np
 import shiboken6
@@ -31,6 +32,9 @@ from app.widgets.lab_view import LabView
 from lvm.errors import LVMError, SessionError
 from lvm.inpainting.local_posterior import LocalPosteriorGrid, needs_refit
 from lvm.threads import single_thread
+
+if TYPE_CHECKING:
+    from lvm.inpainting import InpaintGrid
 
 EXPLANATION = r"""
 <p>Observe part of an image, $x_O$ (the mask); the rest, $x_M$, is missing (shaded blue).
@@ -88,6 +92,7 @@ class InpaintingLab(LabView):
         self.snis_why = ""  # why there is no exact grid for it
         self.result = None  # lvm.inpainting.InpaintResult (or snis.SnisResult) of the drawing shown
         self.local_post = LocalPosteriorGrid()  # the fine grid under the posterior heatmap
+        self._density: tuple[object, object, np.ndarray | None] = (None, None, None)  # (result, its fine grid, density)
         self.update_ms: list[float] = []  # from the canvas change to the drawn completion, per update
         self.compute_ms: list[float] = []  # the worker's part of each update (the inference alone)
         self.infer_ms = float("nan")
@@ -123,6 +128,7 @@ class InpaintingLab(LabView):
         self.phi_buttons, self.optimise_button = mf.phi_buttons, mf.optimise_button
 
         d.canvas.changed.connect(self._on_canvas_changed)
+        d.canvas.stroke_started.connect(self._pause_estimates)
         d.canvas.stroke_finished.connect(self._elbo_timer_start)
         d.canvas.stroke_finished.connect(lambda: self.state.record_drawing_step())  # (File → Export animation)
         d.tool_group.buttonClicked.connect(lambda b: self._set_tool(b.property("tool")))
@@ -362,11 +368,13 @@ class InpaintingLab(LabView):
             return
         t0 = time.perf_counter()
         grid, x, mask, seed = self.grid, self.state.image.copy(), self.state.mask.copy(), self.seed()
+        local = self.local_post
 
         def done(out: compute.Inference) -> None:
             if not self._alive() or grid is not self.grid:
                 return
             self.result, self.infer_ms = out.result, 1000 * out.seconds
+            self._density = (out.result, out.local, out.density)
             self.state.log_p_obs = out.result.log_p_obs
             if out.mass_box is not None and needs_refit(self.local_post.rect, out.mass_box):
                 self._refit_local(grid, out.mass_box)
@@ -377,7 +385,10 @@ class InpaintingLab(LabView):
             self.n_updates += 1
 
         self.runner.submit(
-            self.channel("update"), lambda: compute.infer(grid, x, mask, seed), on_result=done, keep_running=True
+            self.channel("update"),
+            lambda: compute.infer(grid, x, mask, seed, local=local),
+            on_result=done,
+            keep_running=True,
         )
 
     def _update_snis(self) -> None:
@@ -439,6 +450,17 @@ class InpaintingLab(LabView):
             self.channel("local"), lambda: compute.local_posterior(grid, rect, n), on_result=done, keep_running=True
         )
 
+    def _local_density(self, grid: InpaintGrid) -> np.ndarray:
+        """The posterior's density on the fine heatmap's grid for the drawing of the result shown: the worker's,
+        computed with the result, unless the heatmap has moved since (then here: two matrix-vector products)."""
+        result, local, density = self._density
+        if result is self.result and local is self.local_post and density is not None:
+            return density
+        r = self.result
+        x, mask = (r.x.cpu().numpy(), r.mask.cpu().numpy()) if r is not None else (self.state.image, self.state.mask)
+        with single_thread():  # two matrix-vector products: OpenMP's fork/join costs more than it saves
+            return self.local_post.density(grid, x, mask)
+
     def _render(self) -> None:
         r, grid = self.result, self.grid
         if r is not None and grid is None and self.snis_model is not None:
@@ -451,9 +473,7 @@ class InpaintingLab(LabView):
         self.plots.show_completions(x, mask, r.predictive.cpu().numpy(), samples.cpu().numpy())
         self.canvas.set_overlay(None)
         if grid.latent_dim == 2 and self.local_post.rect is not None:
-            with single_thread():  # two matrix-vector products: OpenMP's fork/join costs more than it saves
-                density = self.local_post.density(grid, x, mask)
-            self.plots.show_posterior(density, self.local_post.rect, r.sample_z.cpu().numpy())
+            self.plots.show_posterior(self._local_density(grid), self.local_post.rect, r.sample_z.cpu().numpy())
         ms = np.median(self.update_ms[-10:]) if self.update_ms else self.infer_ms
         self.logp_label.setText(
             f"log p(x<sub>O</sub>) = <b>{r.log_p_obs:.2f}</b> nats "
@@ -495,6 +515,14 @@ class InpaintingLab(LabView):
 
     def _elbo_timer_start(self) -> None:
         self._elbo_timer.start()
+
+    def _pause_estimates(self) -> None:
+        """A stroke begins: the ELBO and entropy estimates under way are for the drawing it is about to change, so
+        they stop, leaving both cores to the live completions; they run again once the pen has rested
+        (``_elbo_timer``)."""
+        self._elbo_timer.stop()
+        for what in ("elbo", "entropy"):
+            self.runner.cancel(self.channel(what))
 
     def evaluate_elbos(self) -> None:
         """ELBO(phi) for the presets (and the current phi) in a worker (latest wins)."""

@@ -100,6 +100,7 @@ def test_drag_ellipse_changes_mu_and_readout(lab, qtbot):
 
     kl = lab.kl
     assert lab.workspace.selected_index == 0
+    qtbot.waitUntil(kl.elbo_is_current, timeout=10000)
     mean0, elbo0 = kl.mean.copy(), kl.bar.elbo
     plot = kl.plot
     start = viewport_point(plot, *mean0)
@@ -108,6 +109,7 @@ def test_drag_ellipse_changes_mu_and_readout(lab, qtbot):
     qtbot.waitUntil(lambda: not np.allclose(kl.mean, mean0), timeout=3000)
     moved = kl.mean - mean0
     assert moved[0] > 0 and moved[1] > 0  # right and up on screen
+    qtbot.waitUntil(kl.elbo_is_current, timeout=10000)  # (the worker's ELBO of the q dropped there)
     assert kl.bar.elbo != pytest.approx(elbo0)
     np.testing.assert_allclose(lab.workspace.q.mean, kl.mean)
     assert kl.fields["mu1"].value() == pytest.approx(kl.mean[0], abs=1e-4)
@@ -122,6 +124,44 @@ def test_drag_ellipse_changes_mu_and_readout(lab, qtbot):
     direct = float(kl_q_posterior(grid, torch.as_tensor(lab.workspace.selected_x)[None], q)[0])
     assert direct == pytest.approx(bar.kl, abs=0.05)
     assert kl.update_ms, "update times are recorded"
+
+
+def test_the_elbo_of_a_dragged_q_is_computed_off_the_gui_thread(lab, qtbot, monkeypatch):
+    """Dragging q moves the ellipse at once; ELBO(q) (256 decoder calls) is computed in a worker, and once the drag
+    rests the bar shows the ELBO of the q shown."""
+    import threading
+
+    from app.labs.inference import kl_panel
+    from lvm.gaussian_q import gaussian_elbo
+
+    threads: list[str] = []
+    real = kl_panel.gaussian_elbo
+
+    def recording(*args, **kwargs):
+        threads.append(threading.current_thread().name)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(kl_panel, "gaussian_elbo", recording)
+    kl = lab.kl
+    qtbot.waitUntil(kl.elbo_is_current, timeout=10000)
+    start = viewport_point(kl.plot, *kl.mean)
+    drag(kl.plot.viewport(), start, start + QPoint(40, 25))
+    qtbot.waitUntil(kl.elbo_is_current, timeout=10000)
+    assert threads and threading.main_thread().name not in threads
+    want = gaussian_elbo(lab.workspace.model, lab.workspace.selected_x, kl.mean, kl.tril)
+    assert kl.bar.elbo == pytest.approx(want, abs=1e-9)
+
+
+def test_an_elbo_for_the_previous_x_is_never_shown(lab, qtbot):
+    """A new x while the worker computes ELBO(q) for the old one: the bar waits for the new x's ELBO."""
+    from lvm.gaussian_q import gaussian_elbo
+
+    kl, ws = lab.kl, lab.workspace
+    kl.set_q(np.array([0.4, -0.2]), np.diag([0.5, 0.4]))  # (its ELBO is being computed)
+    ws.select(5)
+    assert kl.bar.elbo is None or kl.elbo_is_current()
+    qtbot.waitUntil(kl.elbo_is_current, timeout=10000)
+    assert kl.bar.elbo == pytest.approx(gaussian_elbo(ws.model, ws.selected_x, kl.mean, kl.tril), abs=1e-9)
 
 
 def test_drag_handle_scales(lab, qtbot):
@@ -154,10 +194,11 @@ def test_buttons_set_q(lab):
 def test_best_gaussian_raises_elbo_and_can_be_cancelled(lab, qtbot):
     kl = lab.kl
     kl.prior_button.click()
+    qtbot.waitUntil(kl.elbo_is_current, timeout=10000)
     elbo_prior = kl.bar.elbo
     kl.optimise(steps=60, lr=0.1)
     assert kl.is_optimising()
-    qtbot.waitUntil(lambda: not kl.is_optimising(), timeout=60000)
+    qtbot.waitUntil(lambda: not kl.is_optimising() and kl.elbo_is_current(), timeout=60000)
     assert kl.bar.elbo > elbo_prior + 1e-3
     assert kl.bar.kl >= -1e-3
     # cancel: the button stops a running optimisation

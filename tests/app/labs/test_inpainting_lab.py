@@ -106,6 +106,50 @@ def test_live_update_rate(lab, qtbot):
     assert lab.result.log_p_obs == pytest.approx(final.log_p_obs, rel=1e-5, abs=1e-4)
 
 
+def test_the_heatmap_shown_is_the_posterior_of_the_completions_drawing(lab, qtbot):
+    """The fine heatmap's density comes from the worker with the completions (or, right after the heatmap moved to a
+    new rectangle, from the GUI thread), for the same drawing: after a stroke it equals p(z | x_O) computed here on
+    the fine grid for the drawing of the result shown."""
+    canvas = lab.canvas
+    QTest.mousePress(canvas, Qt.LeftButton, Qt.NoModifier, _pos(canvas, 18, 5))
+    for k in range(1, 10):
+        QTest.mouseMove(canvas, _pos(canvas, 18 + k * 0.5, 5 + k))
+    QTest.mouseRelease(canvas, Qt.LeftButton, Qt.NoModifier, _pos(canvas, 23, 15))
+    qtbot.waitUntil(lambda: not lab.is_updating(), timeout=30000)
+    r = lab.result
+    want = lab.local_post.density(lab.grid, r.x.cpu().numpy(), r.mask.cpu().numpy())
+    np.testing.assert_allclose(lab.plots.post_img.image, want, atol=1e-4)
+
+
+def test_the_worker_computes_the_heatmap_with_the_completions(lab):
+    """``compute.infer`` with the fine grid returns its density for the drawing it inferred from."""
+    from app.labs.inpainting import compute
+
+    x, mask = lab.state.image.copy(), lab.state.mask.copy()
+    out = compute.infer(lab.grid, x, mask, seed=0, local=lab.local_post)
+    assert out.local is lab.local_post
+    np.testing.assert_allclose(out.density, lab.local_post.density(lab.grid, x, mask), atol=1e-5)
+    assert compute.infer(lab.grid, x, mask, seed=0).density is None
+
+
+def test_a_stroke_pauses_the_elbo_estimates_until_the_pen_rests(lab, qtbot):
+    """ELBO(phi) and the entropy are estimated for the drawing as it was; a new stroke stops them (they are about to
+    be out of date) so the live completions have the CPU, and they run again once the pen has rested."""
+    canvas = lab.canvas
+    lab.evaluate_elbos()
+    job = lab.runner._running.get(lab.channel("elbo"))
+    assert job is not None and not job.cancelled
+    QTest.mousePress(canvas, Qt.LeftButton, Qt.NoModifier, _pos(canvas, 20, 8))
+    assert job.cancelled and not lab._elbo_timer.isActive()
+    QTest.mouseMove(canvas, _pos(canvas, 21, 12))
+    QTest.mouseRelease(canvas, Qt.LeftButton, Qt.NoModifier, _pos(canvas, 21, 12))
+    assert lab._elbo_timer.isActive()  # (they run again 300 ms after the pen rests)
+    qtbot.waitUntil(lambda: not lab.is_busy(), timeout=60000)
+    drawn = lab.grid.infer(lab.state.image.copy(), lab.state.mask.copy(), n_samples=0).log_p_obs
+    assert lab.state.log_p_obs == pytest.approx(drawn, abs=1e-4)
+    assert set(lab.state.elbos) >= {"half", "ones", "template"}
+
+
 def test_mask_presets_and_mask_painting(lab, qtbot):
     lab.set_mask_preset("left")
     assert not lab.state.mask.reshape(28, 28)[:, :14].any()
