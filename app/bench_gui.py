@@ -286,12 +286,14 @@ class Bench:
 
         lab.update_ms.clear()
         lab.compute_ms.clear()
+        lab.picture_ms.clear()
         n0 = lab.n_updates
         row = self.measure("inpainting-draw", step)
         row.update(
             updates_per_s=round((lab.n_updates - n0) / row["duration_s"], 1),
             latency_ms=_median_ms(lab.update_ms),  # canvas change to the result drawn (the paint excluded)
             compute_ms=_median_ms(lab.compute_ms),  # the worker's inference alone
+            picture_ms=_median_ms(lab.picture_ms),  # pen-to-picture: the pen's change to the completions painted
         )
 
     def latent_hover(self) -> None:
@@ -492,6 +494,7 @@ def main(argv: list[str] | None = None) -> int:
             "updates_per_s",
             "latency_ms",
             "compute_ms",
+            "picture_ms",
             "refresh_ms",
             "redraw_ms",
         )

@@ -3,7 +3,7 @@ mean-field (phi) panel with its chart. They show what they are given; the lab bi
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import pyqtgraph as pg
@@ -193,11 +193,25 @@ class DrawingPanel(QWidget):
             b.setChecked(b.property("tool") == tool)
 
 
+class PaintReportingLayout(pg.GraphicsLayoutWidget):
+    """A ``GraphicsLayoutWidget`` that calls ``after_paint`` when a paint is done (the lab measures pen-to-picture,
+    a stroke to its completions on screen, to it)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.after_paint: Callable[[], None] | None = None
+
+    def paintEvent(self, ev) -> None:
+        super().paintEvent(ev)
+        if self.after_paint is not None:
+            self.after_paint()
+
+
 class InpaintingPlots:
     """The completion, the sampled completions, the posterior heatmap with the samples' z, phi and ELBO(phi)."""
 
     def __init__(self, n_samples: int):
-        self.glw = glw = pg.GraphicsLayoutWidget()
+        self.glw = glw = PaintReportingLayout()
         glw.setBackground("w")
         glw.ci.setSpacing(4)
         self.completion_vb, self.completion_img = image_view(

@@ -95,6 +95,9 @@ class InpaintingLab(LabView):
         self._density: tuple[object, object, np.ndarray | None] = (None, None, None)  # (result, its fine grid, density)
         self.update_ms: list[float] = []  # from the canvas change to the drawn completion, per update
         self.compute_ms: list[float] = []  # the worker's part of each update (the inference alone)
+        self.picture_ms: list[float] = []  # pen-to-picture: a canvas change to its completions painted on screen
+        self._changed_at: float | None = None  # the first canvas change not sent to the worker yet
+        self._painting_for: float | None = None  # the change whose completions were drawn and wait for the paint
         self.infer_ms = float("nan")
         self.n_updates = 0
         self._update_scheduled = False  # a coalescing single-shot is queued
@@ -122,6 +125,7 @@ class InpaintingLab(LabView):
         st = self.state
         self.drawing = d = DrawingPanel(st.mask, st.tool, st.brush, st.follow, self.seed())
         self.plots = p = InpaintingPlots(compute.N_SAMPLES)
+        p.glw.after_paint = self._on_plots_painted
         self.meanfield = mf = MeanFieldPanel(PHI_NAMES)
         # (the widgets other tests and the GUI benchmark drive)
         self.canvas, self.tool_group = d.canvas, d.tool_group
@@ -332,8 +336,30 @@ class InpaintingLab(LabView):
         self._elbo_timer_start()
 
     def _on_canvas_changed(self) -> None:
+        if self._changed_at is None:
+            self._changed_at = time.perf_counter()
         self.state.set_drawing(self.canvas.image, self.canvas.mask)
         self.schedule_update()
+
+    def _take_change_time(self, now: float) -> float:
+        """When the drawing about to be sent to the worker first changed (``now`` if it was not the pen)."""
+        changed, self._changed_at = self._changed_at, None
+        return now if changed is None else changed
+
+    def _record_update(self, t0: float, changed: float) -> None:
+        """An update drawn (its paint to come): its latency and compute time; pen-to-picture once it is painted."""
+        self.update_ms.append(1000 * (time.perf_counter() - t0))
+        self.compute_ms.append(self.infer_ms)
+        del self.update_ms[:-50], self.compute_ms[:-50]
+        self.n_updates += 1
+        if self._painting_for is None:
+            self._painting_for = changed
+
+    def _on_plots_painted(self) -> None:
+        if self._painting_for is not None:
+            self.picture_ms.append(1000 * (time.perf_counter() - self._painting_for))
+            del self.picture_ms[:-50]
+            self._painting_for = None
 
     # -- live update -----------------------------------------------------------------------------------------------
     def schedule_update(self, drawing_changed: bool = True) -> None:
@@ -367,6 +393,7 @@ class InpaintingLab(LabView):
                 self._update_snis()
             return
         t0 = time.perf_counter()
+        changed = self._take_change_time(t0)
         grid, x, mask, seed = self.grid, self.state.image.copy(), self.state.mask.copy(), self.seed()
         local = self.local_post
 
@@ -379,10 +406,7 @@ class InpaintingLab(LabView):
             if out.mass_box is not None and needs_refit(self.local_post.rect, out.mass_box):
                 self._refit_local(grid, out.mass_box)
             self._render()  # (the next update already runs in the worker: keep_running)
-            self.update_ms.append(1000 * (time.perf_counter() - t0))
-            self.compute_ms.append(self.infer_ms)
-            del self.update_ms[:-50], self.compute_ms[:-50]
-            self.n_updates += 1
+            self._record_update(t0, changed)
 
         self.runner.submit(
             self.channel("update"),
@@ -394,6 +418,7 @@ class InpaintingLab(LabView):
     def _update_snis(self) -> None:
         """Complete the drawing by SNIS over z in the worker (keep running: results flow while the pen moves)."""
         t0 = time.perf_counter()
+        changed = self._take_change_time(t0)
         model, x, mask, seed = self.snis_model, self.state.image.copy(), self.state.mask.copy(), self.seed()
 
         def done(out: compute.SnisInference) -> None:
@@ -402,10 +427,7 @@ class InpaintingLab(LabView):
             self.result, self.infer_ms = out.result, 1000 * out.seconds
             self.state.log_p_obs = out.result.log_p_obs
             self._render()
-            self.update_ms.append(1000 * (time.perf_counter() - t0))
-            self.compute_ms.append(self.infer_ms)
-            del self.update_ms[:-50], self.compute_ms[:-50]
-            self.n_updates += 1
+            self._record_update(t0, changed)
 
         self.runner.submit(
             self.channel("update"),
