@@ -375,6 +375,8 @@ class MixtureLab(LabView):
         self.sample_button.toggled.connect(lambda _c: self._update_samples())
         self.bic.button.clicked.connect(self.compute_bic)
         self.bic.k_chosen.connect(self.k_spin.setValue)
+        self._draw_queued = False  # a draw of the steps received is queued (``_on_step``)
+        self._show_received = False  # ... and one of them is to be shown
         self._density_timer: QTimer = QTimer(self)
         self._density_timer.setSingleShot(True)
         self._density_timer.setInterval(30)
@@ -642,6 +644,9 @@ class MixtureLab(LabView):
     def is_em_running(self) -> bool:
         return self.runner.is_busy(self.channel("em"))
 
+    def is_busy(self) -> bool:
+        return super().is_busy() or self._draw_queued
+
     def _set_running(self, running: bool) -> None:
         self.running = running
         self.run_button.setText("Pause" if running else "Run")
@@ -659,15 +664,29 @@ class MixtureLab(LabView):
         self._set_step_text(message)
 
     def _on_step(self, item: tuple[Step, np.ndarray | None], palette: np.ndarray | None = None) -> None:
+        """A half step from the worker: stored at once, drawn once the snapshots already queued are stored too (a
+        GUI thread that fell behind, on a busy machine, draws the newest step once instead of each in turn)."""
         step, colours = item
         if colours is not None and palette is not None and not np.array_equal(palette, component_colours(len(palette))):
             colours = None  # blended in the palette of before a palette switch: recomputed from the responsibilities
-        show = self.state.receive(step, colours)
+        self._show_received |= self.state.receive(step, colours)
+        if not self._draw_queued:
+            self._draw_queued = True
+            QTimer.singleShot(0, self, self._draw_received)
+
+    def _draw_received(self) -> None:
+        """The steps received since the last draw: the slider, the log-likelihood curve and the newest step shown."""
+        self._draw_queued = False
+        show, self._show_received = self._show_received, False
         self._sync_slider()
         self.ll_plot.show_curve(ll_curve(self.state.history.steps, self._compare_reference()))
         if show:
             self.show_step(self.state.history.shown)
         self._refresh_controls()
+
+    def is_drawing_steps(self) -> bool:
+        """Steps received from the worker wait to be drawn."""
+        return self._draw_queued
 
     def _history_changed(self) -> None:
         """The history was replaced or cut (an edit): draw it and its shown step."""

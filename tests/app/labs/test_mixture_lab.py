@@ -92,6 +92,24 @@ def test_em_steps_keep_the_history_row_still_and_show_every_point_of_the_curve(q
     assert x0 < xs.min() and xs.max() < x1 and y0 < ys.min() and ys.max() < y1
 
 
+def test_a_backlog_of_em_steps_is_drawn_once(qtbot, lab, monkeypatch):
+    """Half steps that reached the GUI thread together (it fell behind the worker: a busy machine) are all stored,
+    and drawn once: the newest, not each in turn."""
+    from app.labs.mixture.engine import em_halfsteps
+
+    fitted(qtbot, lab)
+    h = lab.state.history
+    steps = list(em_halfsteps(lab.X, lab.state.config, h[h.newest], n_halves=4))
+    drawn: list[int] = []
+    real = lab.show_step
+    monkeypatch.setattr(lab, "show_step", lambda i: (drawn.append(i), real(i)))
+    n0 = len(h)
+    for s in steps:  # (as queued snapshot signals are delivered: back to back, in one pass of the event loop)
+        lab._on_step((s, None))
+    qtbot.waitUntil(lambda: not lab.is_drawing_steps(), timeout=5000)
+    assert len(h) == n0 + 4 and drawn == [h.newest]
+
+
 def test_log_likelihood_never_decreases(qtbot, lab):
     lab.k_spin.setValue(5)  # resets and runs
     wait_idle(qtbot, lab)
