@@ -49,7 +49,9 @@ The decoder factorises over pixels, so the missing pixels integrate out exactly:
 (orange in the missing region)</li>
 <li><b>samples</b>: $z \sim p(z \mid x_O)$, then $x_j \sim \mathrm{Bernoulli}(\sigma(l_j(z)))$</li>
 </ul>
-<p>Each pen stroke costs two matrix-vector products for the posterior and one for the predictive.</p>
+<p>A pen stroke that changed the pixels $J$ moves every $\log p(x_O, z_g)$ by its terms for $J$ alone (the sum is
+linear in the observed pixels), and the predictive sums the cells holding all but $10^{-6}$ of the posterior: under a
+millisecond per update while you draw.</p>
 <h4>Mean-field q over the missing pixels</h4>
 <p>$q(x_M; \phi) = \prod_i \phi_i^{x_i} (1 - \phi_i)^{1 - x_i}$</p>
 <p>$\mathrm{ELBO}(\phi) = \mathbb{E}_q[\log p(x_O, x_M)]$ $+\ H(q) \leq \log p(x_O)$, and
