@@ -509,3 +509,21 @@ def test_the_predictive_over_the_posteriors_cells_is_within_its_tolerance(traine
             assert kept < w.numel() / 2  # the sparse sum is the one tested
         dense = w @ grid.probs.double()
         assert float((r.predictive.double() - dense).abs().max()) <= PREDICTIVE_TOLERANCE + 1e-6
+
+
+def test_the_bench_reference_update_is_the_same_update(tiny_vae):
+    """``lvm bench inpaint``'s drawing case: each frame is at most one 3 x 3 dab more than the last, and the reference
+    it is timed against (every table read whole) computes the same posterior and predictive as the incremental
+    update."""
+    from lvm.bench.inpaint import dense_update, stroke_frames
+
+    grid = InpaintGrid.build(tiny_vae, size=32)
+    mask = make_mask("top")
+    frames = stroke_frames(np.zeros(784, np.float32), mask, 20)
+    changed = [int((f != g).sum()) for f, g in zip(frames, frames[1:], strict=False)]
+    assert max(changed) <= 9 and sum(c > 0 for c in changed) >= 10
+    for f in frames:
+        r = grid.infer(f, mask, n_samples=0)
+        w, pred, _ = dense_update(grid, mask, torch.Generator().manual_seed(0), f)
+        torch.testing.assert_close(r.log_post.exp(), w, atol=1e-5, rtol=0)
+        torch.testing.assert_close(r.predictive, pred, atol=3e-6, rtol=0)
