@@ -92,7 +92,7 @@ class LocalPosteriorGrid:
         if key == self._key:
             return
         z = torch.as_tensor(self.points(rect), dtype=grid.points.dtype, device=grid.points.device)
-        L = grid.model.bernoulli_logits(z).to(grid.logits_t.dtype)
+        L = grid.model.bernoulli_logits(z).to(grid.joint.logits_t.dtype)
         self._joint = ObservedJoint.from_logits(L, grid.model.log_prior(z).to(L.dtype))
         self._key, self.rect = key, rect
 

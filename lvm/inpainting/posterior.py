@@ -122,24 +122,14 @@ class InpaintGrid:
 
     # -- shapes ----------------------------------------------------------------------------------------------------
     @property
-    def logits_t(self) -> torch.Tensor:
-        """L^T (D x G), contiguous."""
-        return self.joint.logits_t
-
-    @property
-    def log_sig_neg_t(self) -> torch.Tensor:
-        """S^T = log sigma(-L)^T (D x G), contiguous."""
-        return self.joint.log_sig_neg_t
-
-    @property
     def logits(self) -> torch.Tensor:
-        """L (G x D), a view of ``logits_t``."""
-        return self.logits_t.T
+        """L (G x D), a view of ``joint.logits_t``."""
+        return self.joint.logits_t.T
 
     @property
     def log_sig_neg(self) -> torch.Tensor:
-        """S = log sigma(-L) (G x D), a view of ``log_sig_neg_t``."""
-        return self.log_sig_neg_t.T
+        """S = log sigma(-L) (G x D), a view of ``joint.log_sig_neg_t``."""
+        return self.joint.log_sig_neg_t.T
 
     @property
     def latent_dim(self) -> int:
@@ -159,11 +149,11 @@ class InpaintGrid:
 
     @property
     def nbytes(self) -> int:
-        return sum(t.numel() * t.element_size() for t in (self.logits_t, self.log_sig_neg_t, self.probs))
+        return sum(t.numel() * t.element_size() for t in (self.joint.logits_t, self.joint.log_sig_neg_t, self.probs))
 
     @property
     def device(self) -> torch.device:
-        return self.logits_t.device
+        return self.joint.logits_t.device
 
     def reshape(self, values: torch.Tensor) -> torch.Tensor:
         """(..., G) -> (..., n, n) with [i, j] at (z1_i, z2_j)."""
@@ -198,7 +188,7 @@ class InpaintGrid:
     @torch.no_grad()
     def log_joint_full(self, x: torch.Tensor) -> torch.Tensor:
         """log p(x, z_g) for fully observed images (K, D) -> (K, G): one GEMM plus the row constants c."""
-        return x @ self.logits_t + self.c + self.log_prior
+        return x @ self.joint.logits_t + self.c + self.log_prior
 
     @torch.no_grad()
     def log_marginal_full(self, x: torch.Tensor) -> torch.Tensor:
@@ -221,7 +211,7 @@ class InpaintGrid:
         return GridSupport(
             grid=self,
             index=idx,
-            logits=self.logits_t.index_select(1, idx).T.contiguous(),
+            logits=self.joint.logits_t.index_select(1, idx).T.contiguous(),
             const=(self.c + self.log_prior).index_select(0, idx),
             log_dropped=float(dropped),
         )
@@ -237,7 +227,7 @@ class InpaintGrid:
     def update_threads(self) -> contextlib.AbstractContextManager[None]:
         """The threads one update runs on: one where the tables are small enough (``SMALL_WORK``, see
         ``one_thread``), all otherwise."""
-        return one_thread(self.logits_t.numel() <= SMALL_WORK and self.device.type == "cpu")
+        return one_thread(self.joint.logits_t.numel() <= SMALL_WORK and self.device.type == "cpu")
 
     def _infer(self, x: ImageLike, mask: MaskLike, n_samples: int, generator: torch.Generator | None) -> InpaintResult:
         xt, m = self.prepare(x, mask)
