@@ -1,17 +1,22 @@
 """Long sessions: switching datasets, models and views many times, and retraining, does not grow memory.
 
-RSS is read from /proc/self/statm after a warm-up round (every lab created, caches filled), each time after a GC and
-a ``malloc_trim`` (the app trims after every load too), both times in the same state (``_same_state``) and the least
-of three visits to it (``_least_rss_in_same_state``); the growth over the following switches must stay under
-50 MB, and no pyqtgraph PlotItem / ViewBox may be created per switch (PySide6 >= 6.5 leaks recreated PlotItems: the
-labs reuse theirs). The quick variant does 12 switches; the slow one
+Memory is the heap in live use (``heap_in_use_mb``: glibc's ``mallinfo2`` over every arena plus Python's small-object
+blocks), read after a full GC and a ``malloc_trim`` after a warm-up round (every lab created, caches filled) and again
+after the switches, both times in the same state (``_same_state``); the growth must stay under 20 MB, and no pyqtgraph
+PlotItem / ViewBox may be created per switch (PySide6 >= 6.5 leaks recreated PlotItems: the labs reuse theirs).
+
+The process's RSS is printed beside it but not asserted on: it counts resident pages of the mapped libraries and the
+allocators' free memory, and moved by -47 to +70 MB over 12 switches in runs of one tree where the heap in use moved by
++0.8 to +0.9 MB (the CI failure of 2026-12-03: RSS +73 MB). The quick variant does 12 switches; the slow one
 (``--run-slow``) 200, with a short retraining every 40.
 """
 
 from __future__ import annotations
 
+import ctypes
 import gc
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -19,7 +24,7 @@ import torch
 
 VIEWS = ("mixture", "latent", "inference", "inpainting", "infinite")
 DATASETS = ("digits", "moons", "blobs:n=3000", "digits")
-RSS_BUDGET_MB = 50.0
+HEAP_BUDGET_MB = 20.0
 
 
 def rss_mb() -> float:
@@ -27,29 +32,45 @@ def rss_mb() -> float:
     return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
-def settled_rss_mb(qtbot=None, samples: int = 3) -> float:
-    """RSS after a full GC and a glibc ``malloc_trim`` (freed pages kept in malloc arenas are not growth); the least of
-    ``samples`` readings 150 ms apart, the event loop running between them (in the full suite one reading once came out
-    85 MB above the raw RSS read just before it: a transient, not growth)."""
-    import ctypes
+class _MallInfo2(ctypes.Structure):
+    _fields_ = [
+        (name, ctypes.c_size_t)
+        for name in (
+            "arena",
+            "ordblks",
+            "smblks",
+            "hblks",
+            "hblkhd",
+            "usmblks",
+            "fsmblks",
+            "uordblks",
+            "fordblks",
+            "keepcost",
+        )
+    ]
 
-    readings = []
-    for i in range(samples):
-        if i and qtbot is not None:
-            qtbot.wait(150)  # spacing of the samples (the least is kept): nothing is waited for
-        gc.collect()
-        try:
-            ctypes.CDLL("libc.so.6").malloc_trim(0)
-        except (OSError, AttributeError):
-            pass
-        readings.append(rss_mb())
-    return min(readings)
+
+def heap_in_use_mb() -> float:
+    """MB in live allocations: glibc's ``mallinfo2`` (bytes in use in every arena, ``uordblks``, plus the mmapped
+    blocks, ``hblkhd``: torch's tensors and Qt's objects) and Python's small-object blocks (pymalloc keeps its own
+    arenas; counted at 64 bytes a block). Free memory the allocators keep is not counted."""
+    libc = ctypes.CDLL("libc.so.6")
+    libc.mallinfo2.restype = _MallInfo2
+    info = libc.mallinfo2()
+    return (info.uordblks + info.hblkhd + 64 * sys.getallocatedblocks()) / 2**20
+
+
+def settle() -> None:
+    """A full collection and a glibc ``malloc_trim``, as the app does after every load."""
+    gc.collect()
+    ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
 def count_plot_items() -> dict[str, int]:
     import pyqtgraph as pg
 
     counts = {"PlotItem": 0, "ViewBox": 0, "AxisItem": 0}
+    gc.unfreeze()  # (gc.get_objects() skips frozen objects: the labs' own, app.core.warmup)
     for obj in gc.get_objects():
         for name in counts:
             if type(obj).__name__ == name and isinstance(obj, getattr(pg, name)):
@@ -122,21 +143,6 @@ def _same_state(qtbot, window, checkpoints) -> None:
     _flush_deferred_deletes(qtbot)
 
 
-def _least_rss_in_same_state(qtbot, window, checkpoints, visits: int = 3) -> float:
-    """The least settled RSS over ``visits`` returns to ``_same_state`` (another dataset and lab in between): growth
-    that stays is in every reading, a transient high in one is not (a single settled reading in that state moved by
-    up to +-60 MB between runs of one tree)."""
-    readings = []
-    for i in range(visits):
-        if i:
-            window.set_view("mixture")
-            window.load_dataset("moons")
-            _wait_loaded(qtbot, window)
-            _same_state(qtbot, window, checkpoints)
-        readings.append(settled_rss_mb(qtbot))
-    return min(readings)
-
-
 def _run(qtbot, checkpoints, n: int, retrain_every: int) -> tuple[float, dict, dict]:
     from app.main_window import MainWindow
 
@@ -150,19 +156,19 @@ def _run(qtbot, checkpoints, n: int, retrain_every: int) -> tuple[float, dict, d
         _switch(qtbot, window, checkpoints, i)
     _retrain(qtbot, window)
     _same_state(qtbot, window, checkpoints)
-    raw_before = rss_mb()
-    before, items_before = _least_rss_in_same_state(qtbot, window, checkpoints), count_plot_items()
+    settle()
+    before, rss_before, items_before = heap_in_use_mb(), rss_mb(), count_plot_items()
     for i in range(n):
         _switch(qtbot, window, checkpoints, i)
         if retrain_every and i % retrain_every == retrain_every - 1:
             _retrain(qtbot, window)
     _same_state(qtbot, window, checkpoints)
-    raw_growth = rss_mb() - raw_before
-    growth, items_after = _least_rss_in_same_state(qtbot, window, checkpoints) - before, count_plot_items()
+    settle()
+    growth, rss_growth, items_after = heap_in_use_mb() - before, rss_mb() - rss_before, count_plot_items()
     window.runner.shutdown(10000)
     print(
-        f"\nlong session: {n} switches (dataset/model + 2 views each), RSS growth {growth:+.1f} MB after a trim "
-        f"({raw_growth:+.1f} MB raw; from {before:.0f} MB); plot items {items_before} -> {items_after}"
+        f"\nlong session: {n} switches (dataset/model + 2 views each), heap in use {growth:+.1f} MB (from "
+        f"{before:.0f} MB; RSS {rss_growth:+.1f} MB); plot items {items_before} -> {items_after}"
     )
     return growth, items_before, items_after
 
@@ -170,11 +176,29 @@ def _run(qtbot, checkpoints, n: int, retrain_every: int) -> tuple[float, dict, d
 def test_switching_quickly_does_not_grow_memory(qtbot, checkpoints):
     growth, before, after = _run(qtbot, checkpoints, n=12, retrain_every=0)
     assert after == before, "pyqtgraph items were created per switch (recreate -> leak under PySide6 >= 6.5)"
-    assert growth < RSS_BUDGET_MB
+    assert growth < HEAP_BUDGET_MB
 
 
 @pytest.mark.slow
 def test_200_switches_and_retraining_do_not_grow_memory(qtbot, checkpoints):
     growth, before, after = _run(qtbot, checkpoints, n=200, retrain_every=40)
     assert after == before, "pyqtgraph items were created per switch (recreate -> leak under PySide6 >= 6.5)"
-    assert growth < RSS_BUDGET_MB
+    assert growth < HEAP_BUDGET_MB
+
+
+def test_the_measures_see_what_a_leak_would_keep(qtbot):
+    """The heap measure sees a kept tensor and kept Python objects; the plot-item count sees items the app froze."""
+    import pyqtgraph as pg
+
+    settle()
+    before = heap_in_use_mb()
+    kept = [torch.ones(8 * 2**20 // 4 * 4), [str(i) for i in range(200_000)]]  # 32 MB of tensor, ~13 MB of strings
+    settle()
+    assert heap_in_use_mb() - before > 40
+    del kept
+
+    plot = pg.PlotWidget()
+    qtbot.addWidget(plot)
+    gc.collect()
+    gc.freeze()
+    assert count_plot_items()["PlotItem"] >= 1
