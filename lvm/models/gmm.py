@@ -105,6 +105,26 @@ def full_covariances(
     raise ModelInputError(f"covariance_type must be one of {', '.join(K_.COV_TYPES)}, got {covariance_type!r}")
 
 
+def log_component_joint(
+    X: DataLike, weights: DataLike, means: DataLike, covariances: DataLike, covariance_type: str = "full"
+) -> npt.NDArray[np.float64]:
+    """log pi_k + log N(x_n; mu_k, Sigma_k) as an (N, K) float64 array, in numpy: the numerators of Bayes' rule
+    p(z=k | x_n) for a few points, without building a fitted model (``GaussianMixture.from_params`` plus
+    ``log_component_densities`` cost ~1.5 ms for one point; this, ~30 us). The weights are normalised; the
+    covariances must be positive definite (``numpy.linalg.LinAlgError`` otherwise: ``from_params`` repairs them)."""
+    x = np.atleast_2d(np.asarray(X, dtype=np.float64))
+    mu = np.asarray(means, dtype=np.float64)
+    k, d = mu.shape
+    w = np.asarray(weights, dtype=np.float64).reshape(k)
+    chol = np.linalg.cholesky(full_covariances(covariances, covariance_type, k, d))  # Sigma_k = L_k L_k^T
+    white = np.linalg.solve(chol, (x[None, :, :] - mu[:, None, :]).transpose(0, 2, 1))  # L_k^-1 (x_n - mu_k)
+    log_det = 2.0 * np.log(np.diagonal(chol, axis1=1, axis2=2)).sum(1)
+    with np.errstate(divide="ignore"):  # a weight of 0: log 0 = -inf, the component cannot have made x
+        log_w = np.log(w / w.sum())
+    log_normal = -0.5 * (d * math.log(2 * math.pi) + log_det[:, None] + (white**2).sum(1))
+    return (log_w[:, None] + log_normal).T
+
+
 @dataclass(frozen=True)
 class EMSnapshot:
     """The state after one half step of EM: ``half`` is 'init', 'E' or 'M'.

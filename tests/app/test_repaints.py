@@ -8,6 +8,8 @@ import time
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 pytest.importorskip("pytestqt")
 
@@ -19,6 +21,7 @@ from PySide6.QtWidgets import QApplication  # noqa: E402
 
 from app.labs import LABS  # noqa: E402
 from app.widgets.steady_plots import (
+    growing_range,
     no_hover_search_mid_drag,
     settle_view_transforms,
     steady_tick_column,  # noqa: E402
@@ -327,3 +330,26 @@ def test_no_hover_search_while_an_roi_is_dragged_and_again_after(qtbot):
         assert searched == [False]  # a plain move searches again
     finally:
         pg.setConfigOption("mouseRateLimit", 100)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    start=st.floats(-1e3, 1e3),
+    steps=st.lists(st.floats(1e-6, 10.0), min_size=1, max_size=300),
+    headroom=st.sampled_from([0.1, 0.25, 0.5]),
+)
+def test_a_growing_range_holds_the_data_and_moves_rarely(start, steps, headroom):
+    """Data growing upwards: every shown range holds the data and is at most (1 + 2 headroom) times its width; it
+    moves at most about once per (1 + headroom) growth of the width."""
+    import math
+
+    shown, moves, hi = None, 0, start + 1.0
+    for step in steps:
+        hi += step
+        needed = (start, hi)
+        new = growing_range(shown, needed, headroom)
+        moves += new != shown
+        shown = new
+        assert shown[0] <= needed[0] and needed[1] <= shown[1]
+        assert shown[1] - shown[0] <= (1 + 2 * headroom) * (hi - start) * (1 + 1e-12)
+    assert moves <= 2 + math.log(hi - start) / math.log(1 + headroom)

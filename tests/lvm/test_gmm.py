@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from lvm.errors import ModelInputError
 from lvm.models import GaussianMixture
-from lvm.models.gmm import ComponentCollapseWarning, EMSnapshot
+from lvm.models.gmm import ComponentCollapseWarning, EMSnapshot, log_component_joint
 from lvm.models.gmm_init import kmeans
 
 sklearn_mixture = pytest.importorskip("sklearn.mixture")
@@ -178,6 +178,38 @@ def test_from_params_and_component_densities():
     data, _ = blobs(n=200, d=2, k=2, seed=1)
     snaps = list(gm.em_steps(data, max_iter=3))
     assert snaps[0].half == "init" and np.allclose(snaps[0].means, m)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    seed=st.integers(0, 2**31 - 1),
+    k=st.integers(1, 5),
+    d=st.integers(1, 4),
+    cov_type=st.sampled_from(COV_TYPES),
+    scale=st.floats(1e-3, 1e3),
+)
+def test_numpy_component_joint_equals_the_fitted_models(seed, k, d, cov_type, scale):
+    """``log_component_joint`` (numpy, no fitted model) equals ``from_params(...).log_component_densities`` for every
+    covariance type, over scales of 1e-3 to 1e3; a weight of 0 gives -inf."""
+    rng = np.random.default_rng(seed)
+    w = rng.dirichlet(np.ones(k)) * 3.0  # (unnormalised: both normalise)
+    m = rng.normal(size=(k, d)) * scale
+    a = rng.normal(size=(k, d, d))
+    full = scale**2 * (a @ a.transpose(0, 2, 1) + 0.5 * np.eye(d))
+    cov = {
+        "full": full,
+        "tied": full[0],
+        "diag": scale**2 * rng.uniform(0.2, 2.0, (k, d)),
+        "spherical": scale**2 * rng.uniform(0.2, 2.0, k),
+    }[cov_type]
+    X = m[rng.integers(0, k, 6)] + scale * rng.normal(size=(6, d))
+    fitted = GaussianMixture.from_params(w, m, cov, cov_type, device="cpu", dtype=torch.float64, reg_covar=0.0)
+    np.testing.assert_allclose(
+        log_component_joint(X, w, m, cov, cov_type), fitted.log_component_densities(X), rtol=1e-9, atol=1e-9
+    )
+    if k > 1:
+        w[0] = 0.0
+        assert np.all(np.isneginf(log_component_joint(X, w, m, cov, cov_type)[:, 0]))
 
 
 def test_predict_proba_and_sample():

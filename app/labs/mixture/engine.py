@@ -113,8 +113,12 @@ def detect_collapse(step: Step, n_points: int, scale: float) -> tuple[int, ...]:
 
 
 def component_log_joint(x: np.ndarray, step: Step) -> np.ndarray:
-    """log pi_k + log N(x; mu_k, Sigma_k) (K,) for one point x (D,): the numerators of Bayes' rule."""
-    return model_from_step(step).log_component_densities(np.asarray(x, np.float64).reshape(1, -1))[0]
+    """log pi_k + log N(x; mu_k, Sigma_k) (K,) for one point x (D,): the numerators of Bayes' rule (in numpy; a
+    covariance that is not positive definite is repaired as the fitted model does it)."""
+    try:
+        return gmm.log_component_joint(x, step.weights, step.means, step.covariances, step.cov_type)[0]
+    except np.linalg.LinAlgError:
+        return model_from_step(step).log_component_densities(np.asarray(x, np.float64).reshape(1, -1))[0]
 
 
 def sample_model(step: Step, n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:

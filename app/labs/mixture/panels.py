@@ -18,6 +18,7 @@ from app.widgets.axes import readable_axes
 from app.widgets.flow_layout import flow
 from app.widgets.palette import component_hex, qcolor
 from app.widgets.palette import pen as line_pen
+from app.widgets.steady_plots import growing_range, steady_ticks
 
 PLOT_MIN = (180, 130)  # the smallest a plot of this column may become
 BIC_TEXT = "Compute BIC/AIC"
@@ -46,7 +47,7 @@ def bar_tick_step(k: int, width_px: float, min_px: float = 26.0) -> int:
 def tick_bars(plot: pg.PlotWidget, k: int) -> None:
     """Component numbers under k bars, thinned (every 2nd, 5th...) where the plot is too narrow for all."""
     step = bar_tick_step(k, plot.getViewBox().width())
-    plot.getAxis("bottom").setTicks([[(i, str(i)) for i in range(0, k, step)], []])
+    steady_ticks(plot.getAxis("bottom"), [[(i, str(i)) for i in range(0, k, step)], []])
 
 
 def show_bars(plot: pg.PlotWidget, bars: pg.BarGraphItem, post: np.ndarray) -> None:
@@ -59,7 +60,8 @@ def show_bars(plot: pg.PlotWidget, bars: pg.BarGraphItem, post: np.ndarray) -> N
         brushes=[pg.mkBrush(qcolor(k)) for k in range(K)],
         pens=[pg.mkPen("k")] * K,
     )
-    plot.setXRange(-0.6, K - 0.4, padding=0)
+    if plot.getViewBox().state["viewRange"][0] != [-0.6, K - 0.4]:
+        plot.setXRange(-0.6, K - 0.4, padding=0)
     tick_bars(plot, K)
 
 
@@ -93,6 +95,7 @@ class LogLikelihoodPlot(pg.PlotWidget):
         )
         self.reference.setVisible(False)
         self.addItem(self.reference, ignoreBounds=True)
+        self._shown_range: tuple = (None, None)  # (x, y) as last set
 
     def set_reference(self, value: float | None, label: str = "") -> None:
         """A dashed horizontal line at another run's final mean log p(x) (None: hide it)."""
@@ -108,8 +111,13 @@ class LogLikelihoodPlot(pg.PlotWidget):
         self.after_e.setData(c.x[c.after_e], c.ll[c.after_e])
         self.after_m.setData(c.x[c.after_m], c.ll[c.after_m])
         if c.y_range is not None:
-            # an explicit range, not auto-range: auto-range runs in the paint and makes pyqtgraph paint the plot twice
-            self.setRange(xRange=c.x_range, yRange=c.y_range, padding=0)
+            # an explicit range, not auto-range: auto-range runs in the paint and makes pyqtgraph paint the plot twice;
+            # one that grows ahead of the curve (growing_range), so the axes are not redrawn for every half step
+            x_range = growing_range(self._shown_range[0], c.x_range)
+            y_range = growing_range(self._shown_range[1], c.y_range)
+            if (x_range, y_range) != self._shown_range:
+                self._shown_range = (x_range, y_range)
+                self.setRange(xRange=x_range, yRange=y_range, padding=0)
 
 
 class PosteriorPanel(QWidget):

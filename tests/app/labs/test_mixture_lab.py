@@ -110,6 +110,34 @@ def test_a_backlog_of_em_steps_is_drawn_once(qtbot, lab, monkeypatch):
     assert len(h) == n0 + 4 and drawn == [h.newest]
 
 
+def test_em_moves_the_curves_range_and_the_bars_ticks_only_now_and_then(qtbot, lab):
+    """A run of EM half steps re-ranges the log-likelihood plot far less often than it draws a step (each re-range
+    redraws both axes' tick pictures); the range holds the whole curve at the end; the posterior bars of a selected
+    point keep their axis ticks while K stays the same."""
+    lab.k_spin.setValue(6)
+    wait_idle(qtbot, lab)
+    lab.select_point(0)
+    ranges, ticks = [], []
+    lab.ll_plot.getViewBox().sigRangeChanged.connect(lambda *_: ranges.append(1))
+    bottom = lab.posterior.plot.getAxis("bottom")
+    real_set_ticks = bottom.setTicks
+    bottom.setTicks = lambda t: (ticks.append(t), real_set_ticks(t))
+    drawn = []
+    real_show = lab.show_step
+    lab.show_step = lambda i: (drawn.append(i), real_show(i))
+    lab.reset_button.click()
+    wait_idle(qtbot, lab)
+    for button in (lab.e_button, lab.m_button) * 12:
+        qtbot.mouseClick(button, Qt.LeftButton)
+        wait_idle(qtbot, lab)
+    assert len(drawn) >= 24
+    assert len(ranges) <= len(drawn) // 2, (len(ranges), len(drawn))
+    assert len(ticks) <= 1
+    (x0, x1), (y0, y1) = lab.ll_plot.getViewBox().viewRange()
+    xs, ys = lab.ll_plot.curve.getData()
+    assert x0 < xs.min() and xs.max() < x1 and y0 < ys.min() and ys.max() < y1
+
+
 def test_log_likelihood_never_decreases(qtbot, lab):
     lab.k_spin.setValue(5)  # resets and runs
     wait_idle(qtbot, lab)
