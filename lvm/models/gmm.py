@@ -122,7 +122,7 @@ def log_component_joint(
     with np.errstate(divide="ignore"):  # a weight of 0: log 0 = -inf, the component cannot have made x
         log_w = np.log(w / w.sum())
     log_normal = -0.5 * (d * math.log(2 * math.pi) + log_det[:, None] + (white**2).sum(1))
-    return (log_w[:, None] + log_normal).T
+    return np.asarray((log_w[:, None] + log_normal).T, dtype=np.float64)
 
 
 @dataclass(frozen=True)
