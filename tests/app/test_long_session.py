@@ -61,7 +61,10 @@ def heap_in_use_mb() -> float:
 
 
 def settle() -> None:
-    """A full collection and a glibc ``malloc_trim``, as the app does after every load."""
+    """A full collection of everything, the frozen objects too (``gc.freeze()``: the app's labs, and in the test suite
+    what earlier tests left, which would otherwise be collected between the two readings), and a glibc
+    ``malloc_trim``, as the app does after every load."""
+    gc.unfreeze()
     gc.collect()
     ctypes.CDLL("libc.so.6").malloc_trim(0)
 
