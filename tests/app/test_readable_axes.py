@@ -16,6 +16,7 @@ pytest.importorskip("pytestqt")
 
 import pyqtgraph as pg
 from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QApplication
 
 from app.widgets.axes import MAX_SIGNIFICANT, is_readable, readable_axes, tick_text_height
 
@@ -221,3 +222,70 @@ def test_a_squeezed_vertical_axis_spaces_its_labels_a_text_line_apart(qtbot):
     text_height = tick_text_height(axis)
     assert spacing * axis.height() >= text_height, (spacing, axis.height(), text_height)
     assert len(values) >= 2
+
+
+def _specs(axis: pg.AxisItem, generate) -> tuple:
+    """What ``generate`` (an axis's ``generateDrawSpecs``) returns, painted as ``AxisItem.paint`` does, as plain
+    values: the axis line, each tick (colour with alpha, ends) and each label (rectangle, flags, text)."""
+    from PySide6.QtGui import QPainter, QPicture
+
+    picture = QPicture()
+    painter = QPainter(picture)
+    try:
+        if axis.style["tickFont"]:
+            painter.setFont(axis.style["tickFont"])
+        specs = generate(painter)
+    finally:
+        painter.end()
+    if specs is None:
+        return None
+    (pen, a, b), ticks, texts = specs
+    return (
+        (pen.color().name(), (a.x(), a.y()), (b.x(), b.y())),
+        [(t[0].color().rgba(), (t[1].x(), t[1].y()), (t[2].x(), t[2].y())) for t in ticks],
+        [((r.x(), r.y(), r.width(), r.height()), int(f), s) for r, f, s in texts],
+    )
+
+
+@pytest.mark.parametrize("side", ["left", "bottom", "right", "top"])
+def test_the_lean_draw_specs_equal_pyqtgraphs(qtbot, side):
+    """``ReadableAxis.generateDrawSpecs`` gives exactly the specs of pyqtgraph's own, on every side, across ranges
+    from 1e-6 to 1e6 wide, with explicit ticks, a tick alpha, a grid, ticks stopping the axis line and values hidden."""
+    import numpy as np
+
+    w = pg.PlotWidget()
+    qtbot.addWidget(w)
+    w.resize(420, 320)
+    w.show()
+    qtbot.waitExposed(w)
+    plot = w.getPlotItem()
+    plot.showAxis(side)
+    readable_axes(plot)
+    axis = plot.getAxis(side)
+    horizontal = side in ("top", "bottom")
+    compared = 0
+    rng = np.random.default_rng(7)
+    for case in range(14):
+        lo = float(rng.uniform(-50, 50))
+        width = float(10 ** rng.uniform(-6, 6))
+        axis.setTicks(None)
+        axis.setStyle(tickAlpha=None, stopAxisAtTick=(False, False), showValues=True)
+        axis.setGrid(False)
+        if case == 10:
+            axis.setTicks([[(lo, "start"), (lo + width / 2, "half")], [(lo + width / 4, "q")]])
+        elif case == 11:
+            axis.setStyle(tickAlpha=0.4, stopAxisAtTick=(True, True))
+        elif case == 12:
+            axis.setGrid(120)
+        elif case == 13:
+            axis.setStyle(showValues=False)
+        if horizontal:
+            w.setXRange(lo, lo + width, padding=0)
+        else:
+            w.setYRange(lo, lo + width, padding=0)
+        QApplication.processEvents()
+        lean = _specs(axis, axis.generateDrawSpecs)
+        theirs = _specs(axis, lambda p: pg.AxisItem.generateDrawSpecs(axis, p))
+        assert lean == theirs, (case, lo, width)
+        compared += lean is not None and len(lean[2]) > 0
+    assert compared >= 10  # (labels were drawn in most cases: the comparison covered them)
