@@ -19,8 +19,10 @@ idempotent, so a lab may call it again for plots it builds later. A new plot may
 
 from __future__ import annotations
 
+from bisect import bisect_left, insort
 from math import ceil, floor, hypot, isfinite, log10
 from types import MethodType
+from typing import Any
 
 import pyqtgraph as pg
 from PySide6.QtCore import QPointF, QRectF, Qt
@@ -99,6 +101,32 @@ class ReadableAxis(pg.AxisItem):
             return levels
         kept = [(spacing, offset) for spacing, offset in levels if spacing >= 1]
         return kept or [(1.0, 0.0)]
+
+    def tickValues(self, minVal: float, maxVal: float, size: float):
+        """``AxisItem.tickValues`` (pyqtgraph 0.13.7-0.14), the same values without numpy: each level's ticks are
+        multiples of its spacing, less those within 1 % of a spacing of a coarser level's (pyqtgraph compares every
+        pair with ``numpy.isclose``: 0.33 ms per call, most of it numpy's per-call overhead on a few dozen values)."""
+        lo, hi = sorted((minVal, maxVal))
+        lo *= self.scale
+        hi *= self.scale
+        ticks = []
+        seen: list[float] = []  # every kept value so far, sorted
+        for spacing, offset in self.tickSpacing(lo, hi, size):
+            start = (ceil((lo - offset) / spacing) * spacing) + offset
+            tolerance = spacing / self.scale * 0.01
+            kept = []
+            for k in range(int((hi - start) / spacing) + 1):
+                value = (float(k) * spacing + start) / self.scale
+                at = bisect_left(seen, value - tolerance)
+                if at < len(seen) and abs(seen[at] - value) <= tolerance:  # (the nearest at or above value - tol)
+                    continue
+                kept.append(value)
+            for value in kept:
+                insort(seen, value)
+            ticks.append((spacing / self.scale, kept))
+        if self.logMode:
+            return self.logTickValues(lo, hi, size, ticks)
+        return ticks
 
     def tickStrings(self, values, scale, spacing):
         if self.logMode:
@@ -191,10 +219,10 @@ class ReadableAxis(pg.AxisItem):
         x_range = [x * scale - offset for x in self.range]
         x_min, x_max = min(x_range), max(x_range)
 
-        positions: list[list[float | None]] = []
+        positions: list[list[Any]] = []  # (None: a tick outside the axis; pyqtgraph's min/max below as is)
         tick_specs = []
         for i, (_, ticks) in enumerate(tick_levels):
-            level: list[float | None] = []
+            level: list[Any] = []
             positions.append(level)
             tick_length = self.style["tickLength"] / ((i * 0.5) + 1.0)
             alpha = self.style["tickAlpha"]
@@ -306,7 +334,7 @@ def _label_sizes(axis: pg.AxisItem, p):
     if cache is None or cache[0] != key or len(cache[1]) > 4096:
         cache = (key, {})
         axis._lvm_label_sizes = cache
-    known = cache[1]
+    known: dict[str, tuple[float, float]] = cache[1]
     box = QRectF(0, 0, 100, 100)
 
     def size(text: str) -> tuple[float, float]:
@@ -318,7 +346,14 @@ def _label_sizes(axis: pg.AxisItem, p):
     return size
 
 
-_READABLE_METHODS = ("tickSpacing", "tickStrings", "logTickValues", "logTickStrings", "generateDrawSpecs")
+_READABLE_METHODS = (
+    "tickSpacing",
+    "tickValues",
+    "tickStrings",
+    "logTickValues",
+    "logTickStrings",
+    "generateDrawSpecs",
+)
 
 
 def is_readable(axis: pg.AxisItem) -> bool:

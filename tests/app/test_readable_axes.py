@@ -289,3 +289,22 @@ def test_the_lean_draw_specs_equal_pyqtgraphs(qtbot, side):
         assert lean == theirs, (case, lo, width)
         compared += lean is not None and len(lean[2]) > 0
     assert compared >= 10  # (labels were drawn in most cases: the comparison covered them)
+
+
+def test_the_lean_tick_values_equal_pyqtgraphs(qtbot):
+    """``ReadableAxis.tickValues`` returns exactly pyqtgraph's levels and values: linear and log axes, integer axes,
+    reversed and tiny-to-huge ranges, short and long axes."""
+    import numpy as np
+
+    from app.widgets.axes import make_readable
+
+    rng = np.random.default_rng(3)
+    axes = [make_readable(pg.AxisItem(side)) for side in ("bottom", "left", "bottom", "left")]
+    axes[2].integer = True
+    axes[3].setLogMode(True)
+    for _ in range(300):
+        axis = axes[int(rng.integers(len(axes)))]
+        lo = float(rng.uniform(-1e3, 1e3)) if not axis.logMode else float(rng.uniform(-3, 3))
+        hi = lo + float(10 ** rng.uniform(-5, 4 if not axis.logMode else 0.9)) * (1 if rng.random() < 0.8 else -1)
+        size = float(rng.uniform(20, 1500))
+        assert axis.tickValues(lo, hi, size) == pg.AxisItem.tickValues(axis, lo, hi, size), (lo, hi, size)
