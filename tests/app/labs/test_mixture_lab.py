@@ -102,12 +102,32 @@ def test_a_backlog_of_em_steps_is_drawn_once(qtbot, lab, monkeypatch):
     steps = list(em_halfsteps(lab.X, lab.state.config, h[h.newest], n_halves=4))
     drawn: list[int] = []
     real = lab.show_step
-    monkeypatch.setattr(lab, "show_step", lambda i: (drawn.append(i), real(i)))
+    monkeypatch.setattr(lab, "show_step", lambda i, **kw: (drawn.append(i), real(i, **kw)))
     n0 = len(h)
     for s in steps:  # (as queued snapshot signals are delivered: back to back, in one pass of the event loop)
         lab._on_step((s, None))
     qtbot.waitUntil(lambda: not lab.is_drawing_steps(), timeout=5000)
     assert len(h) == n0 + 4 and drawn == [h.newest]
+
+
+def test_a_received_step_draws_the_scatter_first_and_the_side_panels_in_a_later_pass(qtbot, lab):
+    """EM's half steps are drawn in two event-loop passes (two frames): the points and ellipses, then the
+    log-likelihood curve and the selection's Bayes' rule; the lab counts as busy until both are drawn."""
+    from app.labs.mixture.engine import em_halfsteps
+
+    fitted(qtbot, lab)
+    lab.select_point(0)
+    h = lab.state.history
+    step = next(iter(em_halfsteps(lab.X, lab.state.config, h[h.newest], n_halves=1)))
+    n_curve = len(lab.ll_plot.curve.getData()[0])
+    lab._on_step((step, None))
+    lab._draw_received()  # (the first pass, as the event loop would run it)
+    assert lab.shown == h.newest and lab.is_drawing_steps() and lab.is_busy()
+    assert len(lab.ll_plot.curve.getData()[0]) == n_curve  # not yet
+    qtbot.waitUntil(lambda: not lab.is_drawing_steps(), timeout=5000)
+    assert len(lab.ll_plot.curve.getData()[0]) == n_curve + 1 and lab.ll_plot.now.value() == h.newest
+    joint, post = lab.state.selected_posterior()
+    assert np.allclose(lab.posterior.bars.opts["height"], post)
 
 
 def test_em_moves_the_curves_range_and_the_bars_ticks_only_now_and_then(qtbot, lab):
@@ -124,7 +144,7 @@ def test_em_moves_the_curves_range_and_the_bars_ticks_only_now_and_then(qtbot, l
     bottom.setTicks = lambda t: (ticks.append(t), real_set_ticks(t))
     drawn = []
     real_show = lab.show_step
-    lab.show_step = lambda i: (drawn.append(i), real_show(i))
+    lab.show_step = lambda i, **kw: (drawn.append(i), real_show(i, **kw))
     lab.reset_button.click()
     wait_idle(qtbot, lab)
     for button in (lab.e_button, lab.m_button) * 12:
