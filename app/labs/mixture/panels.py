@@ -106,15 +106,16 @@ class LogLikelihoodPlot(pg.PlotWidget):
         self.reference.label.setFormat(label)
         self.reference.setVisible(True)
 
-    def show_curve(self, c: LLCurve) -> None:
+    def show_curve(self, c: LLCurve, growing: bool = False) -> None:
+        """Draw the curve in an explicit range (auto-range runs in the paint and makes pyqtgraph paint the plot
+        twice): the curve's own, or with ``growing`` (EM running) one that grows ahead of it (``growing_range``), so
+        the axes are not redrawn for every half step."""
         self.curve.setData(c.x, c.ll)
         self.after_e.setData(c.x[c.after_e], c.ll[c.after_e])
         self.after_m.setData(c.x[c.after_m], c.ll[c.after_m])
         if c.y_range is not None:
-            # an explicit range, not auto-range: auto-range runs in the paint and makes pyqtgraph paint the plot twice;
-            # one that grows ahead of the curve (growing_range), so the axes are not redrawn for every half step
-            x_range = growing_range(self._shown_range[0], c.x_range)
-            y_range = growing_range(self._shown_range[1], c.y_range)
+            x_range = growing_range(self._shown_range[0], c.x_range) if growing else c.x_range
+            y_range = growing_range(self._shown_range[1], c.y_range) if growing else c.y_range
             if (x_range, y_range) != self._shown_range:
                 self._shown_range = (x_range, y_range)
                 self.setRange(xRange=x_range, yRange=y_range, padding=0)

@@ -652,6 +652,8 @@ class MixtureLab(LabView):
         self.running = running
         self.run_button.setText("Pause" if running else "Run")
         self._refresh_controls()
+        if not running and self.state.history.steps:
+            self._queue_panels()  # (the curve's range fits it again)
 
     def _refresh_controls(self) -> None:
         busy = self.is_em_running()
@@ -686,14 +688,19 @@ class MixtureLab(LabView):
         if show:
             self.show_step(self.state.history.shown, panels=False)
         self._refresh_controls()
+        self._queue_panels()
+
+    def _queue_panels(self) -> None:
         if not self._panels_queued:  # (a timer, not a zero-timer: due timers and input run between the halves)
             self._panels_queued = True
             QTimer.singleShot(1, self, self._draw_panels)
 
     def _draw_panels(self) -> None:
-        """The side panels of the step shown: the log-likelihood curve, its marker, Bayes' rule at the selection."""
+        """The side panels of the step shown: the log-likelihood curve (in a range growing ahead of it while EM
+        runs, its own once it stops), its marker, Bayes' rule at the selection."""
         self._panels_queued = False
-        self.ll_plot.show_curve(ll_curve(self.state.history.steps, self._compare_reference()))
+        curve = ll_curve(self.state.history.steps, self._compare_reference())
+        self.ll_plot.show_curve(curve, growing=self.is_em_running())
         if self.state.history.shown >= 0:
             self.ll_plot.now.setValue(self.state.history.shown)
         self._show_selection()
