@@ -38,7 +38,7 @@ class GridLines:
             setattr(curve, GUIDE_LINE, True)  # (app.widgets.theme: a guide keeps its width in presenter mode)
             self.vb.addItem(curve, ignoreBounds=True)
             self.curves.append(curve)
-        self._cover: tuple | None = None  # (the view's tick levels and size, the cover's x and y ranges) laid out
+        self._cover: tuple | None = None  # (the layout key, the cover's x and y ranges) of the lines laid out
         self.vb.sigRangeChanged.connect(self.update)
         self.vb.sigResized.connect(self.update)
         self.update()
@@ -72,8 +72,9 @@ class GridLines:
         """A log or rescaled axis: its ticks are not multiples of one spacing in view units."""
         return bool(axis.logMode) or axis.scale != 1.0
 
-    def _covered(self, x_range, y_range, size) -> tuple | None:
-        """What the lines laid out now cover: the view's tick levels per axis and the cover's ranges."""
+    def _layout_key(self, x_range, y_range, size) -> tuple | None:
+        """What lines laid out for this view depend on besides the cover: its tick levels per axis and its size in
+        pixels (None with a log or rescaled axis: those are laid out again on every change)."""
         (x0, x1), (y0, y1) = x_range, y_range
         if self._special(self.plot.getAxis("bottom")) or self._special(self.plot.getAxis("left")):
             return None
@@ -86,7 +87,7 @@ class GridLines:
     def update(self, *args) -> None:
         (x0, x1), (y0, y1) = self.vb.viewRange()
         size = (self.vb.width(), self.vb.height())
-        key = self._covered((x0, x1), (y0, y1), size)
+        key = self._layout_key((x0, x1), (y0, y1), size)
         cover = self._cover
         if key is not None and cover is not None and key == cover[0]:
             (cx0, cx1), (cy0, cy1) = cover[1]
