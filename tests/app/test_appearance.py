@@ -298,6 +298,9 @@ def test_larger_fonts_stop_where_the_lab_would_no_longer_fit_a_laptop_screen(wor
     lab = window.lab(name)
     if name == "mixture":
         lab.speed.setValue(SPEED_MAX)
+    # x #0 selected first: a lab shown with nothing selected selects it from a zero-timer, and its analysis (jobs,
+    # readouts) starts only then, after the wait below would already have passed and the fonts been tried
+    window.workspace.select(0)
     window.set_view(name)
     qtbot.waitUntil(lambda: not lab.is_busy(), timeout=60000)
     menu = window.appearance_menu
@@ -312,7 +315,11 @@ def test_larger_fonts_stop_where_the_lab_would_no_longer_fit_a_laptop_screen(wor
     assert menu.refused_font is not None or size == FONT_RANGE[1]
     if name == "mixture":  # its rows of controls outgrow a laptop's 650 px after a point or two
         assert menu.refused_font is not None and size < 12
-    qtbot.wait(50)  # (layouts are applied by posted events)
+    qtbot.waitUntil(lambda: not lab.is_busy(), timeout=60000)  # (results drawn at the new size)
+    for _ in range(2):  # layouts are applied by posted events; axes size their labels as they paint (window_fits)
+        QApplication.sendPostedEvents()
+        window.grab()
+    QApplication.sendPostedEvents()
     assert layout_problems(window) == []
 
 
