@@ -298,11 +298,17 @@ def window_fits(window: QWidget, budget: tuple[int, int] | None = None) -> bool:
     posted events (and the layouts they ask for) are delivered and the window painted (off screen) first."""
     from app.widgets.layout_check import layout_problems
 
-    for _ in range(2):  # plot axes measure their tick labels as they paint (then ask for a new layout): paint first
+    settle_layout(window)
+    return not layout_problems(window, *(budget or window_budget(window)))
+
+
+def settle_layout(window: QWidget) -> None:
+    """Deliver the posted events (a new font, the layouts they ask for) and paint ``window`` off screen, twice: plot
+    axes measure their tick labels as they paint, then ask for a new layout."""
+    for _ in range(2):
         QApplication.sendPostedEvents()
         window.grab()
     QApplication.sendPostedEvents()
-    return not layout_problems(window, *(budget or window_budget(window)))
 
 
 def largest_fitting_font(window: QWidget, appearance: Appearance, budget: tuple[int, int] | None = None) -> Appearance:

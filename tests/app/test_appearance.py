@@ -291,6 +291,7 @@ def test_larger_fonts_stop_where_the_lab_would_no_longer_fit_a_laptop_screen(wor
     """View > Appearance > Larger refuses a size at which the window would outgrow a 1280x720 laptop; at the largest
     size it allows, every layout invariant holds (app.widgets.layout_check)."""
     from app.widgets.layout_check import layout_problems
+    from app.widgets.theme import settle_layout
 
     window = workspace_window
     window.resize(1200, 700)
@@ -316,10 +317,7 @@ def test_larger_fonts_stop_where_the_lab_would_no_longer_fit_a_laptop_screen(wor
     if name == "mixture":  # its rows of controls outgrow a laptop's 650 px after a point or two
         assert menu.refused_font is not None and size < 12
     qtbot.waitUntil(lambda: not lab.is_busy(), timeout=60000)  # (results drawn at the new size)
-    for _ in range(2):  # layouts are applied by posted events; axes size their labels as they paint (window_fits)
-        QApplication.sendPostedEvents()
-        window.grab()
-    QApplication.sendPostedEvents()
+    settle_layout(window)  # (as the font check does)
     assert layout_problems(window) == []
 
 
