@@ -130,8 +130,9 @@ class Bench:
             import pstats
 
             prof.disable()
-            if os.environ.get("LVM_PROFILE_DUMP"):  # (a folder: one pstats file per scenario, for pstats/snakeviz)
-                prof.dump_stats(os.path.join(os.environ["LVM_PROFILE_DUMP"], f"{name}.prof"))
+            if dump_dir := os.environ.get("LVM_PROFILE_DUMP"):  # (a folder: one pstats file per scenario)
+                os.makedirs(dump_dir, exist_ok=True)
+                prof.dump_stats(os.path.join(dump_dir, f"{name}.prof"))
             buf = io.StringIO()
             pstats.Stats(prof, stream=buf).sort_stats("cumulative").print_stats(
                 r"(app|lvm|pyqtgraph|torch)/", int(os.environ.get("LVM_PROFILE_ROWS", "14"))

@@ -23,6 +23,7 @@ from torch import nn
 from lvm.errors import ModelInputError
 from lvm.models.capabilities import decoder_mean, describe
 from lvm.models.pca import pca_fit
+from lvm.threads import single_thread
 
 
 class Cancellable(Protocol):
@@ -255,6 +256,7 @@ def decode_mosaic(model: Any, zx: np.ndarray, zy: np.ndarray, plane: LatentPlane
 
 
 @torch.inference_mode()
+@single_thread()  # (one point, on the GUI thread: OpenMP's fork/join beside a busy worker costs more than the work)
 def decode_point(
     model: Any, z2: tuple[float, float], generator: torch.Generator | None = None, plane: LatentPlane | None = None
 ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:

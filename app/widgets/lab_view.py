@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.core.next_pass import NextPass
 from app.core.workers import TaskRunner
 from app.core.workspace import Workspace
 
@@ -39,12 +40,20 @@ class LabView(QWidget):
         super().__init__(parent)
         self.workspace = workspace
         self.runner = runner
+        self._passes: list[NextPass] = []
         self.setObjectName(f"lab-{self.name}")
 
     # -- helpers for subclasses ------------------------------------------------------------------------------------
     def channel(self, what: str) -> str:
         """A worker channel private to this lab (``runner.cancel(self.name)`` cancels them all)."""
         return f"{self.name}/{what}"
+
+    def next_pass(self, fn, delay_ms: int = 1) -> NextPass:
+        """``fn`` to be run in a later pass of the event loop when queued (``app.core.next_pass``); the lab is busy
+        while it waits."""
+        p = NextPass(self, fn, delay_ms)
+        self._passes.append(p)
+        return p
 
     def with_explanation(self, content: QWidget) -> QSplitter:
         """``content`` with the "what am I looking at" panel on its right; its plots get readable axes.
@@ -100,10 +109,14 @@ class LabView(QWidget):
         self.runner.cancel(self.name + "/")
 
     def is_busy(self) -> bool:
-        """True while this lab's computations run, or its shown help's formulas are being typeset (``--screenshot``
-        waits for them)."""
+        """True while this lab's computations run, its drawing waits for a pass, or its shown help's formulas are being
+        typeset (``--screenshot`` waits for them)."""
         text = getattr(self, "explanation_text", None)
-        return self.runner.is_busy(self.name + "/") or (text is not None and text.is_typesetting())
+        return (
+            self.runner.is_busy(self.name + "/")
+            or any(p.pending for p in self._passes)
+            or (text is not None and text.is_typesetting())
+        )
 
     def session_losses(self) -> list[str]:
         """What a session saved now would not keep of this lab (said before saving); labs override."""

@@ -119,6 +119,10 @@ class KLGapPanel(QExplorerFrame):
         fields_box = QGroupBox("q(z) = N(μ, Σ)")
         fields_box.setLayout(form)
 
+        self._q_pass = lab.next_pass(self._show_q_of_x)  # a new x's q (``on_new_x``)
+        self._drawn: tuple = (None, ())  # the picture (and its contours) to draw in ``_picture_pass``
+        self._picture_pass = lab.next_pass(self._draw_picture)  # a new picture's heatmaps and contours
+        self._readout_pass = lab.next_pass(self._show_picture_readout)  # ... then its bar and readout
         self.build_frame(fields_box, "q = best Gaussian (optimise)", self.toggle_optimise, "kl-info")
         self.ws.events.q.connect(self._on_workspace_q)
         self._set_enabled(False)
@@ -139,17 +143,38 @@ class KLGapPanel(QExplorerFrame):
     def on_selection(self, keep_workspace_q: bool = False) -> None:
         """A new x: q resets to the encoder's q(z|x) (or, with ``keep_workspace_q``, keeps the workspace's q: a restored
         session's, when the lab is first built); the old picture is cleared until the new one arrives."""
+        self._q_pass.cancel()
+        self.clear_x()
+        self._show_q_of_x(keep_workspace_q)
+
+    def on_new_x(self) -> None:
+        """The selection moved to a new x: what was drawn for the old one goes now, the new x's encoder q comes in the
+        next pass of the event loop (``_q_pass``), painted in a frame of its own: a selection's slot and paints held
+        the GUI thread 18-27 ms in one go (``lvm bench gui``, inference-select)."""
+        self.clear_x()
+        self._q_pass.queue()
+
+    def settle_q(self) -> None:
+        """Set the new x's q now if it waits for its pass (anything that reads or replaces q calls this first)."""
+        self._q_pass.flush()
+
+    def clear_x(self) -> None:
+        """Nothing drawn for the previous x stays: picture, contours, encoder ellipse, q's ellipse, the ELBO bar."""
         self.cancel_optimise()
+        self._picture_pass.cancel()
+        self._readout_pass.cancel()
         self.lab.state.q_path = []  # (it belonged to the x, or the model, before)
         self.fine_img.clear()
         self.coarse_img.clear()
         self.contours.clear()
         self.enc_curve.setData([], [])
+        self.roi.setVisible(False)
+        self.bar.set_values(None, None)
+
+    def _show_q_of_x(self, keep_workspace_q: bool = False) -> None:
         ok = self.lab.can_compute()
         self._set_enabled(ok)
         if not ok:
-            self.roi.setVisible(False)
-            self.bar.set_values(None, None)
             self.info.setText(self.lab.why_not())
             return
         enc = encoder_q(self.ws.model, self.ws.selected_x)
@@ -168,14 +193,33 @@ class KLGapPanel(QExplorerFrame):
         self.info.setText("computing the exact posterior…")
 
     def on_picture(self, pic, contours) -> None:
+        """The exact posterior arrived. Drawn in three passes of the event loop, each painted in a frame of its own:
+        the view fitted to it; its heatmaps and contours (``_picture_pass``); the bar and readout (``_readout_pass``).
+        In one pass the slot and the plot's repaint (new range: axes and grid; two new heatmaps) held the GUI thread
+        13-18 ms (``lvm bench gui``, inference-select)."""
+        self.settle_q()
+        self._drawn = (pic, contours)
+        self.fit_view()
+        self._picture_pass.queue()
+
+    def _draw_picture(self) -> None:
+        pic, contours = self._drawn
+        if pic is not self.lab.picture:
+            return  # (another x, model or data since)
         set_image(self.coarse_img, pic.coarse_density, pic.coarse_extent)
         set_image(self.fine_img, pic.density, pic.extent, upsample=SHOWN_UPSAMPLE)
         self.contours.set_segments(list(contours))
+        self._readout_pass.queue()
+
+    def _show_picture_readout(self) -> None:
+        pic, ctx = self.lab.picture, self.lab.context
+        if pic is None or ctx is None or pic.index != self.ws.selected_index:
+            return
         self._update_readout()
-        self.info.setText(kl_info(pic, self.lab.context.size))
-        self.fit_view()
+        self.info.setText(kl_info(pic, ctx.size))
 
     def fit_view(self) -> None:
+        self.settle_q()
         pic = self.lab.picture
         rects = [hpd_extent(pic.density, pic.extent) if pic is not None else None]
         q = self.lab.state.q()
@@ -188,6 +232,7 @@ class KLGapPanel(QExplorerFrame):
     # -- q ---------------------------------------------------------------------------------------------------------
     def set_q(self, mean, tril, publish: bool = True, move_roi: bool = True) -> None:
         """Make q = N(mean, tril tril^T): ellipse, fields, readout and (``publish``) the workspace's q."""
+        self.settle_q()  # (the encoder's q of a new x first: its ellipse and buttons are set with it)
         t0 = time.perf_counter()
         try:
             m, L = self.lab.state.set_q(mean, tril)
@@ -269,6 +314,9 @@ class KLGapPanel(QExplorerFrame):
 
     def settle_elbo(self) -> float | None:
         """ELBO(q) of the q shown, computed here if the worker's is not in yet (exports and animation frames)."""
+        self.settle_q()
+        self._picture_pass.flush()
+        self._readout_pass.flush()
         key = self._readout_key()
         if key is None:
             return None
@@ -296,6 +344,7 @@ class KLGapPanel(QExplorerFrame):
         self.set_q(m, L)
 
     def _on_workspace_q(self, q) -> None:
+        self.settle_q()
         mine = self.lab.state.q()
         if q is None or len(q.mean) != 2 or mine is None:
             return
@@ -332,6 +381,7 @@ class KLGapPanel(QExplorerFrame):
 
     def optimise(self, steps: int = VI_STEPS, lr: float = VI_LR) -> None:
         """Fit the best full-covariance Gaussian q* = argmax ELBO from the current q, animated by snapshots."""
+        self.settle_q()
         if not self.lab.can_compute() or self.mean is None:
             return
         from lvm.estimators import vi_steps

@@ -286,7 +286,7 @@ class InferenceLab(LabView):
         if self.sliced():
             self.slice.on_selection()
         else:
-            self.kl.on_selection()
+            self.kl.on_new_x()
         for p in (self.convergence, self.jensen):
             p.stale = True
             self.runner.cancel(self.channel(p.chan))

@@ -375,8 +375,8 @@ class MixtureLab(LabView):
         self.sample_button.toggled.connect(lambda _c: self._update_samples())
         self.bic.button.clicked.connect(self.compute_bic)
         self.bic.k_chosen.connect(self.k_spin.setValue)
-        self._draw_queued = False  # a draw of the steps received is queued (``_on_step``)
-        self._panels_queued = False  # ... and then of its side panels (``_draw_panels``)
+        self._draw_pass = self.next_pass(self._draw_received, delay_ms=0)  # the steps received (``_on_step``)
+        self._panels_pass = self.next_pass(self._draw_panels)  # ... and then their side panels, in the next pass
         self._show_received = False  # ... and one of them is to be shown
         self._density_timer: QTimer = QTimer(self)
         self._density_timer.setSingleShot(True)
@@ -645,15 +645,12 @@ class MixtureLab(LabView):
     def is_em_running(self) -> bool:
         return self.runner.is_busy(self.channel("em"))
 
-    def is_busy(self) -> bool:
-        return super().is_busy() or self.is_drawing_steps()
-
     def _set_running(self, running: bool) -> None:
         self.running = running
         self.run_button.setText("Pause" if running else "Run")
         self._refresh_controls()
         if not running and self.state.history.steps:
-            self._queue_panels()  # (the curve's range fits it again)
+            self._panels_pass.queue()  # (the curve's range fits it again)
 
     def _refresh_controls(self) -> None:
         busy = self.is_em_running()
@@ -673,32 +670,23 @@ class MixtureLab(LabView):
         if colours is not None and palette is not None and not np.array_equal(palette, component_colours(len(palette))):
             colours = None  # blended in the palette of before a palette switch: recomputed from the responsibilities
         self._show_received |= self.state.receive(step, colours)
-        if not self._draw_queued:
-            self._draw_queued = True
-            QTimer.singleShot(0, self, self._draw_received)
+        self._draw_pass.queue()
 
     def _draw_received(self) -> None:
         """The steps received since the last draw: the slider and the newest step shown in the scatter now; the
         log-likelihood curve and the selected point's Bayes' rule in the next pass of the event loop
         (``_draw_panels``), so the two halves are painted in two frames. (Drawn and painted together, a half step
         held the GUI thread 26-41 ms on 100k points: ``lvm bench gui``, mixture-em-100k.)"""
-        self._draw_queued = False
         show, self._show_received = self._show_received, False
         self._sync_slider()
         if show:
             self.show_step(self.state.history.shown, panels=False)
         self._refresh_controls()
-        self._queue_panels()
-
-    def _queue_panels(self) -> None:
-        if not self._panels_queued:  # (a timer, not a zero-timer: due timers and input run between the halves)
-            self._panels_queued = True
-            QTimer.singleShot(1, self, self._draw_panels)
+        self._panels_pass.queue()
 
     def _draw_panels(self) -> None:
         """The side panels of the step shown: the log-likelihood curve (in a range growing ahead of it while EM
         runs, its own once it stops), its marker, Bayes' rule at the selection."""
-        self._panels_queued = False
         curve = ll_curve(self.state.history.steps, self._compare_reference())
         self.ll_plot.show_curve(curve, growing=self.is_em_running())
         if self.state.history.shown >= 0:
@@ -707,7 +695,7 @@ class MixtureLab(LabView):
 
     def is_drawing_steps(self) -> bool:
         """Steps received from the worker wait to be drawn (or their side panels do)."""
-        return self._draw_queued or self._panels_queued
+        return self._draw_pass.pending or self._panels_pass.pending
 
     def _history_changed(self) -> None:
         """The history was replaced or cut (an edit): draw it and its shown step."""

@@ -462,3 +462,36 @@ def test_no_surprise_when_the_encoder_covers_the_posterior(make_lab, qtbot):
     cp, snap = _run_convergence(lab, qtbot)
     assert snap.final("iwae") > max(snap.final("prior"), snap.final("uniform"))
     assert "Surprise" not in cp.status.text() and "L<sub>k</sub>" in cp.status.text()
+
+
+# -- a selection drawn in two passes (issue 20) ------------------------------------------------------------------------
+def test_a_new_x_clears_the_old_picture_at_once_and_sets_its_q_in_the_next_pass(lab, qtbot):
+    kl, ws = lab.kl, lab.workspace
+    ws.select(9)
+    # at once: nothing drawn for the previous x (picture, contours, ellipses, ELBO) is left on screen
+    assert kl.fine_img.image is None and kl.coarse_img.image is None
+    assert all(c.getData()[0] is None or len(c.getData()[0]) == 0 for c in kl.contours.curves)
+    assert not kl.roi.isVisible() and kl.bar.elbo is None and kl.bar.log_px is None
+    assert kl.mean is None and lab.is_busy()
+    # the next pass: the new x's encoder q, its ellipse and the encoder's ellipse
+    qtbot.waitUntil(lambda: kl.mean is not None, timeout=3000)
+    m, _ = encoder_q(ws.model, ws.selected_x)
+    np.testing.assert_allclose(kl.mean, m, atol=1e-6)
+    assert kl.roi.isVisible() and len(kl.enc_curve.getData()[0]) > 0
+    qtbot.waitUntil(lambda: not lab.is_busy(), timeout=60000)
+    assert lab.picture.index == 9 and kl.bar.log_px == pytest.approx(lab.picture.log_px)
+    assert f"log p(x) = {lab.picture.log_px:.4f}" in kl.info.text()
+
+
+def test_a_q_set_right_after_a_selection_is_kept(lab, qtbot):
+    """A lesson's step (or a script) selects an x and sets q in one go: the deferred encoder q does not replace it."""
+    from app.core.workspace import GaussianQ
+
+    kl, ws = lab.kl, lab.workspace
+    mine = GaussianQ.from_arrays(np.array([0.3, -0.7]), np.diag([0.4, 0.25]))
+    ws.select(11)
+    ws.set_q(mine)
+    qtbot.waitUntil(lambda: not lab.is_busy(), timeout=60000)
+    np.testing.assert_allclose(kl.mean, [0.3, -0.7])
+    np.testing.assert_allclose(kl.tril, np.diag([0.4, 0.25]))
+    assert len(kl.enc_curve.getData()[0]) > 0  # (the encoder's ellipse is drawn all the same)
