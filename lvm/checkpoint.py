@@ -70,7 +70,10 @@ def read_metadata(data: bytes, name: str) -> dict[str, str]:
     if len(data) < 8:
         raise CheckpointError(f"{name}: too short to be a checkpoint ({len(data)} bytes); it is truncated")
     header_len = int.from_bytes(data[:8], "little")
-    if data[:2] in (b"\x80\x02", b"\x80\x03", b"\x80\x04", b"\x80\x05") or data[:4] == b"PK\x03\x04":
+    # (a safetensors header length can begin with a pickle's bytes: 1408 is b"\x80\x05...". Its JSON header decides)
+    safetensors_like = 0 < header_len <= len(data) - 8 and data[8:9] == b"{"
+    pickle_like = data[:2] in (b"\x80\x02", b"\x80\x03", b"\x80\x04", b"\x80\x05") or data[:4] == b"PK\x03\x04"
+    if pickle_like and not safetensors_like:
         raise CheckpointError(
             f"{name}: looks like a pickle / torch.save file; those are never loaded (they can run "
             "code). Save models with LVM Explorer or `lvm train-vae` (safetensors)"

@@ -330,6 +330,28 @@ def test_pickle_and_torch_save_files_are_never_unpickled(tmp_path, monkeypatch):
         _bad(p, "pickle", "never loaded")
 
 
+@pytest.mark.parametrize("first_bytes", [b"\x80\x02", b"\x80\x03", b"\x80\x04", b"\x80\x05"])
+def test_a_checkpoint_whose_header_length_begins_like_a_pickle_loads(tmp_path, first_bytes):
+    """A safetensors header length is 8 little-endian bytes: a header of 1408 bytes begins b"\\x80\\x05", a pickle's
+    first bytes. Such a checkpoint (written by ``lvm train-vae``: its metadata's length varies) was refused as a
+    pickle (a CI run); its JSON header decides."""
+    model = small_vae()
+    p = tmp_path / "m.safetensors"
+    save_model(model, p, info={"note": "x"})
+    data = p.read_bytes()
+    n = int.from_bytes(data[:8], "little")
+    header = data[8 : 8 + n].rstrip(b" ")
+    # the smallest header length that begins with first_bytes and holds the JSON
+    want = next(w for w in range(int.from_bytes(first_bytes, "little"), 1 << 24, 65536) if w >= len(header))
+    padded = header + b" " * (want - len(header))  # (safetensors pads its header with spaces)
+    p.write_bytes(want.to_bytes(8, "little") + padded + data[8 + n :])
+    assert p.read_bytes()[:2] == first_bytes
+    loaded, info = load_model(p)
+    assert info["note"] == "x"
+    for (k, a), (_, b) in zip(model.state_dict().items(), loaded.state_dict().items(), strict=True):
+        torch.testing.assert_close(a, b, msg=k)
+
+
 def test_nan_weights_and_wrong_versions(tmp_path):
     model = small_vae()
     tensors = {k: v.clone().contiguous() for k, v in model.state_dict().items()}
