@@ -44,6 +44,38 @@ class PaintCounter(QObject):
         return False
 
 
+class EventLog(QObject):
+    """The application's events that lead to paints (paints, update and layout requests, resizes, queued calls and
+    timers), in order, with their receivers: printed when a paint count is not the one expected, so that a failure
+    seen only on a loaded machine says what painted."""
+
+    KINDS = (QEvent.Paint, QEvent.UpdateRequest, QEvent.LayoutRequest, QEvent.Resize, QEvent.MetaCall, QEvent.Timer)
+
+    def __init__(self, limit: int = 600):
+        super().__init__()
+        self.t0 = time.perf_counter()
+        self.limit = limit
+        self.entries: list[str] = []
+
+    def eventFilter(self, obj, event):
+        if event.type() in self.KINDS and len(self.entries) < self.limit:
+            parent = obj.parent() if isinstance(obj, QObject) else None
+            who = f"{type(obj).__name__}({obj.objectName()})<{type(parent).__name__ if parent is not None else ''}"
+            ms = 1000 * (time.perf_counter() - self.t0)
+            self.entries.append(f"{ms:8.1f} {event.type().name:14s} {who}")
+        return False
+
+    def __enter__(self) -> EventLog:
+        QApplication.instance().installEventFilter(self)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        QApplication.instance().removeEventFilter(self)
+
+    def text(self) -> str:
+        return "\n".join(self.entries)
+
+
 class _AnyPaint(QObject):
     """Counts every Paint event of the application (an application-wide event filter)."""
 
@@ -214,16 +246,17 @@ def test_a_tab_switch_paints_each_plot_of_the_new_page_once(qtbot, workspace_win
     views = [v for v in page.findChildren(pg.GraphicsView) if v.isVisibleTo(page)]
     assert views
     counter = PaintCounter([v.viewport() for v in views])
-    click_tab(qtbot, window, target)
-    assert window.current_view_name() == target
-    settle()  # the switch's paints happen in the next turns of the event loop
+    with EventLog() as log:
+        click_tab(qtbot, window, target)
+        assert window.current_view_name() == target
+        settle()  # the switch's paints happen in the next turns of the event loop
     assert page.updatesEnabled()
     for other in range(window.tabs.count()):
         if window.tabs.widget(other) is not page:
             assert not window.tabs.widget(other).updatesEnabled()
     painted = list(counter.counts.values())
     # each plot drawn (nothing left blank) and drawn once, not once per plot of the page
-    assert painted == [1] * len(views), painted
+    assert painted == [1] * len(views), f"{painted}; the switch's events:\n{log.text()}"
 
 
 def test_a_new_selection_keeps_the_kl_plot_size(qtbot, workspace_window):
