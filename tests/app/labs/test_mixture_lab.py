@@ -381,8 +381,10 @@ def test_editing_after_scrubbing_back_follows_the_new_run(qtbot, lab):
             f"step {newest}:"
         )
 
-    for n in (3, 5):  # while the run goes on, each new step is shown as it arrives
-        qtbot.waitUntil(lambda n=n: len(lab.history) >= n, timeout=30000)
+    # while the run goes on, each new step is shown as it arrives: a step is stored when it arrives and drawn in the
+    # next pass of the event loop (``is_drawing_steps``), so the check waits for the steps received to be drawn
+    for n in (3, 5):
+        qtbot.waitUntil(lambda n=n: len(lab.history) >= n and not lab.is_drawing_steps(), timeout=30000)
         assert at_newest(), (slider.value(), slider.maximum(), lab.shown, lab.step_label.text())
     assert not np.allclose(lab.points.rgb, GREY), "the points show the posterior, not the grey of step 0"
     assert lab.run_button.text() == "Pause"
