@@ -6,6 +6,8 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QRectF
 
+from app.widgets.image_item import ImageItem
+
 # white -> light blue -> dark navy: low density stays white so overlays remain legible
 DENSITY_CMAP = pg.ColorMap([0.0, 0.25, 0.6, 1.0], [(255, 255, 255), (198, 219, 239), (66, 146, 198), (8, 48, 107)])
 
@@ -23,7 +25,7 @@ class DensityPlot(pg.PlotWidget):
             self.getAxis(ax).setTextPen(pg.mkPen(40, 40, 40))
         if title:
             self.setTitle(title, color="#222", size="10pt")
-        self.image = pg.ImageItem(axisOrder="row-major")
+        self.image = ImageItem(axisOrder="row-major")
         self.image.setLookupTable(DENSITY_CMAP.getLookupTable(nPts=256))
         self.addItem(self.image)
         self.points = pg.ScatterPlotItem(size=point_size, pen=None, brush=pg.mkBrush(*point_color))

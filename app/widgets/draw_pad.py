@@ -11,8 +11,10 @@ import pyqtgraph as pg
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QWidget
 
+from app.widgets.image_item import ImageItem
 
-class PaintImageItem(pg.ImageItem):
+
+class PaintImageItem(ImageItem):
     """An ImageItem (row-major: pos.x = column, pos.y = row) that paints where the mouse drags."""
 
     def __init__(self, pad: DrawPad):

@@ -20,6 +20,7 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QRectF, QTimer
 
+from app.widgets.image_item import ImageItem
 from app.widgets.palette import MARKERS
 
 AVERAGE_LIMIT = 60_000  # above this many pixel writes, skip the per-pixel colour average
@@ -165,7 +166,7 @@ class RasterScatter:
 
     def __init__(self, view: pg.ViewBox, z: float = 0.0):
         self.view = view
-        self.image = pg.ImageItem(axisOrder="col-major")
+        self.image = ImageItem(axisOrder="col-major")
         self.image.setZValue(z)
         view.addItem(self.image, ignoreBounds=True)
         self.xy = np.zeros((0, 2), np.float32)

@@ -65,3 +65,31 @@ def test_points_alone_in_their_pixels_keep_their_exact_colours(size):
             want[px + dx, py + dy, :3] = colour_bytes(rgb[i])
             want[px + dx, py + dy, 3] = 128
     assert np.abs(img.astype(int) - want.astype(int)).max() <= 1
+
+
+def test_each_point_is_drawn_on_screen_where_it_lies_in_its_colour(qtbot):
+    """The whole path: rasterised, handed to the image item, its picture converted and drawn by the plot (y grows
+    upwards)."""
+    import pyqtgraph as pg
+    from PySide6.QtCore import QPointF
+
+    from app.widgets.raster_scatter import RasterScatter
+
+    w = pg.PlotWidget()
+    qtbot.addWidget(w)
+    w.resize(400, 300)
+    w.show()
+    qtbot.waitExposed(w)
+    vb = w.getViewBox()
+    vb.setRange(xRange=(0, 10), yRange=(0, 10), padding=0)
+    scatter = RasterScatter(vb)
+    xy = np.array([[2.0, 2.0], [8.0, 3.0], [5.0, 8.5]])
+    rgb = np.array([[1.0, 0.0, 0.0], [0.0, 0.6, 0.0], [0.0, 0.0, 1.0]])
+    scatter.radius = 3
+    scatter.set_data(xy, rgb)
+    qtbot.waitUntil(lambda: not scatter._timer.isActive(), timeout=5000)
+    shot = w.grab().toImage()
+    for (x, y), colour in zip(xy, rgb, strict=True):
+        at = w.mapFromScene(vb.mapViewToScene(QPointF(x, y)))
+        got = shot.pixelColor(at.x(), at.y())
+        assert [got.red(), got.green(), got.blue()] == [round(255 * c) for c in colour], (x, y)

@@ -38,6 +38,7 @@ from app.labs.discrete.state import (
 )
 from app.widgets.estimate_band import add_estimate_band
 from app.widgets.grid_lines import GridLines
+from app.widgets.image_item import ImageItem
 from app.widgets.lab_view import labelled_row
 from app.widgets.lab_view import spin_box as _spin
 from app.widgets.steady_plots import steady_tick_column
@@ -109,7 +110,7 @@ def _setting_spin(key: str, name: str, step: int = 1) -> QSpinBox:
 
 
 def _image_item() -> pg.ImageItem:
-    img = pg.ImageItem(axisOrder="row-major")
+    img = ImageItem(axisOrder="row-major")
     img.setLookupTable(GREY_LUT)
     return img
 

@@ -40,6 +40,7 @@ from app.labs.inference.readouts import (
 from app.widgets.data_point_card import DataPointCard
 from app.widgets.estimate_band import add_estimate_band
 from app.widgets.grid_lines import GridLines
+from app.widgets.image_item import ImageItem
 from app.widgets.lab_view import labelled_row, restore_spin
 from app.widgets.lab_view import spin_box as _spin
 from lvm.estimators.convergence import PROPOSALS, convergence_steps, jensen_estimates, proposal_coverage
@@ -140,7 +141,7 @@ class ConvergencePanel(_LazyPanel):
         for name in PROPOSALS:
             p = latent_plot(ESTIMATOR_LABELS[name])
             p.setMinimumHeight(170)
-            img = pg.ImageItem()
+            img = ImageItem()
             img.setLookupTable(POSTERIOR_CMAP.getLookupTable(nPts=256))
             p.addItem(img)
             sc = pg.ScatterPlotItem(

@@ -37,6 +37,7 @@ from app.labs.inference.readouts import kl_info
 from app.widgets.contours import ContourLines
 from app.widgets.elbo_kl_bar import ElboKLBar
 from app.widgets.gaussian_ellipse_roi import GaussianEllipseROI
+from app.widgets.image_item import ImageItem
 from lvm.gaussian_q import cov_to_tril, encoder_q, gaussian_elbo, model_x, params_to_tril, tril_to_params
 from lvm.models.capabilities import describe
 from lvm.posterior_grid import hpd_extent
@@ -72,10 +73,10 @@ class KLGapPanel(QExplorerFrame):
         self.elbo_latency_ms: list[float] = []  # q set to its ELBO drawn
 
         self.plot = latent_plot("p(z|x) (exact) and q(z) — drag the ellipse; handles: scale + rotate")
-        self.coarse_img = pg.ImageItem()
+        self.coarse_img = ImageItem()
         self.coarse_img.setOpacity(0.55)
         self.coarse_img.setLookupTable(POSTERIOR_CMAP.getLookupTable(nPts=256))
-        self.fine_img = pg.ImageItem()
+        self.fine_img = ImageItem()
         self.fine_img.setLookupTable(POSTERIOR_CMAP.getLookupTable(nPts=256))
         self.plot.addItem(self.coarse_img)
         self.plot.addItem(self.fine_img)

@@ -28,6 +28,7 @@ from app.labs.inference.plots import (
 )
 from app.widgets.elbo_kl_bar import ElboKLBar
 from app.widgets.gaussian_ellipse_roi import GaussianEllipseROI
+from app.widgets.image_item import ImageItem
 from lvm.gaussian_q import cov_to_tril, encoder_q
 from lvm.models.capabilities import describe
 from lvm.posterior_slice import (
@@ -66,7 +67,7 @@ class SlicePanel(QExplorerFrame):
         self._slice_key: tuple | None = None
 
         self.plot = latent_plot("log p(x, z) on a plane through q* (a slice, not a marginal) and q(z)'s marginal")
-        self.img = pg.ImageItem()
+        self.img = ImageItem()
         self.img.setLookupTable(POSTERIOR_CMAP.getLookupTable(nPts=256))
         self.plot.addItem(self.img)
         self.star = pg.ScatterPlotItem(symbol="+", size=14, pen=pg.mkPen((20, 20, 20), width=2))

@@ -30,6 +30,7 @@ from app.labs.inpainting.images import composite_rgb, phi_rgb, tile_rgb
 from app.labs.inpainting.state import BRUSH_RANGE, MASK_CHOICES
 from app.widgets.digit_canvas import DigitCanvas
 from app.widgets.grid_lines import GridLines
+from app.widgets.image_item import ImageItem
 from app.widgets.lab_view import spin_box
 
 
@@ -44,7 +45,7 @@ def image_view(
     """A locked-aspect, y-down ViewBox holding one ImageItem (row-major images), with a title label above it."""
     layout.addLabel(title, row=row, col=col, **kw)
     vb = layout.addViewBox(row=row + 1, col=col, lockAspect=True, invertY=True, enableMouse=False, **kw)
-    item = pg.ImageItem(axisOrder="row-major")
+    item = ImageItem(axisOrder="row-major")
     vb.addItem(item)
     vb.setMenuEnabled(False)
     return vb, item
@@ -225,7 +226,7 @@ class InpaintingPlots:
         self.post_plot.setAspectLocked(True)
         for ax in ("left", "bottom"):
             self.post_plot.getAxis(ax).enableAutoSIPrefix(False)  # a narrow posterior: plain z, not "(x0.001)"
-        self.post_img = pg.ImageItem()
+        self.post_img = ImageItem()
         self._post_rect: tuple[float, float, float, float] | None = None
         self.post_img.setLookupTable(pg.colormap.get("viridis").getLookupTable(nPts=256))
         self.post_plot.addItem(self.post_img)

@@ -56,6 +56,7 @@ from app.widgets.elided_label import ElidedLabel
 from app.widgets.ellipses import ellipse_points
 from app.widgets.flow_layout import flow, group
 from app.widgets.grid_lines import GridLines
+from app.widgets.image_item import ImageItem
 from app.widgets.lab_view import LabView
 from app.widgets.palette import follow_colours
 from app.widgets.raster_scatter import RasterScatter
@@ -123,7 +124,7 @@ class Marker(pg.ScatterPlotItem):
 
 def _image_plot() -> tuple[pg.ViewBox, pg.ImageItem]:
     vb = pg.ViewBox(lockAspect=True, enableMouse=False, invertY=True, enableMenu=False)
-    item = pg.ImageItem(axisOrder="row-major")
+    item = ImageItem(axisOrder="row-major")
     item.setLookupTable(np.linspace(255, 0, 256).astype(np.uint8)[:, None].repeat(3, 1))
     vb.addItem(item)
     return vb, item
@@ -268,11 +269,11 @@ class LatentLab(LabView):
         left.addLayout(bottom)
 
         # left plot layers (z order): density -10, points 0, thumbnails 2, prior 4, ellipses 6, markers 8
-        self.density_item = pg.ImageItem(axisOrder="row-major")
+        self.density_item = ImageItem(axisOrder="row-major")
         self.density_item.setZValue(-10)
         self.vb.addItem(self.density_item, ignoreBounds=True)
         self.scatter = RasterScatter(self.vb, z=0)
-        self.thumbs_item = pg.ImageItem(axisOrder="row-major")
+        self.thumbs_item = ImageItem(axisOrder="row-major")
         self.thumbs_item.setZValue(2)
         self.vb.addItem(self.thumbs_item, ignoreBounds=True)
         t = np.linspace(0, 2 * np.pi, 181)
@@ -313,7 +314,7 @@ class LatentLab(LabView):
         self.message_item.setZValue(20)
         self.vb.addItem(self.message_item, ignoreBounds=True)
         # right plot: the mosaic
-        self.mosaic_item = pg.ImageItem(axisOrder="row-major")
+        self.mosaic_item = ImageItem(axisOrder="row-major")
         self.mosaic_item.setLookupTable(np.linspace(255, 0, 256).astype(np.uint8)[:, None].repeat(3, 1))
         self.mosaic_item.setZValue(-5)
         self.grid_vb.addItem(self.mosaic_item, ignoreBounds=True)

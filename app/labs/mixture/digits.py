@@ -29,6 +29,7 @@ from app.labs.mixture.state import DIGIT_SPACES, DIGITS_K_RANGE, DIGITS_N_RANGE,
 from app.widgets.axes import readable_axes
 from app.widgets.click_viewbox import ClickViewBox
 from app.widgets.flow_layout import flow, group
+from app.widgets.image_item import ImageItem
 from app.widgets.palette import follow_colours
 
 SPACES = DIGIT_SPACES
@@ -47,7 +48,7 @@ class _Gallery(pg.GraphicsLayoutWidget):
         self.label = self.addLabel(title, color="k", size="10pt")
         self.nextRow()
         self.addItem(self.vb)
-        self.image = pg.ImageItem(axisOrder="row-major")
+        self.image = ImageItem(axisOrder="row-major")
         self.image.setLookupTable(
             pg.ColorMap([0.0, 0.2, 1.0], [(90, 90, 110), (255, 255, 255), (0, 0, 0)]).getLookupTable(nPts=256)
         )

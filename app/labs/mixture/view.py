@@ -78,6 +78,7 @@ from app.widgets.contours import ContourLines
 from app.widgets.ellipses import EllipseSet
 from app.widgets.flow_layout import flow, group
 from app.widgets.grid_lines import GridLines
+from app.widgets.image_item import ImageItem
 from app.widgets.lab_view import LabView, spin_box
 from app.widgets.palette import colour_blind_safe, component_colours, component_hex, follow_colours, qcolor
 from app.widgets.raster_scatter import RasterScatter
@@ -262,7 +263,7 @@ class MixtureLab(LabView):
         steady_tick_column(self.plot)  # panning, zooming and new data move the ticks, not the plot's layout
         self.vb.setAspectLocked(False)
         self.vb.disableAutoRange()
-        self.heat = pg.ImageItem(axisOrder="col-major")
+        self.heat = ImageItem(axisOrder="col-major")
         self.heat.setZValue(-10)
         self.heat.setOpacity(0.85)
         self.heat.setVisible(False)  # until a density mode shows it (app.widgets.theme: no heatmap under the lines)
