@@ -8,6 +8,7 @@ times are medians of repeats and ``speedup = reference_s / ours_s``.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import statistics
 import subprocess
@@ -16,6 +17,8 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 # benchmark name -> module
 BENCHMARKS: dict[str, str] = {
@@ -27,6 +30,7 @@ BENCHMARKS: dict[str, str] = {
     "discrete": "lvm.bench.discrete",
     "startup": "lvm.bench.startup",
     "ais": "lvm.bench.ais",
+    "images": "lvm.bench.images",
 }
 
 
@@ -78,6 +82,37 @@ def case(name: str, ours_s: float, reference: str, reference_s: float, **figures
         "speedup": reference_s / ours_s if ours_s > 0 else float("inf"),
         **figures,
     }
+
+
+def app_env() -> dict[str, str]:
+    """The environment for a process of the app (Qt): offscreen without a display, this checkout importable."""
+    env = dict(os.environ)
+    if not env.get("DISPLAY"):
+        env.setdefault("QT_QPA_PLATFORM", "offscreen")
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH", "")]))
+    return env
+
+
+def app_json(module: str, args: list[str], what: str, timeout_s: int = 1800) -> dict[str, Any]:
+    """Run ``python -m module *args`` (an app benchmark: this library never imports Qt) and return the JSON it prints
+    last; ``what`` names it in errors."""
+    from lvm.errors import LVMError
+
+    cmd = [sys.executable, "-m", module, *args]
+    try:
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s, env=app_env(), cwd=REPO_ROOT)
+    except FileNotFoundError as exc:
+        raise LVMError(f"cannot start {what}: {exc}") from None
+    except subprocess.TimeoutExpired:
+        raise LVMError(f"{what} did not finish within {timeout_s // 60} minutes") from None
+    if out.returncode != 0:
+        tail = "\n".join(out.stderr.strip().splitlines()[-15:])
+        raise LVMError(f"{what} failed (exit {out.returncode}); is the app installed (PySide6)?\n{tail}")
+    try:
+        result: dict[str, Any] = json.loads(out.stdout[out.stdout.index("{") :])
+        return result
+    except ValueError:
+        raise LVMError(f"{what} printed no JSON:\n{out.stdout[-2000:]}") from None
 
 
 def shared_data_dir() -> Path:

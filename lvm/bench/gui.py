@@ -8,52 +8,19 @@ percentile of the time between two timer ticks.
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 from typing import Any
 
 import torch
 
-from lvm.bench import case, current_load
-from lvm.errors import LVMError
+from lvm.bench import app_json, case, current_load
 
 BUDGET_S = 0.05  # longest stall on a quiet machine
 LOADED_BUDGET_S = 0.1  # ... and with busy-loop processes beside the app (``lvm bench gui --load 2``)
 
 
 def run(quick: bool, device: torch.device) -> dict[str, Any]:
-    cmd = [
-        sys.executable,
-        "-m",
-        "app.bench_gui",
-        "--json",
-        "--device",
-        str(device.type if hasattr(device, "type") else device),
-    ]
-    if quick:
-        cmd.append("--quick")
-    env = dict(os.environ)
-    if not env.get("DISPLAY"):
-        env.setdefault("QT_QPA_PLATFORM", "offscreen")
-    root = Path(__file__).resolve().parents[2]
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(root), env.get("PYTHONPATH", "")]))
-    try:
-        out = subprocess.run(cmd, capture_output=True, text=True, timeout=1800, env=env, cwd=root)
-    except FileNotFoundError as exc:
-        raise LVMError(f"cannot start the GUI benchmark: {exc}") from None
-    except subprocess.TimeoutExpired:
-        raise LVMError("the GUI benchmark did not finish within 30 minutes") from None
-    if out.returncode != 0:
-        tail = "\n".join(out.stderr.strip().splitlines()[-15:])
-        raise LVMError(f"the GUI benchmark failed (exit {out.returncode}); is the app installed (PySide6)?\n{tail}")
-    try:
-        start = out.stdout.index("{")
-        result = json.loads(out.stdout[start:])
-    except ValueError:
-        raise LVMError(f"the GUI benchmark printed no JSON:\n{out.stdout[-2000:]}") from None
+    args = ["--json", "--device", str(device.type if hasattr(device, "type") else device)]
+    result = app_json("app.bench_gui", args + (["--quick"] if quick else []), "the GUI benchmark")
     budget = LOADED_BUDGET_S if current_load() else BUDGET_S
     cases = []
     for r in result["cases"]:

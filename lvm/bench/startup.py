@@ -12,7 +12,6 @@ Each figure is the median over cold processes (5, or 2 with ``--quick``), each a
 
 from __future__ import annotations
 
-import os
 import re
 import statistics
 import subprocess
@@ -21,7 +20,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from lvm.bench import case
+from lvm.bench import app_env, case
 from lvm.errors import LVMError
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -34,17 +33,9 @@ FLOOR = {
 SMOKE = re.compile(r"first paint (\d+) ms, ready ([\d.]+) s, warm-up done ([\d.]+) s")
 
 
-def _env() -> dict[str, str]:
-    env = dict(os.environ)
-    if not env.get("DISPLAY"):
-        env.setdefault("QT_QPA_PLATFORM", "offscreen")
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH", "")]))
-    return env
-
-
 def _wall(args: list[str], ok_codes: tuple[int, ...] = (0,)) -> float:
     t0 = time.perf_counter()
-    out = subprocess.run(args, capture_output=True, text=True, env=_env(), cwd=ROOT, timeout=300)
+    out = subprocess.run(args, capture_output=True, text=True, env=app_env(), cwd=ROOT, timeout=300)
     wall = time.perf_counter() - t0
     if out.returncode not in ok_codes:
         raise LVMError(f"{' '.join(args)} exited {out.returncode}:\n{out.stderr[-1500:]}")
@@ -53,7 +44,7 @@ def _wall(args: list[str], ok_codes: tuple[int, ...] = (0,)) -> float:
 
 def _smoke() -> tuple[float, float, float]:
     out = subprocess.run(
-        [sys.executable, "-m", "app", "--smoke"], capture_output=True, text=True, env=_env(), cwd=ROOT, timeout=300
+        [sys.executable, "-m", "app", "--smoke"], capture_output=True, text=True, env=app_env(), cwd=ROOT, timeout=300
     )
     match = SMOKE.search(out.stdout)
     if out.returncode != 0 or match is None:

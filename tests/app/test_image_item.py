@@ -152,3 +152,14 @@ def test_the_app_builds_every_image_item_from_the_fast_one():
         if pattern.search(line) and not line.lstrip().startswith("#")
     ]
     assert not offenders, offenders
+
+
+def test_the_image_benchmark_draws_each_kind_both_ways():
+    """``lvm bench images``: every case timed for pyqtgraph's item and ours, in one run (a real subprocess)."""
+    from app.bench_images import _cases
+    from lvm.bench import images
+
+    cases = images.run(quick=True, device="cpu")["cases"]
+    assert [c["name"] for c in cases] == [f"images {name}" for name, *_ in _cases()]
+    for c in cases:
+        assert c["ours_s"] > 0 and c["reference_s"] > 0 and c["render_ms"] > 0 and c["reference_render_ms"] > 0

@@ -49,10 +49,13 @@ def test_the_gui_budget_is_100_ms_under_load(monkeypatch, load, budget):
     import json
     import subprocess
 
+    import lvm.bench
     from lvm.bench import gui
 
     fake = {"cases": [{"name": "drag-q", "longest_stall_s": 0.07, "p99_frame_s": 0.02}]}
-    monkeypatch.setattr(gui.subprocess, "run", lambda *a, **k: subprocess.CompletedProcess(a, 0, json.dumps(fake), ""))
+    monkeypatch.setattr(
+        lvm.bench.subprocess, "run", lambda *a, **k: subprocess.CompletedProcess(a, 0, json.dumps(fake), "")
+    )
     monkeypatch.setattr(gui, "current_load", lambda: load)
     (row,) = gui.run(quick=True, device="cpu")["cases"]
     assert row["reference_s"] == budget and (row["speedup"] >= 1) == (load > 0)
