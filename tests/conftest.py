@@ -102,6 +102,24 @@ def open_lab(qtbot):
 
 
 @pytest.fixture
+def shown_plot(qtbot):
+    """A factory: ``shown_plot(width, height)`` is a ``pg.PlotWidget`` of that size, shown and exposed (closed with
+    the test)."""
+
+    def make(width: int = 420, height: int = 320):
+        import pyqtgraph as pg
+
+        w = pg.PlotWidget()
+        qtbot.addWidget(w)
+        w.resize(width, height)
+        w.show()
+        qtbot.waitExposed(w)
+        return w
+
+    return make
+
+
+@pytest.fixture
 def workspace_window(qtbot):
     """A MainWindow on the bundled digits (and the bundled model when present), loaded and shown."""
     from app.main_window import MainWindow

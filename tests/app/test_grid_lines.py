@@ -41,19 +41,14 @@ def test_grid_lines_follow_the_axis_ticks(qtbot):
         qtbot.waitUntil(follows, timeout=10000)  # once the layout settled (the last failure is shown on timeout)
 
 
-def test_panning_within_the_laid_out_lines_sets_no_data_and_every_view_shows_the_ticks(qtbot):
+def test_panning_within_the_laid_out_lines_sets_no_data_and_every_view_shows_the_ticks(qtbot, shown_plot):
     """The lines are laid out over three times the view: a pan inside that cover at the same spacing leaves the
     curves alone; a zoom to another spacing or a pan beyond the cover lays them out again. Whatever the path, the
     lines in view are exactly the axis's major and minor ticks there, and span the whole view."""
-    import pyqtgraph as pg
 
     from app.widgets.grid_lines import GridLines
 
-    w = pg.PlotWidget()
-    qtbot.addWidget(w)
-    w.resize(500, 400)
-    w.show()
-    qtbot.waitExposed(w)
+    w = shown_plot(500, 400)
     grid = GridLines(w, alpha=0.2)
     sets = []
     real = grid.curves[0].setData

@@ -67,19 +67,14 @@ def test_points_alone_in_their_pixels_keep_their_exact_colours(size):
     assert np.abs(img.astype(int) - want.astype(int)).max() <= 1
 
 
-def test_each_point_is_drawn_on_screen_where_it_lies_in_its_colour(qtbot):
+def test_each_point_is_drawn_on_screen_where_it_lies_in_its_colour(qtbot, shown_plot):
     """The whole path: rasterised, handed to the image item, its picture converted and drawn by the plot (y grows
     upwards)."""
-    import pyqtgraph as pg
     from PySide6.QtCore import QPointF
 
     from app.widgets.raster_scatter import RasterScatter
 
-    w = pg.PlotWidget()
-    qtbot.addWidget(w)
-    w.resize(400, 300)
-    w.show()
-    qtbot.waitExposed(w)
+    w = shown_plot(400, 300)
     vb = w.getViewBox()
     vb.setRange(xRange=(0, 10), yRange=(0, 10), padding=0)
     scatter = RasterScatter(vb)

@@ -248,16 +248,12 @@ def _specs(axis: pg.AxisItem, generate) -> tuple:
 
 
 @pytest.mark.parametrize("side", ["left", "bottom", "right", "top"])
-def test_the_lean_draw_specs_equal_pyqtgraphs(qtbot, side):
+def test_the_lean_draw_specs_equal_pyqtgraphs(qtbot, shown_plot, side):
     """``ReadableAxis.generateDrawSpecs`` gives exactly the specs of pyqtgraph's own, on every side, across ranges
     from 1e-6 to 1e6 wide, with explicit ticks, a tick alpha, a grid, ticks stopping the axis line and values hidden."""
     import numpy as np
 
-    w = pg.PlotWidget()
-    qtbot.addWidget(w)
-    w.resize(420, 320)
-    w.show()
-    qtbot.waitExposed(w)
+    w = shown_plot(420, 320)
     plot = w.getPlotItem()
     plot.showAxis(side)
     readable_axes(plot)
