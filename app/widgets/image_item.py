@@ -18,7 +18,8 @@ Every image of the app is one of these (``tests/app/test_image_item.py`` checks 
 from __future__ import annotations
 
 import pyqtgraph as pg
-from PySide6.QtGui import QImage
+from PySide6.QtCore import QRectF
+from PySide6.QtGui import QImage, QPainter
 
 _Format = QImage.Format
 _DRAWN_AS_IS = (_Format.Format_RGB32, _Format.Format_ARGB32_Premultiplied)
@@ -34,12 +35,48 @@ def fast_to_draw(image: QImage) -> QImage:
     )
 
 
+def with_opacity(image: QImage, opacity: float) -> QImage:
+    """``image`` faded to ``opacity``: premultiplied ARGB32, every pixel's alpha (and colour) times ``opacity``."""
+    faded = QImage(image.size(), _Format.Format_ARGB32_Premultiplied)
+    faded.fill(0)
+    painter = QPainter(faded)
+    painter.setOpacity(opacity)
+    painter.drawImage(0, 0, image)
+    painter.end()
+    return faded
+
+
 class ImageItem(pg.ImageItem):
-    """``pg.ImageItem`` with its rendered ``qimage`` converted once to a format drawn without per-paint conversion."""
+    """``pg.ImageItem`` with its rendered ``qimage`` converted once to a format drawn without per-paint conversion;
+    drawn translucent (an item's opacity below 1), from a copy with the opacity in its alpha, made once per picture
+    and opacity: Qt blends an image at a constant opacity 3-4x slower than one drawn opaque with its own alpha (a
+    128 x 128 heatmap at 3.9x and opacity 0.55: 0.89-1.0 ms, the faded copy 0.25-0.34 ms)."""
 
     qimage: QImage | None  # (pyqtgraph's rendered picture; None until rendered)
+    _faded: tuple[int, float, QImage] | None = None  # (the picture's cacheKey, opacity, the faded copy)
 
     def render(self, *args, **kwargs) -> None:
         super().render(*args, **kwargs)
         if self.qimage is not None:
             self.qimage = fast_to_draw(self.qimage)
+
+    def paint(self, painter: QPainter, *args) -> None:
+        opacity = painter.opacity()
+        if opacity >= 1.0 or self.image is None or self.paintMode is not None or self.border is not None:
+            super().paint(painter, *args)
+            return
+        if self._renderRequired:
+            self.render()
+            if self._unrenderable or self.qimage is None:
+                return
+        assert self.qimage is not None
+        key = (self.qimage.cacheKey(), opacity)
+        if self._faded is None or self._faded[:2] != key:
+            self._faded = (*key, with_opacity(self.qimage, opacity))
+        rows, cols = self.image.shape[:2]
+        width, height = (rows, cols) if self.axisOrder == "col-major" else (cols, rows)
+        painter.setOpacity(1.0)
+        try:
+            painter.drawImage(QRectF(0, 0, width, height), self._faded[2])
+        finally:
+            painter.setOpacity(opacity)

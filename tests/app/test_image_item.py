@@ -18,7 +18,7 @@ APP = Path(__file__).resolve().parents[2] / "app"
 FAST = (QImage.Format.Format_RGB32, QImage.Format.Format_ARGB32_Premultiplied)
 
 
-def drawn(item: pg.ImageItem, scale: float, flip: bool) -> np.ndarray:
+def drawn(item: pg.ImageItem, scale: float, flip: bool, opacity: float = 1.0) -> np.ndarray:
     """The item painted (its ``paint``, as a plot paints it) under a scaling, optionally y-flipping transform onto a
     grey canvas: the canvas's RGBA pixels."""
     h, w = (item.height(), item.width())
@@ -27,6 +27,7 @@ def drawn(item: pg.ImageItem, scale: float, flip: bool) -> np.ndarray:
     p = QPainter(canvas)
     t = QTransform().translate(2, 2 + (h * scale if flip else 0)).scale(scale, -scale if flip else scale)
     p.setTransform(t)
+    p.setOpacity(opacity)
     item.paint(p, None, None)
     p.end()
     out = canvas.convertToFormat(QImage.Format.Format_RGBA8888)
@@ -121,6 +122,24 @@ def test_any_uint8_image_draws_the_same_picture(qapp, h, w, channels, seed, scal
         assert np.array_equal(drawn_ours, drawn(theirs, scale, True))
     else:
         assert nearest_samples(ours, drawn_ours, scale, True)
+
+
+@pytest.mark.parametrize("case", list(CASES))
+@pytest.mark.parametrize("opacity", [0.55, 0.2])
+def test_a_translucent_image_draws_the_same_picture(qapp, case, opacity):
+    """An item at an opacity below 1 (the Inference lab's coarse heatmap) is drawn from a copy with the opacity in its
+    alpha: the very pixels of pyqtgraph's drawing at that opacity."""
+    data, kwargs = CASES[case](np.random.default_rng(len(case)))
+    theirs, ours = both(data, **kwargs)
+    for scale, flip in [(1.0, False), (2.0, True)]:
+        assert np.array_equal(drawn(ours, scale, flip, opacity), drawn(theirs, scale, flip, opacity)), (scale, flip)
+    assert ours._faded is not None and ours._faded[1] == opacity
+    picture = ours._faded[2]
+    drawn(ours, 2.0, True, opacity)
+    assert ours._faded[2] is picture  # (made once per picture and opacity)
+    ours.setImage(data[::-1].copy(), **kwargs)  # a new picture: faded anew
+    drawn(ours, 2.0, True, opacity)
+    assert ours._faded[2] is not picture
 
 
 def test_a_picture_already_fast_to_draw_is_not_copied(qapp):
