@@ -2,15 +2,12 @@
 
 pyqtgraph renders a uint8 image with a lookup table (a heatmap, a digit) as an 8-bit indexed ``QImage`` and an RGBA
 image as straight (not premultiplied) ARGB32. Qt's raster engine draws neither directly: each paint converts every
-source pixel it samples, and a plot draws its images scaled (and flipped: data y grows upwards). Measured for one
-``drawImage`` under a scaling transform (offscreen, PySide6 6.11, this 2-core CPU): a 128 x 128 indexed heatmap drawn
-3x took 1.07 ms, the same converted to RGB32 0.11 ms (converted once: 0.014 ms); a 28 x 28 digit drawn 4.6x 0.21 ms
-against 0.014 ms. In ``lvm bench gui`` an image is drawn on every repaint of its plot (a pan step, a q drag, a hover
-decode), so the picture is converted once, when it is rendered: to RGB32 when every pixel is opaque, else to
-premultiplied ARGB32. In the app, per draw (``lvm bench gui`` scenarios, each image's ``drawImage`` timed alone): the
-Latent lab's decoded mosaic 0.48 -> 0.13 ms and its scatter 0.32 -> 0.16 ms per pan step; a hovered digit 0.17 ->
-0.026 ms. The pixels drawn are the same at integer scales; at others both are nearest-neighbour samplings that may
-round a sample's position differently at a source pixel's edge (``tests/app/test_image_item.py``).
+source pixel it samples, and a plot draws its images scaled (and flipped: data y grows upwards), on every repaint of
+the plot (a pan step, a q drag, a hover decode). So the picture is converted once, when it is rendered: to RGB32 when
+every pixel is opaque, else to premultiplied ARGB32. ``lvm bench images`` draws each kind of image the app shows both
+ways in one run (figures in the README): 1.3-16x faster per draw, for up to 0.13 ms more per new picture. The pixels
+drawn are the same at integer scales; at others both are nearest-neighbour samplings that may round a sample's
+position differently at a source pixel's edge (``tests/app/test_image_item.py``).
 
 Every image of the app is one of these (``tests/app/test_image_item.py`` checks that no module builds pyqtgraph's).
 """
