@@ -46,8 +46,8 @@ def with_opacity(image: QImage, opacity: float) -> QImage:
 class ImageItem(pg.ImageItem):
     """``pg.ImageItem`` with its rendered ``qimage`` converted once to a format drawn without per-paint conversion;
     drawn translucent (an item's opacity below 1), from a copy with the opacity in its alpha, made once per picture
-    and opacity: Qt blends an image at a constant opacity 3-4x slower than one drawn opaque with its own alpha (a
-    128 x 128 heatmap at 3.9x and opacity 0.55: 0.89-1.0 ms, the faded copy 0.25-0.34 ms)."""
+    and opacity: Qt blends an image at a constant opacity slower than one drawn with its own alpha (``lvm bench
+    images``, a 128 x 128 heatmap at 3.9x and opacity 0.55: pyqtgraph's item 0.95-0.97 ms, the faded copy 0.26-0.32)."""
 
     qimage: QImage | None  # (pyqtgraph's rendered picture; None until rendered)
     _faded: tuple[int, float, QImage] | None = None  # (the picture's cacheKey, opacity, the faded copy)
