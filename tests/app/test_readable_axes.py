@@ -304,3 +304,55 @@ def test_the_lean_tick_values_equal_pyqtgraphs(qtbot):
         hi = lo + float(10 ** rng.uniform(-5, 4 if not axis.logMode else 0.9)) * (1 if rng.random() < 0.8 else -1)
         size = float(rng.uniform(20, 1500))
         assert axis.tickValues(lo, hi, size) == pg.AxisItem.tickValues(axis, lo, hi, size), (lo, hi, size)
+
+
+def test_twin_axes_share_specs_only_when_everything_they_draw_from_is_equal(qtbot):
+    """Two linked plots of one size (the Latent lab's planes): after ``twin_axes`` an axis reuses its twin's specs
+    (the same objects, so a pan builds them once), and they equal pyqtgraph's own for it; a difference in range, size,
+    font or pen makes each build its own."""
+    from PySide6.QtGui import QFont, QPainter, QPicture
+
+    from app.widgets.axes import twin_axes
+
+    w = pg.GraphicsLayoutWidget()
+    qtbot.addWidget(w)
+    a, b = w.addPlot(row=0, col=0), w.addPlot(row=1, col=0)
+    for plot in (a, b):
+        readable_axes(plot)
+    b.setXLink(a)
+    b.setYLink(a)
+    twin_axes(a, b)
+    w.resize(420, 640)
+    w.show()
+    qtbot.waitExposed(w)
+
+    def built(axis):
+        picture = QPicture()
+        painter = QPainter(picture)
+        try:
+            return axis.generateDrawSpecs(painter)
+        finally:
+            painter.end()
+
+    for lo, width in ((-3.5, 7.0), (0.123, 0.01), (-2e5, 4e5)):
+        a.setRange(xRange=(lo, lo + width), yRange=(lo, lo + 2 * width), padding=0)
+        QApplication.processEvents()
+        for side in ("left", "bottom"):
+            first, second = a.getAxis(side), b.getAxis(side)
+            assert first.geometry().size() == second.geometry().size()
+            specs = built(first)
+            assert specs is not None and built(second) is specs, (side, lo, width)
+            own = _specs(second, lambda p, axis=second: pg.AxisItem.generateDrawSpecs(axis, p))
+            assert _specs(second, second.generateDrawSpecs) == own
+
+    b.setXLink(None)
+    b.setXRange(10, 20, padding=0)
+    b.getAxis("left").setTickFont(QFont("DejaVu Sans", 14))
+    b.getAxis("bottom").setStyle(tickLength=-9)
+    QApplication.processEvents()
+    for side in ("left", "bottom"):
+        first, second = a.getAxis(side), b.getAxis(side)
+        specs = built(first)
+        assert built(second) is not specs, side
+        own = _specs(second, lambda p, axis=second: pg.AxisItem.generateDrawSpecs(axis, p))
+        assert _specs(second, second.generateDrawSpecs) == own

@@ -50,6 +50,7 @@ from app.labs.latent.state import (
 )
 from app.labs.latent.train_job import plan_training, run_plan, with_epoch_frames
 from app.labs.latent.train_panel import TrainPanel
+from app.widgets.axes import twin_axes
 from app.widgets.click_viewbox import ClickViewBox
 from app.widgets.draw_pad import DrawPad
 from app.widgets.elided_label import ElidedLabel
@@ -253,6 +254,7 @@ class LatentLab(LabView):
             steady_tick_column(p)  # panning and zooming do not re-lay out the two plots
         self.grid_plot.setXLink(self.plot)
         self.grid_plot.setYLink(self.plot)
+        twin_axes(self.plot, self.grid_plot)  # (same ranges: a pan's second pair of axes reuses the first's ticks)
         self.plots_side_by_side = True
         self.canvas.installEventFilter(self)  # (a narrow canvas stacks the two square plots: _arrange_plots)
         left.addWidget(self.canvas, 1)
