@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
-import time
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+
+from lvm.bench import median_time
 
 GREYS = np.linspace(255, 0, 256).astype(np.uint8)[:, None].repeat(3, 1)
 
@@ -37,8 +37,8 @@ def _cases() -> list[tuple[str, Callable[[np.random.Generator], tuple[np.ndarray
             1.0,
         ),
         (
-            "Latent lab, 10,000 points rasterised 450x269 RGBA, 1:1",
-            lambda rng: (_points_image(rng, 450, 269), dict(levels=(0, 255))),
+            "Latent lab, 10,000 points rasterised 450x269 RGBA (rows, no levels: as RasterScatter sets them), 1:1",
+            lambda rng: (_points_image(rng, 450, 269).transpose(1, 0, 2), dict(autoLevels=False)),
             1.0,
             1.0,
         ),
@@ -76,17 +76,6 @@ def _points_image(rng: np.random.Generator, width: int, height: int) -> np.ndarr
     return rasterise(xy, rng.random((10_000, 3)).astype(np.float32), (-3.5, 3.5), (-3.5, 3.5), width, height, 2)
 
 
-def _median_ms(fn: Callable[[], object], inner: int, repeats: int) -> float:
-    fn()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        for _ in range(inner):
-            fn()
-        times.append((time.perf_counter() - t0) / inner)
-    return statistics.median(times) * 1000
-
-
 def run(quick: bool) -> dict[str, Any]:
     import pyqtgraph as pg
     from PySide6.QtGui import QImage, QPainter, QTransform
@@ -120,8 +109,8 @@ def run(quick: bool) -> dict[str, Any]:
                 item.setImage(data, **kwargs)
                 item.render()
 
-            row[f"{label}draw_ms"] = round(_median_ms(draw, inner, repeats), 4)
-            row[f"{label}render_ms"] = round(_median_ms(render, max(inner // 4, 5), repeats), 4)
+            row[f"{label}draw_ms"] = round(median_time(draw, repeats, inner=inner) * 1000, 4)
+            row[f"{label}render_ms"] = round(median_time(render, repeats, inner=max(inner // 4, 5)) * 1000, 4)
         rows.append(row)
         print(
             f"  {name:64s} draw {row['reference_draw_ms']:6.3f} -> {row['draw_ms']:6.3f} ms   "

@@ -16,6 +16,8 @@ diamond, plus, cross) cost what discs cost (one offset table per shape, the same
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QRectF, QTimer
@@ -75,14 +77,16 @@ def rasterise(
     alpha: float = 1.0,
     shapes: np.ndarray | None = None,
 ) -> np.ndarray:
-    """RGBA uint8 image (width, height, 4), pixel [i, j] at x = x0 + (i + 0.5) dx, y = y0 + (j + 0.5) dy.
+    """RGBA uint8 image (width, height, 4), pixel [i, j] at x = x0 + (i + 0.5) dx, y = y0 + (j + 0.5) dy: a view of a
+    row-major buffer (``.transpose(1, 0, 2)`` is that buffer, contiguous: what ``RasterScatter`` shows without a copy).
 
     Each pixel's colour is the mean of the colours of the points whose marker covers it (for many points: the colour
     of the last one); empty pixels are transparent. ``shapes``: each point's marker, an index into ``MARKERS``
     (None: discs).
     """
     width, height = max(int(width), 1), max(int(height), 1)
-    img = np.zeros((width, height, 4), dtype=np.uint8)
+    rows = np.zeros((height, width, 4), dtype=np.uint8)  # (pixel [j, i] of the rows is [i, j] of the image returned)
+    img = rows.transpose(1, 0, 2)
     if xy.shape[0] == 0:
         return img
     (x0, x1), (y0, y1) = x_range, y_range
@@ -94,26 +98,32 @@ def rasterise(
     inside = (ix >= -r) & (ix < width + r) & (iy >= -r) & (iy < height + r)
     if shapes is not None and (r < SHAPE_MIN_RADIUS or len(shapes) != len(inside)):
         shapes = None
+    groups = _marker_groups(r, shapes)
+    a = np.uint8(round(255 * alpha))
+    many = int(inside.sum()) * max(len(off) for _, off in groups) > AVERAGE_LIMIT
+    packed = _packed_rgba(rgb, a) if many else None  # (packed before the points outside are dropped: 4 bytes a point)
     if not inside.all():
-        ix, iy, rgb = ix[inside], iy[inside], rgb[inside]
+        ix, iy = ix[inside], iy[inside]
+        if packed is not None:
+            packed = packed[inside]
+        else:
+            rgb = rgb[inside]
         if shapes is not None:
             shapes = shapes[inside]
+            groups = _marker_groups(r, shapes)
     if ix.size == 0:
         return img
-    groups = _marker_groups(r, shapes)
     size = width * height
-    a = np.uint8(round(255 * alpha))
-    if ix.size * max(len(off) for _, off in groups) > AVERAGE_LIMIT:
+    if packed is not None:
         # many points: the last point drawn into a pixel wins, one 32-bit write per pixel of each marker (packed
         # colours: 10,000 points of radius 2 took 17 ms with RGBA rows spread and masked, 3 ms packed)
-        packed = _packed_rgba(rgb, a)
-        out32 = img.reshape(-1).view(np.uint32)
+        out32 = rows.reshape(-1).view(np.uint32)
         for sel, off in groups:
             px = ix[sel][None, :] + off[:, 0:1]
             py = iy[sel][None, :] + off[:, 1:2]
             ok = (px >= 0) & (px < width) & (py >= 0) & (py < height)
             colours = np.broadcast_to(packed[sel][None, :], px.shape)
-            out32[(px * height + py)[ok]] = colours[ok]
+            out32[(py * width + px)[ok]] = colours[ok]
         return img
     if shapes is not None or r > 0:
         ix, iy, rgb = (
@@ -123,8 +133,8 @@ def rasterise(
     if r > 0:
         ok = (ix >= 0) & (ix < width) & (iy >= 0) & (iy < height)
         ix, iy, rgb = ix[ok], iy[ok], rgb[ok]
-    flat = ix * height + iy
-    out = img.reshape(size, 4)
+    flat = iy * width + ix
+    out = rows.reshape(size, 4)
     count = np.bincount(flat, minlength=size)
     hit = np.nonzero(count)[0]
     inv = 1.0 / count[hit]
@@ -145,11 +155,11 @@ def _marker_groups(radius: int, shapes: np.ndarray | None) -> list[tuple[np.ndar
 
 
 def _packed_rgba(rgb: np.ndarray, alpha: np.uint8) -> np.ndarray:
-    """Colours (N, 3) in [0, 1] as one uint32 each, the bytes R, G, B, alpha in memory order."""
-    rgba = np.empty((len(rgb), 4), np.uint8)
-    rgba[:, :3] = np.asarray(rgb) * np.float32(255.0)
-    rgba[:, 3] = alpha
-    return rgba.reshape(-1).view(np.uint32)
+    """Colours (N, 3) in [0, 1] as one uint32 each, the bytes R, G, B, alpha in memory order (little-endian:
+    R + 2^8 G + 2^16 B + 2^24 alpha; shifting whole columns is 0.26 ms for 100,000 colours, filling RGBA rows 0.45)."""
+    c = (np.asarray(rgb, np.float32) * np.float32(255.0)).astype(np.uint32)
+    packed = c[:, 0] | (c[:, 1] << 8) | (c[:, 2] << 16) | (np.uint32(alpha) << 24)
+    return packed if sys.byteorder == "little" else packed.byteswap()
 
 
 def _spread(ix: np.ndarray, iy: np.ndarray, rgb: np.ndarray, off: np.ndarray):
@@ -166,7 +176,7 @@ class RasterScatter:
 
     def __init__(self, view: pg.ViewBox, z: float = 0.0):
         self.view = view
-        self.image = ImageItem(axisOrder="col-major")
+        self.image = ImageItem(axisOrder="row-major")
         self.image.setZValue(z)
         view.addItem(self.image, ignoreBounds=True)
         self.xy = np.zeros((0, 2), np.float32)
@@ -212,7 +222,9 @@ class RasterScatter:
         h = max(int(self.view.height()), 1)
         radius = default_radius(len(self.xy)) if self.radius is None else self.radius
         img = rasterise(self.xy, self.rgb, (x0, x1), (y0, y1), w, h, radius, shapes=self.shapes)
-        self.image.setImage(img, autoLevels=False, levels=(0, 255))
+        # (its rows as they lie in memory, without levels: pyqtgraph wraps them in a QImage as they are, where levels
+        # (0, 255) sent 100,000 points' 700 x 550 picture through makeARGB, 1.1 ms a snapshot in the Mixture lab)
+        self.image.setImage(img.transpose(1, 0, 2), autoLevels=False)
         self.image.setRect(QRectF(x0, y0, x1 - x0, y1 - y0))
         self.last_ms = (time.perf_counter() - t0) * 1000
 

@@ -60,15 +60,17 @@ def current_load() -> int:
     return _load
 
 
-def median_time(fn: Callable[[], object], repeats: int = 3, warmup: int = 1) -> float:
-    """Median wall time in seconds of ``fn()`` over ``repeats`` runs after ``warmup`` runs."""
+def median_time(fn: Callable[[], object], repeats: int = 3, warmup: int = 1, inner: int = 1) -> float:
+    """Median wall time in seconds of ``fn()`` over ``repeats`` runs after ``warmup`` runs; each run times ``inner``
+    calls in a row and counts their mean (for calls too short to time one by one)."""
     for _ in range(warmup):
         fn()
     times = []
     for _ in range(repeats):
         t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
+        for _ in range(inner):
+            fn()
+        times.append((time.perf_counter() - t0) / inner)
     return statistics.median(times)
 
 

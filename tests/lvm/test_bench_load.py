@@ -86,3 +86,15 @@ def test_a_busy_loop_ends_when_its_parent_is_gone():
     while _running(pid) and time.monotonic() < deadline:
         time.sleep(0.05)  # (another process's state: polled)
     assert not _running(pid)
+
+
+def test_median_time_times_inner_calls_as_one_run_and_counts_their_mean(monkeypatch):
+    """``median_time(fn, repeats, warmup, inner)`` calls ``fn`` warmup + repeats x inner times and returns the median
+    over runs of the mean time per call."""
+    import lvm.bench as bench
+
+    clock = iter(range(0, 1000, 10))  # each perf_counter() reading 10 s after the last
+    monkeypatch.setattr(bench.time, "perf_counter", lambda: float(next(clock)))
+    calls = []
+    assert bench.median_time(lambda: calls.append(1), repeats=3, warmup=2, inner=5) == 10 / 5
+    assert len(calls) == 2 + 3 * 5
