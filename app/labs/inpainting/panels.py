@@ -75,6 +75,9 @@ class ElboChart:
         self.line_label = pg.TextItem("", color=(200, 40, 40), anchor=(0, 1))
         plot.addItem(self.line_label)
         self.texts: list[pg.TextItem] = []
+        self._line_text: str | None = None
+        self._extent: tuple[float, float | None] = (-1.0, None)  # (the lowest value shown, log p(x_O))
+        plot.getViewBox().sigResized.connect(self._fit_y_range)
 
     def set_values(self, names: Sequence[str], elbos: Sequence[float | None], log_p_obs: float | None) -> None:
         xs = np.arange(len(names), dtype=float)
@@ -98,14 +101,29 @@ class ElboChart:
         if log_p_obs is not None:
             self.line.setValue(log_p_obs)
             self.line.show()
-            self.line_label.setText(f"log p(x_O) = {log_p_obs:.1f}")
+            text = f"log p(x<sub>O</sub>) = {log_p_obs:.1f}"
+            if text != self._line_text:  # (laid out again only when it changes)
+                self.line_label.setHtml(text)
+                self._line_text = text
             self.line_label.setPos(-0.45, log_p_obs)
             self.line_label.show()
         else:
             self.line.hide()
             self.line_label.hide()
         self.plot.setXRange(-0.6, max(len(names), 1) - 0.4, padding=0)
-        self.plot.setYRange(1.12 * low, -0.1 * low, padding=0)  # room above 0 for the log p(x_O) label
+        self._extent = (low, log_p_obs)
+        self._fit_y_range()
+
+    def _fit_y_range(self, *_) -> None:
+        """From 12 % below the lowest value to 10 % of it above 0, and higher where the log p(x_O) label above its
+        line needs it: the label's height in pixels, at this plot's height, in nats (a short plot: 720 px screens)."""
+        low, log_p_obs = self._extent
+        bottom, top = 1.12 * low, -0.1 * low
+        height_px = self.plot.getViewBox().height()
+        if log_p_obs is not None and height_px > 0:
+            need = min((self.line_label.boundingRect().height() + 4) / height_px, 0.5)  # (a share of the height)
+            top = max(top, (log_p_obs - need * bottom) / (1 - need))  # top - log p >= need * (top - bottom)
+        self.plot.setYRange(bottom, top, padding=0)
 
 
 # -- the lab's three parts -------------------------------------------------------------------------------------------
