@@ -73,6 +73,7 @@ class MainWindow(QMainWindow):
         self.lesson_dock: QDockWidget | None = None
         self._help_before_lesson: bool | None = None
         self.presenter: Any = None  # app.lessons.presenter.Presenter, made on first use
+        self.help_typesetting: Any = None  # app.widgets.formula_text.TypesetAhead, once warmed up
         self.setWindowTitle("LVM Explorer")
         icon = RESOURCES / "icons" / "lvm-explorer.svg"
         if icon.exists():
@@ -401,6 +402,7 @@ class MainWindow(QMainWindow):
 
         hold_typesetting()
         self.warmed_up.connect(release_typesetting, Qt.ConnectionType.SingleShotConnection)
+        self.warmed_up.connect(self.typeset_help_ahead, Qt.ConnectionType.SingleShotConnection)
         self.loading_finished.connect(self.warm_up_in_background, Qt.ConnectionType.SingleShotConnection)
         self.load_dataset(data or DEFAULT_DATASET)
         model_path = model or (str(DEFAULT_MODEL) if DEFAULT_MODEL.exists() else None)
@@ -418,6 +420,21 @@ class MainWindow(QMainWindow):
                 self.warmed_up.emit()
 
         self.runner.submit("warmup/torch", lambda: warm_up_torch_when_idle(), on_done=done, keep_all=True)
+
+    def typeset_help_ahead(self) -> None:
+        """Typeset every lab's help formulas in the background of the event loop, one per pass, at the size and
+        resolution the help panels have (``app.widgets.formula_text.TypesetAhead``): a lab shown for the first time
+        then finds its formulas ready."""
+        from app.labs import explanation
+        from app.widgets.formula_text import FormulaBrowser, TypesetAhead
+
+        shown = self.findChild(FormulaBrowser, "explanation-text")
+        font_of = shown if shown is not None else self
+        point_size = font_of.font().pointSizeF()
+        dpi = font_of.logicalDpiY() * font_of.devicePixelRatioF()
+        self.help_typesetting = TypesetAhead(
+            [explanation(name) for name in LABS], point_size if point_size > 0 else 10.0, dpi, parent=self
+        )
 
     def is_warming_up(self) -> bool:
         return self.runner.is_busy("warmup/")

@@ -27,3 +27,15 @@ def lab_class(name: str):
             raise
         return type(f"Placeholder_{name}", (PlaceholderLab,), {"name": name, "title": title})
     return getattr(module, cls_name)
+
+
+def explanation(name: str) -> str:
+    """The help panel's HTML of lab ``name`` (``app.labs.<name>.explanation``, a module of a string: importing it does
+    not import the lab); "" for a lab without one."""
+    try:
+        module = importlib.import_module(f"app.labs.{name}.explanation")
+    except ModuleNotFoundError as exc:
+        if exc.name != f"app.labs.{name}.explanation":
+            raise
+        return ""
+    return str(getattr(module, "EXPLANATION", ""))

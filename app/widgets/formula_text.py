@@ -16,6 +16,12 @@ typesetting in a background thread deadlocked the Inference lab's tests (all thr
 imported torch._dynamo. ``hold_typesetting`` / ``release_typesetting`` keep it out of start-up: the main window can
 hold it while it loads its defaults (smoke test, median of 5: ready 2.89 s held, 3.51 s typeset at once, 3.07 s with
 no typesetting at all; first paint 250-265 ms in all three).
+
+Ahead: once the app has warmed up, the main window typesets every lab's help formulas in the background of the event
+loop (``TypesetAhead``: one formula per timer tick, 5 ms median, 16 ms at most after the first, which loads
+mathtext's fonts), so that a lab shown for the first time finds them cached: its panel took 6-11 ms instead of 75-305
+ms of the GUI thread. Typesetting collects its own garbage (``collect_typesetting_garbage``: 20,000-110,000 objects in
+reference cycles per panel, which the GUI thread's collector freed later in one 12-65 ms pause).
 """
 
 from __future__ import annotations
@@ -23,9 +29,10 @@ from __future__ import annotations
 import html as html_lib
 import re
 import threading
+from collections import deque
 from functools import lru_cache
 
-from PySide6.QtCore import QEvent, QTimer, QUrl
+from PySide6.QtCore import QEvent, QObject, QTimer, QUrl, Signal
 from PySide6.QtGui import (
     QColor,
     QFontMetricsF,
@@ -121,8 +128,77 @@ def render_formula(tex: str, point_size: float, dpi: float, rgb: tuple[int, int,
 
 
 def typeset_all(texs: list[str], point_size: float, dpi: float) -> dict:
-    """``typeset`` every formula: {tex: (alpha, depth)}; ValueError on bad TeX."""
-    return {tex: typeset(tex, point_size, dpi) for tex in texs}
+    """``typeset`` every formula: {tex: (alpha, depth)}; ValueError on bad TeX. On the GUI thread (see the module
+    docstring); the garbage that typesetting leaves is collected before it returns."""
+    misses = typeset.cache_info().misses
+    try:
+        return {tex: typeset(tex, point_size, dpi) for tex in texs}
+    finally:
+        if typeset.cache_info().misses > misses:
+            collect_typesetting_garbage()
+
+
+def collect_typesetting_garbage() -> None:
+    """Collect the youngest generation now: mathtext's parser (pyparsing, packrat) leaves its failed alternatives'
+    exceptions, tracebacks and frames in reference cycles, 20,000-110,000 objects per help panel, which the GUI
+    thread's collector (``app.core.gui_gc``) otherwise freed up to 100 ms later in one 12-65 ms pause, in the middle of
+    whatever the user did next (timed with ``gc.callbacks`` on each lab's first showing). Here it is paid at once, as
+    part of the typesetting (on the GUI thread, as ``app.core.gui_gc`` requires)."""
+    import gc
+
+    gc.collect(0)
+
+
+AHEAD_INTERVAL_MS = 5  # between two formulas typeset ahead: input and paints run between them
+
+
+class TypesetAhead(QObject):
+    """The formulas of ``htmls`` typeset ahead of the panels that will show them, one formula per timer tick, each
+    followed by the collection of its garbage (a few ms each, where typesetting a lab's panel when it is first shown
+    took 75-305 ms of the GUI thread and left a 12-65 ms collection behind). A panel shown later at the same font
+    size and resolution finds them in ``typeset``'s cache. ``finished`` when all are done (or failed: a bad formula is
+    reported by its panel when shown)."""
+
+    finished = Signal()
+
+    def __init__(
+        self,
+        htmls: list[str],
+        point_size: float,
+        dpi: float,
+        interval_ms: int = AHEAD_INTERVAL_MS,
+        parent: QObject | None = None,
+    ):
+        super().__init__(parent)
+        self._jobs = deque(dict.fromkeys(tex for html in htmls for tex in formulas(html)))  # (each once, in order)
+        self._point_size, self._dpi = point_size, dpi
+        self.typeset_count = 0  # formulas this object typeset (the others were cached already)
+        self._timer = QTimer(self)
+        self._timer.setInterval(interval_ms)
+        self._timer.timeout.connect(self.step)
+        self._timer.start()
+
+    @property
+    def pending(self) -> int:
+        """Formulas not yet looked at."""
+        return len(self._jobs)
+
+    def step(self) -> None:
+        """Typeset the next formula not yet cached (those already cached are passed over at once)."""
+        while self._jobs:
+            tex = self._jobs.popleft()
+            misses = typeset.cache_info().misses
+            try:
+                typeset(tex, self._point_size, self._dpi)
+            except ValueError:
+                pass
+            if typeset.cache_info().misses > misses:
+                self.typeset_count += 1
+                collect_typesetting_garbage()
+                break
+        if not self._jobs and self._timer.isActive():
+            self._timer.stop()
+            self.finished.emit()
 
 
 _held: list | None = None  # browsers waiting while typesetting is held (None: not held)

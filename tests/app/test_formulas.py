@@ -131,3 +131,88 @@ def test_a_formula_written_across_lines_typesets():
     for tex in texs:
         alpha, _ = typeset(tex, 10.0, 96.0)
         assert alpha.size > 0
+
+
+@pytest.mark.parametrize("name", list(LABS))
+def test_a_labs_explanation_is_read_without_importing_the_lab(name):
+    """``app.labs.explanation(name)`` is the lab's own help text, and reading it does not import the lab (so the
+    formulas can be typeset ahead of its first showing)."""
+    from app.labs import explanation as read
+
+    assert read(name) == explanation(name)
+    module = LABS[name][1].partition(":")[0]
+    code = f"import sys; from app.labs import explanation; explanation({name!r}); print({module!r} in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "False"
+
+
+@pytest.fixture
+def collector_off():
+    """Automatic garbage collection off (as the app runs it: ``app.core.gui_gc``), so that garbage left in reference
+    cycles stays until someone collects it."""
+    import gc
+
+    was = gc.isenabled()
+    gc.disable()
+    gc.collect()
+    yield
+    if was:
+        gc.enable()
+
+
+def test_typesetting_leaves_no_garbage_in_cycles(collector_off):
+    """mathtext's parser leaves thousands of objects in reference cycles per formula; typesetting collects them
+    itself, so the GUI thread's collector never meets a pile of them later (12-65 ms per help panel)."""
+    import gc
+
+    from app.widgets.formula_text import typeset_all
+
+    texs = formulas(explanation("inpainting"))[:6]
+    typeset_all(texs, 9.37, 96.0)  # (a size used nowhere else: not cached)
+    assert gc.collect(0) < 300
+
+
+def test_typesetting_ahead_does_one_formula_per_step_and_fills_the_cache(qtbot, collector_off):
+    """``TypesetAhead`` typesets one uncached formula per timer tick (each a few ms of the GUI thread), passes over
+    cached ones, collects each one's garbage, and leaves every formula cached for the panels shown later."""
+    import gc
+
+    from app.widgets.formula_text import TypesetAhead, typeset, typeset_all
+
+    htmls = [explanation("discrete"), explanation("mixture")]
+    wanted = list(dict.fromkeys(tex for html in htmls for tex in formulas(html)))
+    typeset_all(wanted[:3], 9.61, 96.0)  # three of them cached already
+    ahead = TypesetAhead(htmls, 9.61, 96.0, interval_ms=10_000)  # (stepped by hand here)
+    steps = 0
+    while ahead.pending:
+        misses = typeset.cache_info().misses
+        ahead.step()
+        steps += 1
+        assert typeset.cache_info().misses - misses <= 1
+        assert gc.collect(0) < 300
+    assert steps == ahead.typeset_count == len(wanted) - 3
+    misses = typeset.cache_info().misses
+    typeset_all(wanted, 9.61, 96.0)
+    assert typeset.cache_info().misses == misses  # (all cached)
+    nothing = TypesetAhead([], 9.61, 96.0, interval_ms=1)
+    with qtbot.waitSignal(nothing.finished, timeout=5000):
+        pass
+
+
+def test_the_window_typesets_every_labs_help_ahead(qtbot, workspace_window):
+    """Once warmed up, the window typesets all six labs' help formulas in the background; a lab shown for the first
+    time afterwards typesets nothing new (its panel is ready at once, with no collection pending)."""
+    from app.widgets.formula_text import typeset
+
+    window = workspace_window
+    ahead = window.help_typesetting
+    assert ahead is not None
+    qtbot.waitUntil(lambda: ahead.pending == 0, timeout=60000)
+    misses = typeset.cache_info().misses
+    other = next(name for name in LABS if name not in window.labs)
+    window.set_view(other)
+    browser = window.lab(other).findChild(FormulaBrowser, "explanation-text")
+    qtbot.waitUntil(lambda: browser.rendered_key is not None or browser.render_error is not None, timeout=30000)
+    assert browser.render_error is None
+    assert typeset.cache_info().misses == misses
