@@ -121,15 +121,20 @@ def test_clicking_a_point_selects_it(lab, qtbot):
     xs, ys = lab.sel_curve.getData()
     assert xs is not None and np.isfinite(xs).sum() > 50  # its q(z|x) ellipse
     assert lab.sel_marker.data["x"][0] == pytest.approx(lab.mu[j, 0])
+    assert lab.sel_curve.isVisible() and lab.sel_marker.isVisible()
     # selection from elsewhere (another lab) is highlighted too
     lab.workspace.select(42)
     assert lab.sel_marker.data["x"][0] == pytest.approx(lab.mu[42, 0])
+    # nothing selected: the empty overlays are hidden (Qt skips them on every repaint), and no pin is drawn
+    lab.workspace.select(None)
+    assert not lab.sel_curve.isVisible() and not lab.sel_marker.isVisible() and not lab.pin_curve.isVisible()
 
 
 def test_drawing_on_the_pad_shows_an_ellipse(lab):
     pad = lab.pad
     vp = pad.viewport()
     assert lab.draw_curve.getData()[0] is None or len(lab.draw_curve.getData()[0]) == 0
+    assert not lab.draw_curve.isVisible() and not lab.draw_marker.isVisible()
     pts = [_widget_pos(pad.view, pad, 14, r) for r in np.linspace(5, 23, 12)]
     _send(vp, QEvent.MouseButtonPress, pts[0], Qt.LeftButton, Qt.LeftButton)
     for p in pts[1:]:
@@ -147,8 +152,10 @@ def test_drawing_on_the_pad_shows_an_ellipse(lab):
     with torch.no_grad():
         expected = lab.model.encode(torch.as_tensor(img.reshape(1, -1))).mean[0].numpy()
     assert np.allclose(mu, expected, atol=1e-5)
+    assert lab.draw_curve.isVisible() and lab.draw_marker.isVisible()
     lab.clear_pad.click()
     assert lab.drawn_q is None
+    assert not lab.draw_curve.isVisible() and not lab.draw_marker.isVisible()
 
 
 def test_training_starts_and_cancels(lab, qtbot):
