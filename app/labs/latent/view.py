@@ -28,6 +28,7 @@ from PySide6.QtWidgets import (
     QComboBox,
     QFileDialog,
     QFrame,
+    QGraphicsItem,
     QGroupBox,
     QHBoxLayout,
     QLabel,
@@ -1049,7 +1050,8 @@ class LatentLab(LabView):
         run = self.run
         frames, last = list(run.frames), run.frames[-1].epoch
         colours = display.label_colours(run.frame_labels, len(frames[0].mu))
-        overlays = [self.density_item, self.thumbs_item, self.sel_curve, self.pin_curve, self.draw_curve]
+        overlays: list[QGraphicsItem] = [self.density_item, self.thumbs_item, self.sel_curve, self.pin_curve]
+        overlays += [self.draw_curve]
         overlays += [self.sel_marker, self.draw_marker, self.message_item, *self.hover_markers]
         shown = [item.isVisible() for item in overlays]
         mosaic, mosaic_shown = self.mosaic_item.image, self.mosaic_item.isVisible()
