@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pyqtgraph as pg
 
+from app.widgets.steady_plots import show_if_any
 from lvm.contours import contour_segments
 
 
@@ -16,6 +17,7 @@ class ContourLines:
         for pen in pens:
             curve = pg.PlotCurveItem(pen=pen, connect="pairs", antialias=True)
             curve.setZValue(z)
+            curve.setVisible(False)  # (until it has a contour)
             view.addItem(curve, ignoreBounds=True)
             self.curves.append(curve)
 
@@ -27,13 +29,10 @@ class ContourLines:
                 curve.setData([], [])
             else:
                 curve.setData(seg[:, 0], seg[:, 1], connect="pairs")
+            show_if_any(curve)  # (an empty level is hidden: Qt skips it)
 
     def set(self, values: np.ndarray, levels, extent) -> None:
         self.set_segments([contour_segments(values, float(lv), extent) for lv in levels])
 
     def clear(self) -> None:
         self.set_segments([])
-
-    def set_visible(self, on: bool) -> None:
-        for curve in self.curves:
-            curve.setVisible(on)

@@ -63,7 +63,7 @@ from app.widgets.image_item import ImageItem
 from app.widgets.lab_view import LabView
 from app.widgets.palette import follow_colours
 from app.widgets.raster_scatter import RasterScatter
-from app.widgets.steady_plots import steady_label, steady_tick_column, steady_title
+from app.widgets.steady_plots import show_if_any, steady_label, steady_tick_column, steady_title
 from lvm import latent_space as ls
 from lvm.errors import LVMError
 from lvm.training import schedule_state_from_info
@@ -80,24 +80,22 @@ SEED_MAX = 2**31 - 1
 
 class Marker(pg.ScatterPlotItem):
     """A marker that never takes clicks: they go to the view box, which picks in data space. Hidden while it marks
-    nothing (as ``Overlay``)."""
+    nothing (``show_if_any``)."""
 
     def setData(self, *args, **kwargs) -> None:
         super().setData(*args, **kwargs)
-        self.setVisible(len(self.data) > 0)
+        show_if_any(self)
 
     def mouseClickEvent(self, ev):
         ev.ignore()
 
 
 class Overlay(pg.PlotCurveItem):
-    """A curve over the data (an ellipse, a drawn digit's), hidden while it has no points: Qt then skips it, where an
-    empty pyqtgraph item still had its bounding rectangle computed and its paint called on every pan step (five
-    empty overlays: 0.3-0.5 ms of each pan step's 3-4 ms paint)."""
+    """A curve over the data (an ellipse, a drawn digit's), hidden while it has no points (``show_if_any``)."""
 
     def setData(self, *args, **kwargs) -> None:
         super().setData(*args, **kwargs)
-        self.setVisible(self.xData is not None and len(self.xData) > 0)
+        show_if_any(self)
 
 
 def _image_plot() -> tuple[pg.ViewBox, pg.ImageItem]:

@@ -274,10 +274,14 @@ def test_drag_mean_reruns_from_there(qtbot, lab):
 def test_sample_density_bic_export_and_state(qtbot, lab, tmp_path):
     lab.n_spin.setValue(300)
     wait_idle(qtbot, lab)
+    assert not lab.samples.isVisible()  # (empty items are hidden: Qt skips them on each repaint)
+    assert not any(c.isVisible() for c in lab.contours.curves)
     qtbot.mouseClick(lab.sample_button, Qt.LeftButton)
-    assert len(lab.samples.data) >= 200
+    assert len(lab.samples.data) >= 200 and lab.samples.isVisible()
     lab.density_combo.setCurrentIndex(2)
     assert lab.heat.isVisible() and lab.heat.image is not None
+    assert any(c.isVisible() for c in lab.contours.curves)
+    assert all(c.isVisible() == (c.xData is not None and len(c.xData) > 0) for c in lab.contours.curves)
     lab.density_combo.setCurrentIndex(1)
     qtbot.mouseClick(lab.bic.button, Qt.LeftButton)
     wait_idle(qtbot, lab, timeout=60000)
