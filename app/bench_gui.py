@@ -180,6 +180,8 @@ class Bench:
         w.warmed_up.connect(lambda: done.update(v=True))  # (the start-up's background warm-up is not timed)
         w.load_defaults()
         self.wait_until(lambda: done["v"] and not w.is_loading() and not w.is_warming_up())
+        ahead = w.help_typesetting  # (the help formulas typeset ahead, in the background of the first seconds)
+        self.wait_until(lambda: ahead is None or ahead.pending == 0)
         if w.workspace.model is None:  # no bundled model in this checkout: the bundled architecture, untrained
             torch.manual_seed(0)
             w.workspace.set_model(VAE().eval(), None, {})

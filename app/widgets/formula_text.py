@@ -18,10 +18,11 @@ hold it while it loads its defaults (smoke test, median of 5: ready 2.89 s held,
 no typesetting at all; first paint 250-265 ms in all three).
 
 Ahead: once the app has warmed up, the main window typesets every lab's help formulas in the background of the event
-loop (``TypesetAhead``: one formula per timer tick, 5 ms median, 16 ms at most after the first, which loads
-mathtext's fonts), so that a lab shown for the first time finds them cached: its panel took 6-11 ms instead of 75-305
-ms of the GUI thread. Typesetting collects its own garbage (``collect_typesetting_garbage``: 20,000-110,000 objects in
-reference cycles per panel, which the GUI thread's collector freed later in one 12-65 ms pause).
+loop (``TypesetAhead``: one formula per timer tick of 40 ms, 5 ms median, 16 ms at most after the first, which
+loads mathtext's fonts; the six labs' 161 formulas in about 8 s), so that a lab shown for the first time finds them
+cached: its panel took 6-11 ms instead of 75-305 ms of the GUI thread. Typesetting collects its own garbage
+(``collect_typesetting_garbage``: 20,000-110,000 objects in reference cycles per panel, which the GUI thread's
+collector freed later in one 12-65 ms pause).
 """
 
 from __future__ import annotations
@@ -149,7 +150,7 @@ def collect_typesetting_garbage() -> None:
     gc.collect(0)
 
 
-AHEAD_INTERVAL_MS = 5  # between two formulas typeset ahead: input and paints run between them
+AHEAD_INTERVAL_MS = 40  # between two formulas typeset ahead (5 ms each, median): about a tenth of the GUI thread
 
 
 class TypesetAhead(QObject):
