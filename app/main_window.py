@@ -422,7 +422,7 @@ class MainWindow(QMainWindow):
         self.runner.submit("warmup/torch", lambda: warm_up_torch_when_idle(), on_done=done, keep_all=True)
 
     def typeset_help_ahead(self) -> None:
-        """Typeset every lab's help formulas in the background of the event loop, one per pass, at the size and
+        """Typeset every lab's help formulas in the background of the event loop, one per timer tick, at the size and
         resolution the help panels have (``app.widgets.formula_text.TypesetAhead``): a lab shown for the first time
         then finds its formulas ready."""
         from app.labs import explanation

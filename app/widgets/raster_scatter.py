@@ -223,7 +223,7 @@ class RasterScatter:
         radius = default_radius(len(self.xy)) if self.radius is None else self.radius
         img = rasterise(self.xy, self.rgb, (x0, x1), (y0, y1), w, h, radius, shapes=self.shapes)
         # (its rows as they lie in memory, without levels: pyqtgraph wraps them in a QImage as they are, where levels
-        # (0, 255) sent 100,000 points' 700 x 550 picture through makeARGB, 1.1 ms a snapshot in the Mixture lab)
+        # (0, 255) sent every new picture through makeARGB: 0.54 ms for a 700 x 550 one, timed alone)
         self.image.setImage(img.transpose(1, 0, 2), autoLevels=False)
         self.image.setRect(QRectF(x0, y0, x1 - x0, y1 - y0))
         self.last_ms = (time.perf_counter() - t0) * 1000
