@@ -19,6 +19,7 @@ idempotent, so a lab may call it again for plots it builds later. A new plot may
 
 from __future__ import annotations
 
+import weakref
 from bisect import bisect_left, insort
 from math import ceil, floor, hypot, isfinite, log10
 from types import MethodType
@@ -199,7 +200,8 @@ class ReadableAxis(pg.AxisItem):
         length_px = hypot(ends[1].x() - ends[0].x(), ends[1].y() - ends[0].y())
         if length_px == 0:
             return None
-        twin = getattr(self, "_lvm_twin", None)
+        twin_ref = getattr(self, "_lvm_twin", None)
+        twin = twin_ref() if twin_ref is not None else None
         key = _specs_key(self, p, bounds, tick_bounds, length_px) if twin is not None else None
         if key is not None:
             shared = getattr(twin, "_lvm_specs", None)
@@ -379,7 +381,7 @@ def twin_axes(plot_a, plot_b) -> None:
     b = plot_b if isinstance(plot_b, pg.PlotItem) else plot_b.getPlotItem()
     for side in ("left", "bottom", "right", "top"):
         axis_a, axis_b = a.getAxis(side), b.getAxis(side)
-        axis_a._lvm_twin, axis_b._lvm_twin = axis_b, axis_a
+        axis_a._lvm_twin, axis_b._lvm_twin = weakref.ref(axis_b), weakref.ref(axis_a)  # (no reference cycle)
 
 
 def _label_sizes(axis: pg.AxisItem, p):
