@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import numpy as np
-import pyqtgraph as pg
 
-from app.widgets.steady_plots import show_if_any
+from app.widgets.steady_plots import OverlayCurve
 from lvm.contours import contour_segments
 
 
@@ -15,9 +14,8 @@ class ContourLines:
     def __init__(self, view, pens, z: float = 5.0):
         self.curves = []
         for pen in pens:
-            curve = pg.PlotCurveItem(pen=pen, connect="pairs", antialias=True)
+            curve = OverlayCurve(pen=pen, connect="pairs", antialias=True)  # (hidden while its level is empty)
             curve.setZValue(z)
-            curve.setVisible(False)  # (until it has a contour)
             view.addItem(curve, ignoreBounds=True)
             self.curves.append(curve)
 
@@ -29,7 +27,6 @@ class ContourLines:
                 curve.setData([], [])
             else:
                 curve.setData(seg[:, 0], seg[:, 1], connect="pairs")
-            show_if_any(curve)  # (an empty level is hidden: Qt skips it)
 
     def set(self, values: np.ndarray, levels, extent) -> None:
         self.set_segments([contour_segments(values, float(lv), extent) for lv in levels])

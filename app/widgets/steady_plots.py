@@ -126,3 +126,20 @@ def show_if_any(item: pg.PlotCurveItem | pg.ScatterPlotItem) -> None:
     else:
         count = 0 if item.xData is None else len(item.xData)
     item.setVisible(count > 0)
+
+
+class OverlayCurve(pg.PlotCurveItem):
+    """A curve drawn over a plot's data (an ellipse, a contour level), hidden while it has no points
+    (``show_if_any``)."""
+
+    def setData(self, *args, **kwargs) -> None:
+        super().setData(*args, **kwargs)
+        show_if_any(self)
+
+
+class OverlayScatter(pg.ScatterPlotItem):
+    """Markers drawn over a plot's data (a selection, samples), hidden while there are none (``show_if_any``)."""
+
+    def setData(self, *args, **kwargs) -> None:
+        super().setData(*args, **kwargs)
+        show_if_any(self)

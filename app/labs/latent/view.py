@@ -63,7 +63,7 @@ from app.widgets.image_item import ImageItem
 from app.widgets.lab_view import LabView
 from app.widgets.palette import follow_colours
 from app.widgets.raster_scatter import RasterScatter
-from app.widgets.steady_plots import show_if_any, steady_label, steady_tick_column, steady_title
+from app.widgets.steady_plots import OverlayCurve, OverlayScatter, steady_label, steady_tick_column, steady_title
 from lvm import latent_space as ls
 from lvm.errors import LVMError
 from lvm.training import schedule_state_from_info
@@ -78,24 +78,12 @@ THUMB_PX = 26
 SEED_MAX = 2**31 - 1
 
 
-class Marker(pg.ScatterPlotItem):
-    """A marker that never takes clicks: they go to the view box, which picks in data space. Hidden while it marks
-    nothing (``show_if_any``)."""
-
-    def setData(self, *args, **kwargs) -> None:
-        super().setData(*args, **kwargs)
-        show_if_any(self)
+class Marker(OverlayScatter):
+    """A marker that never takes clicks: they go to the view box, which picks in data space; hidden while it marks
+    nothing."""
 
     def mouseClickEvent(self, ev):
         ev.ignore()
-
-
-class Overlay(pg.PlotCurveItem):
-    """A curve over the data (an ellipse, a drawn digit's), hidden while it has no points (``show_if_any``)."""
-
-    def setData(self, *args, **kwargs) -> None:
-        super().setData(*args, **kwargs)
-        show_if_any(self)
 
 
 def _image_plot() -> tuple[pg.ViewBox, pg.ImageItem]:
@@ -266,13 +254,13 @@ class LatentLab(LabView):
             c.setZValue(4)
             p.addItem(c)
             self.prior_curves.append(c)
-        self.sel_curve = Overlay(connect="finite", pen=pg.mkPen("k", width=2.5))
+        self.sel_curve = OverlayCurve(connect="finite", pen=pg.mkPen("k", width=2.5))
         self.sel_curve.setZValue(6)
         self.plot.addItem(self.sel_curve, ignoreBounds=True)
-        self.pin_curve = Overlay(connect="finite", pen=pg.mkPen((40, 40, 40), width=1.5))
+        self.pin_curve = OverlayCurve(connect="finite", pen=pg.mkPen((40, 40, 40), width=1.5))
         self.pin_curve.setZValue(6)
         self.plot.addItem(self.pin_curve, ignoreBounds=True)
-        self.draw_curve = Overlay(connect="finite", pen=pg.mkPen("#e6007e", width=3))
+        self.draw_curve = OverlayCurve(connect="finite", pen=pg.mkPen("#e6007e", width=3))
         self.draw_curve.setZValue(7)
         self.plot.addItem(self.draw_curve, ignoreBounds=True)
         self.sel_marker = Marker(size=13, pen=pg.mkPen("k", width=2.5), brush=None, symbol="o")

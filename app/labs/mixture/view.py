@@ -83,7 +83,7 @@ from app.widgets.image_item import ImageItem
 from app.widgets.lab_view import LabView, spin_box
 from app.widgets.palette import colour_blind_safe, component_colours, component_hex, follow_colours, qcolor
 from app.widgets.raster_scatter import RasterScatter
-from app.widgets.steady_plots import show_if_any, steady_tick_column
+from app.widgets.steady_plots import OverlayScatter, steady_tick_column
 from lvm.data.toy import TOY_SETS
 from lvm.models.gmm_selection import information_criteria
 
@@ -239,14 +239,12 @@ class MixtureLab(LabView):
         self.points = RasterScatter(self.vb, z=0)
         self.ellipses = EllipseSet(self.vb, z=5)
         self.targets: list[pg.TargetItem] = []
-        self.samples = pg.ScatterPlotItem(size=7, symbol="x", pxMode=True)
+        self.samples = OverlayScatter(size=7, symbol="x", pxMode=True)  # (hidden while empty: Qt skips it)
         self.samples.setZValue(8)
         self.vb.addItem(self.samples, ignoreBounds=True)
-        self.sel_marker = pg.ScatterPlotItem(size=16, symbol="o", pen=pg.mkPen("k", width=2.5), brush=None)
+        self.sel_marker = OverlayScatter(size=16, symbol="o", pen=pg.mkPen("k", width=2.5), brush=None)
         self.sel_marker.setZValue(12)
         self.vb.addItem(self.sel_marker, ignoreBounds=True)
-        for empty in (self.samples, self.sel_marker):
-            show_if_any(empty)  # (hidden while empty: Qt skips them on each EM step's repaint)
 
         self.history_slider = QSlider(Qt.Orientation.Horizontal)
         self.history_slider.setRange(0, 0)
@@ -776,12 +774,10 @@ class MixtureLab(LabView):
         res = self.state.selected_posterior()
         if res is None:
             self.sel_marker.setData([], [])
-            show_if_any(self.sel_marker)
             self.posterior.clear()
             return
         x = self.X[self.state.selected_point]
         self.sel_marker.setData([float(x[0])], [float(x[1])])
-        show_if_any(self.sel_marker)
         self.posterior.show_posterior(x, *res)
 
     # -- density
@@ -815,13 +811,11 @@ class MixtureLab(LabView):
         step = self.state.history.current
         if not self.sample_button.isChecked() or step is None:
             self.samples.setData([], [])
-            show_if_any(self.samples)
             return
         n = int(min(max(len(self.X), 200), 1000))
         x, z = sample_model(step, n, seed=self.state.config.seed + 7919 * self.shown)
         pens = [pg.mkPen(QColor(component_hex(k)).darker(130), width=2) for k in range(step.k)]
         self.samples.setData(x[:, 0], x[:, 1], pen=[pens[k] for k in z], brush=None)
-        show_if_any(self.samples)
 
     # -- clicks
     def _on_click(self, pos: QPointF, button, modifiers) -> None:
