@@ -253,12 +253,14 @@ class Bench:
         kl.update_ms.clear()
         kl.elbo_ms.clear()
         kl.elbo_latency_ms.clear()
+        kl.elbo_picture.clear()
         row = self.measure("inference-drag-q", step)
         row.update(
             update_ms=_median_ms(kl.update_ms),  # one q update on the GUI thread (ellipse, fields, readout)
             updates=len(kl.update_ms),
             elbo_ms=_median_ms(kl.elbo_ms),  # the worker's ELBO(q) alone
             latency_ms=_median_ms(kl.elbo_latency_ms),  # q set to its ELBO drawn (the paint excluded)
+            picture_ms=_median_ms(kl.elbo_picture.ms),  # drag-to-picture: q set to its ELBO painted
         )
         _mouse(
             vp,
@@ -291,14 +293,14 @@ class Bench:
 
         lab.update_ms.clear()
         lab.compute_ms.clear()
-        lab.picture_ms.clear()
+        lab.picture_clock.clear()
         n0 = lab.n_updates
         row = self.measure("inpainting-draw", step)
         row.update(
             updates_per_s=round((lab.n_updates - n0) / row["duration_s"], 1),
             latency_ms=_median_ms(lab.update_ms),  # canvas change to the result drawn (the paint excluded)
             compute_ms=_median_ms(lab.compute_ms),  # the worker's inference alone
-            picture_ms=_median_ms(lab.picture_ms),  # pen-to-picture: the pen's change to the completions painted
+            picture_ms=_median_ms(lab.picture_clock.ms),  # pen-to-picture: the pen's change to the completions painted
         )
 
     def latent_hover(self) -> None:
@@ -317,7 +319,13 @@ class Bench:
             p = widget.mapFromScene(QPointF(sx, sy))
             _mouse(vp, QEvent.Type.MouseMove, p, Qt.MouseButton.NoButton, Qt.MouseButton.NoButton)
 
-        self.measure("latent-hover", step)
+        lab.hover_decode_ms.clear()
+        lab.hover_picture.clear()
+        row = self.measure("latent-hover", step)
+        row.update(
+            decode_ms=_median_ms(lab.hover_decode_ms),  # one hover decode (mean, sample, variance)
+            picture_ms=_median_ms(lab.hover_picture.ms),  # move-to-picture: the mouse move to its digits painted
+        )
 
     def switch_views(self) -> None:
         from app.labs import LABS
@@ -495,6 +503,7 @@ def main(argv: list[str] | None = None) -> int:
         extras = (
             "show_ms",
             "update_ms",
+            "decode_ms",
             "elbo_ms",
             "updates_per_s",
             "latency_ms",

@@ -12,6 +12,8 @@ import math
 import pyqtgraph as pg
 from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
 
+from app.widgets.picture_clock import PaintReportingPlot
+
 ELBO_COLOR = (70, 120, 200)
 KL_COLOR = (220, 70, 50)
 
@@ -31,7 +33,7 @@ class ElboKLBar(QWidget):
         layout.setSpacing(2)
         self.label = QLabel()
         self.label.setObjectName("elbo-kl-readout")
-        self.plot = pg.PlotWidget(background="w")
+        self.plot = PaintReportingPlot(background="w")  # (its paints time drag-to-picture in the Inference lab)
         self.plot.setMaximumHeight(95)
         self.plot.setMinimumHeight(80)
         self.plot.setProperty("readable_size", (240, 80))  # a one-row strip (app.widgets.layout_check)

@@ -38,6 +38,7 @@ from app.widgets.contours import ContourLines
 from app.widgets.elbo_kl_bar import ElboKLBar
 from app.widgets.gaussian_ellipse_roi import GaussianEllipseROI
 from app.widgets.image_item import ImageItem
+from app.widgets.picture_clock import PictureClock
 from lvm.gaussian_q import cov_to_tril, encoder_q, gaussian_elbo, model_x, params_to_tril, tril_to_params
 from lvm.models.capabilities import describe
 from lvm.posterior_grid import hpd_extent
@@ -71,6 +72,7 @@ class KLGapPanel(QExplorerFrame):
         self.update_ms: list[float] = []  # drag/edit update times on the GUI thread (readout), for measurement
         self.elbo_ms: list[float] = []  # the worker's ELBO computation alone
         self.elbo_latency_ms: list[float] = []  # q set to its ELBO drawn
+        self.elbo_picture = PictureClock()  # q set to its ELBO painted on screen
 
         self.plot = latent_plot("p(z|x) (exact) and q(z) — drag the ellipse; handles: scale + rotate")
         self.coarse_img = ImageItem()
@@ -96,6 +98,7 @@ class KLGapPanel(QExplorerFrame):
         )
 
         self.bar = ElboKLBar()
+        self.bar.plot.after_paint = self.elbo_picture.painted
 
         # fields
         self.fields = {}
@@ -293,6 +296,7 @@ class KLGapPanel(QExplorerFrame):
                 self.elbo_latency_ms.append(1000 * (time.perf_counter() - t0))
                 del self.elbo_ms[:-500], self.elbo_latency_ms[:-500]
                 self._show_bar()
+                self.elbo_picture.drawn(t0)
 
             def ended() -> None:  # (delivered, cancelled or failed: the same q may be asked for again)
                 if self._elbo_asked == key:

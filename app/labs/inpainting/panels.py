@@ -3,7 +3,7 @@ mean-field (phi) panel with its chart. They show what they are given; the lab bi
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import pyqtgraph as pg
@@ -32,6 +32,7 @@ from app.widgets.digit_canvas import DigitCanvas
 from app.widgets.grid_lines import GridLines
 from app.widgets.image_item import ImageItem
 from app.widgets.lab_view import spin_box
+from app.widgets.picture_clock import PaintReportingLayout
 
 
 def qrect(rect: tuple[float, float, float, float]) -> QRectF:
@@ -210,20 +211,6 @@ class DrawingPanel(QWidget):
     def check_tool(self, tool: str) -> None:
         for b in self.tool_group.buttons():
             b.setChecked(b.property("tool") == tool)
-
-
-class PaintReportingLayout(pg.GraphicsLayoutWidget):
-    """A ``GraphicsLayoutWidget`` that calls ``after_paint`` when a paint is done (the lab measures pen-to-picture,
-    a stroke to its completions on screen, to it)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.after_paint: Callable[[], None] | None = None
-
-    def paintEvent(self, ev) -> None:
-        super().paintEvent(ev)
-        if self.after_paint is not None:
-            self.after_paint()
 
 
 class InpaintingPlots:

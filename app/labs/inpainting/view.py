@@ -31,6 +31,7 @@ from app.labs.inpainting.panels import (
 )
 from app.labs.inpainting.state import PHI_NAMES, InpaintingState
 from app.widgets.lab_view import LabView
+from app.widgets.picture_clock import PictureClock
 from lvm.errors import LVMError, SessionError
 from lvm.inpainting.local_posterior import LocalPosteriorGrid, needs_refit
 from lvm.threads import single_thread
@@ -61,9 +62,8 @@ class InpaintingLab(LabView):
         self._density: tuple[object, object, np.ndarray | None] = (None, None, None)  # (result, its fine grid, density)
         self.update_ms: list[float] = []  # from the canvas change to the drawn completion, per update
         self.compute_ms: list[float] = []  # the worker's part of each update (the inference alone)
-        self.picture_ms: list[float] = []  # pen-to-picture: a canvas change to its completions painted on screen
+        self.picture_clock = PictureClock(keep=50)  # pen-to-picture: a canvas change to its completions painted
         self._changed_at: float | None = None  # the first canvas change not sent to the worker yet
-        self._painting_for: float | None = None  # the change whose completions were drawn and wait for the paint
         self.infer_ms = float("nan")
         self.n_updates = 0
         self._update_scheduled = False  # a coalescing single-shot is queued
@@ -91,7 +91,7 @@ class InpaintingLab(LabView):
         st = self.state
         self.drawing = d = DrawingPanel(st.mask, st.tool, st.brush, st.follow, self.seed())
         self.plots = p = InpaintingPlots(compute.N_SAMPLES)
-        p.glw.after_paint = self._on_plots_painted
+        p.glw.after_paint = self.picture_clock.painted
         self.meanfield = mf = MeanFieldPanel(PHI_NAMES)
         # (the widgets other tests and the GUI benchmark drive)
         self.canvas, self.tool_group = d.canvas, d.tool_group
@@ -318,14 +318,7 @@ class InpaintingLab(LabView):
         self.compute_ms.append(self.infer_ms)
         del self.update_ms[:-50], self.compute_ms[:-50]
         self.n_updates += 1
-        if self._painting_for is None:
-            self._painting_for = changed
-
-    def _on_plots_painted(self) -> None:
-        if self._painting_for is not None:
-            self.picture_ms.append(1000 * (time.perf_counter() - self._painting_for))
-            del self.picture_ms[:-50]
-            self._painting_for = None
+        self.picture_clock.drawn(changed)
 
     # -- live update -----------------------------------------------------------------------------------------------
     def schedule_update(self, drawing_changed: bool = True) -> None:

@@ -62,6 +62,7 @@ from app.widgets.grid_lines import GridLines
 from app.widgets.image_item import ImageItem
 from app.widgets.lab_view import LabView
 from app.widgets.palette import follow_colours
+from app.widgets.picture_clock import PaintReportingLayout, PictureClock
 from app.widgets.raster_scatter import RasterScatter
 from app.widgets.steady_plots import OverlayCurve, OverlayScatter, steady_label, steady_tick_column, steady_title
 from lvm import latent_space as ls
@@ -301,7 +302,10 @@ class LatentLab(LabView):
         outer.addWidget(right_scroll, 1)
         hover_box = QGroupBox("p(x|z) under the mouse")
         hl = QVBoxLayout(hover_box)
-        self.preview = pg.GraphicsLayoutWidget()
+        self.preview = PaintReportingLayout()
+        self.hover_picture = PictureClock()  # a mouse move to its decoded digits painted on screen
+        self.hover_decode_ms: list[float] = []  # ... and the decode alone
+        self.preview.after_paint = self.hover_picture.painted
         self.preview.setBackground("w")
         self.preview.setMinimumHeight(120)
         self.preview_items, self.preview_titles = [], []
@@ -766,19 +770,21 @@ class LatentLab(LabView):
     def _on_mouse_moved(self, scene_pos) -> None:
         if self.canvas.scene().dragButtons:  # a pan: the point under the cursor stays (the view moves after this)
             return
+        moved_at = time.perf_counter()
         for vb, on_grid in ((self.vb, False), (self.grid_vb, True)):
             if vb.sceneBoundingRect().contains(scene_pos):
                 p = vb.mapSceneToView(scene_pos)
                 z = self.state.grid_to_z(p.x(), p.y()) if on_grid else (p.x(), p.y())
-                self.hover(z)
+                if self.hover(z):
+                    self.hover_picture.drawn(moved_at)
                 return
 
-    def hover(self, z: tuple[float, float]) -> None:
+    def hover(self, z: tuple[float, float]) -> bool:
         """Show p(x|z) at the plane point z: mean, one sample (seeded: the same z and seed give the same sample),
-        per-pixel variance (decoded on the GUI thread)."""
+        per-pixel variance (decoded on the GUI thread). False when there is nothing to decode (no model or plane)."""
         st = self.state
         if st.problem() or st.plane is None:
-            return
+            return False
         model, caps = st.model, st.caps
         missing = caps.missing("decoder-mean") if caps is not None else None
         if missing:
@@ -788,12 +794,14 @@ class LatentLab(LabView):
             self.hover_label.setToolTip(missing)
             st.hover = (float(z[0]), float(z[1]))
             self._show_hover_marker()
-            return
+            return True
         t0 = time.perf_counter()
         generator = torch.Generator().manual_seed(self.workspace.seed(self.name))
         mean, sample, var = ls.decode_point(model, z, generator, st.plane)
         ms = (time.perf_counter() - t0) * 1000
         st.timings["hover_ms"] = ms
+        self.hover_decode_ms.append(ms)
+        del self.hover_decode_ms[:-500]
         where = "a" if st.plane.description() else "z"
         if mean.ndim == 2:
             gaussian = caps is not None and caps.decoder == "gaussian"
@@ -817,6 +825,7 @@ class LatentLab(LabView):
         self.hover_label.setToolTip(self.hover_label.text())
         st.hover = (float(z[0]), float(z[1]))
         self._show_hover_marker()
+        return True
 
     def _show_hover_marker(self) -> None:
         z = self.state.hover
