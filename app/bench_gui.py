@@ -2,6 +2,8 @@
 
 Scenarios (each runs for a fixed time while a ``Watchdog`` ticks every 10 ms on the GUI thread):
 
+- ``first-visits``: each lab shown for the first time, one every 400 ms, after the user was idle while the window built
+  them ahead (``MainWindow.build_labs_when_idle``; ``idle_s``: how long that took from ready; ``show_ms`` per lab);
 - ``mixture-em-100k``: EM playing on 100,000 toy points (mixture lab);
 - ``latent-train``: training the VAE (latent lab);
 - ``inference-drag-q``: a left-button drag of q's ellipse, one mouse move per frame (inference lab);
@@ -33,6 +35,7 @@ from typing import Any
 
 BUDGET_S = 0.050
 SCENARIOS = (
+    "first-visits",
     "mixture-em-100k",
     "latent-train",
     "inference-drag-q",
@@ -188,6 +191,33 @@ class Bench:
         self.dog.start()
 
     # -- scenarios -------------------------------------------------------------------------------------------------
+    def first_visits(self) -> None:
+        from app.labs import LABS
+
+        w = self.window
+        w.set_view("mixture")
+        names = [name for name in LABS if name != "mixture"]  # (none shown yet: the first scenario)
+        t0 = time.perf_counter()  # an idle user: no input while the window builds the labs not shown yet
+        self.wait_until(lambda: (w.labs_ahead is None or w.labs_ahead.pending == 0) and not w.is_busy(), 120)
+        idle_s = time.perf_counter() - t0
+        built_ahead = all(name in w.labs for name in names)
+        shown: list[float] = []
+
+        def step(i):
+            if i < len(names):
+                t = time.perf_counter()
+                w.set_view(names[i])
+                shown.append(1000 * (time.perf_counter() - t))
+
+        row = self.measure("first-visits", step, duration=0.4 * len(names) + 0.6, period_ms=400)
+        row.update(
+            idle_s=round(idle_s, 1),  # from ready to every lab built ahead
+            show_ms=_median_ms(shown),  # one lab's first showing (set_view)
+            show_max_ms=round(max(shown), 1) if shown else None,
+            built_ahead=built_ahead,
+        )
+        w.set_view("mixture")
+
     def mixture_em(self) -> None:
         lab = self.view("mixture")
         lab.source_combo.setCurrentText("blobs")
@@ -447,6 +477,7 @@ class Bench:
     def run(self, only: list[str] | None = None) -> list[dict]:
         self.setup()
         table = {
+            "first-visits": self.first_visits,
             "mixture-em-100k": self.mixture_em,
             "latent-train": self.latent_train,
             "inference-drag-q": self.inference_drag,
@@ -501,7 +532,9 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(summary, indent=2))
     else:
         extras = (
+            "idle_s",
             "show_ms",
+            "show_max_ms",
             "update_ms",
             "decode_ms",
             "elbo_ms",

@@ -41,6 +41,12 @@ from lvm.bench import BUSY_LOOP  # noqa: E402  (the same loop as `lvm bench --lo
 
 warm_up_torch()
 
+# A test's window builds a lab when it is shown, as each test expects: the app's building of labs ahead while the user
+# is idle has its own tests (tests/app/test_labs_ahead.py), which turn it on.
+from app.main_window import MainWindow  # noqa: E402
+
+MainWindow.build_labs_ahead = False
+
 
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
